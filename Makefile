@@ -1,0 +1,39 @@
+# heterollm: `make run` generates a story, `make test` builds and runs every test.
+MODEL ?= ../shared/models/stories260K.gguf
+PROMPT ?= Once upon a time
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all build run test unit asan peer bench clean
+
+all: build
+
+build:
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	@if [ ! -f "$(MODEL)" ]; then \
+	  echo "error: model $(MODEL) not found. Get a GGUF (e.g. stories260K.gguf from the Hugging Face repo ggml-org/models, tinyllamas/) and run: make run MODEL=path/to/model.gguf" >&2; \
+	  exit 1; fi
+	./build/hllm run -m "$(MODEL)" -p "$(PROMPT)" -n 200 --temp 0
+
+unit: build
+	@cd build && ctest --output-on-failure -j $(JOBS)
+
+asan:
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHLLM_SANITIZE=ON -DHLLM_CUDA=off >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+peer: build
+	@bash tests/peer/run.sh
+
+test: unit asan peer
+	@echo "all test suites passed"
+
+bench: build
+	@bash bench/run.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,42 @@
+/* CPU matrix kernels: y[t][r] = dot(W row r, x[t]) for a row range and a batch of tokens.
+ * The instruction set (scalar / AVX2 / AVX-512 / NEON) is chosen at run time from cpuid;
+ * the scalar path is the reference. Threading is the caller's: each thread calls
+ * hllm_cpu_matmul_rows for its own row range. */
+#ifndef HLLM_CPU_MATMUL_H
+#define HLLM_CPU_MATMUL_H
+#include "core/types.h"
+
+typedef enum { HLLM_ISA_SCALAR = 0, HLLM_ISA_AVX2 = 1, HLLM_ISA_AVX512 = 2, HLLM_ISA_NEON = 3 } hllm_isa;
+
+/* Best instruction set this CPU and build support. */
+hllm_isa hllm_cpu_isa_detect(void);
+/* The set in use (defaults to the detected one; HLLM_ISA env var "scalar|avx2|avx512" overrides). */
+hllm_isa hllm_cpu_isa(void);
+/* Forces a set (tests); returns -1 if this CPU/build cannot run it. */
+int hllm_cpu_set_isa(hllm_isa isa);
+const char *hllm_isa_name(hllm_isa isa);
+
+/* A weight matrix prepared for the CPU: rows x cols of `type` (row-major, `data` in the file's
+ * layout), optionally repacked into a kernel-friendly layout at init. */
+typedef struct {
+    int type;
+    int64_t rows, cols;
+    const void *data;
+    size_t row_bytes;
+    void *packed;      /* kernel-specific layout or NULL; owned */
+    int packed_kind;
+} hllm_cpu_mat;
+
+int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data);
+void hllm_cpu_mat_free(hllm_cpu_mat *m);
+
+/* Bytes of one activation row quantized for this matrix (see hllm_vec_dot_type). */
+size_t hllm_cpu_act_row_bytes(const hllm_cpu_mat *m);
+/* Quantizes one activation row (m->cols floats) into xq. */
+void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq);
+/* y[t * ldy + r] = dot(row r, x_t) for r in [r0, r1), t in [0, n_tok); xq holds n_tok rows of
+ * hllm_cpu_act_row_bytes(m) bytes each. */
+void hllm_cpu_matmul_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok,
+                          float *y, int64_t ldy);
+
+#endif

@@ -1,0 +1,17 @@
+#include "testutil.h"
+#include <stdlib.h>
+#include <unistd.h>
+
+int g_test_pass, g_test_fail;
+
+const char *test_shared_path(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("HLLM_SHARED");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : "../shared", rel);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+int test_summary(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, g_test_pass, g_test_fail);
+    return g_test_fail ? 1 : 0;
+}
