@@ -40,4 +40,9 @@ float hllm_vec_dot_ref(int type, const void *w, const void *xq, int64_t n);
  * Q8_0 for Q4_0/Q8_0, Q8_K for Q4_K/Q6_K, F32 for F32/F16/BF16. */
 int hllm_vec_dot_type(int type);
 
+/* Block accessors used by the kernels' repacking: the 6-bit scale and min of sub-block j (0..7)
+ * of a Q4_K block, and the unsigned 6-bit value (0..63, i.e. q + 32) of element k of a Q6_K block. */
+void hllm_q4_K_get_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *m);
+int hllm_q6_K_value(const hllm_block_q6_K *b, int k);
+
 #endif

@@ -101,6 +101,8 @@ void gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
 void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 void gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
 void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+/* Any scalar type (u8..f64, bool) from the value's native bytes at v. */
+void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_vtype type, const void *v);
 void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype elem_type, const void *data, uint64_t n);
 void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const hllm_str *strs, uint64_t n);
 /* Adds a tensor whose bytes are copied now. ne in GGUF order (ne[0] = row length). */

@@ -1,0 +1,205 @@
+/* The public API over the model, graph, plan and executor. */
+#include "hllm.h"
+#include "core/error.h"
+#include "exec/exec.h"
+#include "model/graph.h"
+#include "model/model.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct hllm_model {
+    hllm_model_s *m;
+};
+
+struct hllm_context {
+    hllm_model *model;
+    hllm_proc *proc;
+    hllm_graph graph;
+    hllm_plan *plan;
+    hllm_exec *exec;
+    hllm_context_params p;
+    float *logits;
+    int last_n;
+    int pos;
+    hllm_timings timings;
+    char report[4096];
+};
+
+const char *hllm_last_error(void) { return hllm_error(); }
+
+hllm_model_params hllm_model_default_params(void) { return (hllm_model_params){0}; }
+
+hllm_model *hllm_model_load(const char *path, const hllm_model_params *params) {
+    (void)params;
+    gguf_file *f = gguf_open(path);
+    if (!f) return NULL;
+    hllm_model_s *ms = hllm_model_from_gguf(f);
+    if (!ms) {
+        gguf_close(f);
+        return NULL;
+    }
+    hllm_model *m = malloc(sizeof *m);
+    if (!m) {
+        hllm_model_destroy(ms);
+        hllm_fail("out of memory");
+        return NULL;
+    }
+    m->m = ms;
+    if (params && params->progress) params->progress(1.0f, params->progress_user);
+    return m;
+}
+
+void hllm_model_free(hllm_model *m) {
+    if (!m) return;
+    hllm_model_destroy(m->m);
+    free(m);
+}
+
+const char *hllm_model_desc(const hllm_model *m) { return m->m->desc; }
+const char *hllm_model_arch(const hllm_model *m) { return m->m->arch_name; }
+int32_t hllm_model_n_vocab(const hllm_model *m) { return m->m->hp.n_vocab; }
+int32_t hllm_model_n_embd(const hllm_model *m) { return m->m->hp.n_embd; }
+int32_t hllm_model_n_layer(const hllm_model *m) { return m->m->hp.n_layer; }
+int32_t hllm_model_n_ctx_train(const hllm_model *m) { return m->m->hp.n_ctx_train; }
+uint64_t hllm_model_n_params(const hllm_model *m) { return m->m->n_params; }
+uint64_t hllm_model_size(const hllm_model *m) { return m->m->n_bytes; }
+
+int hllm_model_tokenize(const hllm_model *m, const char *text, size_t len, bool add_special, bool parse_special,
+                        hllm_token *out, int max) {
+    return hllm_tokenize(m->m->tok, text, len, add_special, parse_special, out, max);
+}
+int hllm_model_token_to_piece(const hllm_model *m, hllm_token id, char *buf, int size, bool special) {
+    return hllm_token_to_piece(m->m->tok, id, buf, size, special);
+}
+hllm_token hllm_model_token_bos(const hllm_model *m) { return hllm_tokenizer_bos(m->m->tok); }
+hllm_token hllm_model_token_eos(const hllm_model *m) { return hllm_tokenizer_eos(m->m->tok); }
+bool hllm_model_token_is_eog(const hllm_model *m, hllm_token id) { return hllm_tokenizer_is_eog(m->m->tok, id); }
+
+int hllm_detok_piece(const hllm_model *m, hllm_detok *d, hllm_token id, char *out, int size) {
+    _Static_assert(sizeof(hllm_detok) == sizeof(hllm_detok_stream), "detok state layouts differ");
+    return hllm_detok_push(m->m->tok, (hllm_detok_stream *)d, id, out, size);
+}
+int hllm_detok_finish(hllm_detok *d, char *out, int size) { return hllm_detok_flush((hllm_detok_stream *)d, out, size); }
+
+hllm_context_params hllm_context_default_params(void) {
+    return (hllm_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .kv_type = HLLM_KV_F16};
+}
+
+hllm_context *hllm_context_new(hllm_model *m, const hllm_context_params *params) {
+    hllm_context_params p = params ? *params : hllm_context_default_params();
+    if (p.n_ctx <= 0) p.n_ctx = m->m->hp.n_ctx_train < 4096 ? m->m->hp.n_ctx_train : 4096;
+    if (p.n_batch <= 0) p.n_batch = 512;
+    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_ctx > 1 << 20) {
+        hllm_fail("context size %d is too large (at most %d)", p.n_ctx, 1 << 20);
+        return NULL;
+    }
+    hllm_context *c = calloc(1, sizeof *c);
+    if (!c) {
+        hllm_fail("out of memory");
+        return NULL;
+    }
+    c->model = m;
+    c->p = p;
+    c->proc = hllm_proc_new(p.proc ? p.proc : "cpu", p.n_threads);
+    if (!c->proc) goto fail;
+    c->p.n_threads = c->proc->n_threads;
+    if (hllm_graph_build(m->m, &c->graph)) goto fail;
+    c->plan = hllm_plan_single(&c->graph, 0, 1, "one processor");
+    if (!c->plan) goto fail;
+    hllm_exec_params ep = {.n_ctx = p.n_ctx, .n_batch = p.n_batch,
+                           .kv_type = p.kv_type == HLLM_KV_F32 ? HLLM_TYPE_F32 : HLLM_TYPE_F16,
+                           .logits_all = p.logits_all, .progress = p.progress, .progress_user = p.progress_user};
+    c->exec = hllm_exec_new(m->m, &c->graph, c->plan, &c->proc, 1, &ep);
+    if (!c->exec) goto fail;
+    size_t n_logits = (size_t)m->m->hp.n_vocab * (p.logits_all ? (size_t)p.n_batch : 1);
+    c->logits = calloc(n_logits, sizeof(float));
+    if (!c->logits) {
+        hllm_fail("out of memory allocating logits");
+        goto fail;
+    }
+    return c;
+fail:
+    hllm_context_free(c);
+    return NULL;
+}
+
+void hllm_context_free(hllm_context *c) {
+    if (!c) return;
+    hllm_exec_free(c->exec);
+    hllm_plan_free(c->plan);
+    hllm_graph_free(&c->graph);
+    hllm_proc_free(c->proc);
+    free(c->logits);
+    free(c);
+}
+
+int hllm_context_n_ctx(const hllm_context *c) { return c->p.n_ctx; }
+int hllm_context_pos(const hllm_context *c) { return c->pos; }
+void hllm_context_reset(hllm_context *c) { c->pos = 0; }
+const char *hllm_context_proc(const hllm_context *c) { return c->proc->name; }
+int hllm_context_n_threads(const hllm_context *c) { return c->p.n_threads; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int hllm_eval(hllm_context *c, const hllm_token *tokens, int n) {
+    if (n <= 0) return hllm_fail("nothing to evaluate (0 tokens)");
+    if (c->pos + n > c->p.n_ctx)
+        return hllm_fail("%d tokens do not fit: %d of the context's %d are used (raise -c)", n, c->pos, c->p.n_ctx);
+    if (n > c->p.n_batch && c->p.logits_all)
+        return hllm_fail("%d tokens exceed the batch size %d with logits for every token", n, c->p.n_batch);
+    double t0 = now_s();
+    for (int done = 0; done < n;) {
+        int chunk = n - done < c->p.n_batch ? n - done : c->p.n_batch;
+        if (hllm_exec_eval(c->exec, tokens + done, chunk, c->pos + done, c->logits)) return -1;
+        done += chunk;
+    }
+    c->pos += n;
+    c->last_n = n;
+    double dt = now_s() - t0;
+    if (n > 1) {
+        c->timings.t_prompt_s += dt;
+        c->timings.n_prompt += n;
+    } else {
+        c->timings.t_gen_s += dt;
+        c->timings.n_gen += 1;
+    }
+    return 0;
+}
+
+float *hllm_get_logits(hllm_context *c) {
+    if (c->p.logits_all && c->last_n > 0) return c->logits + (size_t)(c->last_n - 1) * (size_t)c->model->m->hp.n_vocab;
+    return c->logits;
+}
+
+float *hllm_get_logits_ith(hllm_context *c, int i) {
+    if (!c->p.logits_all) return i == c->last_n - 1 ? c->logits : NULL;
+    if (i < 0 || i >= c->last_n) return NULL;
+    return c->logits + (size_t)i * (size_t)c->model->m->hp.n_vocab;
+}
+
+hllm_timings hllm_get_timings(const hllm_context *c) { return c->timings; }
+void hllm_reset_timings(hllm_context *c) { memset(&c->timings, 0, sizeof c->timings); }
+
+void hllm_context_set_profiling(hllm_context *c, bool on) { hllm_exec_set_profiling(c->exec, on); }
+
+const char *hllm_context_profile_report(hllm_context *c) {
+    static const char *names[HLLM_OP_COUNT] = {"embed", "rmsnorm", "matmul", "rope", "kv_store", "attention", "swiglu", "add"};
+    double secs[HLLM_OP_COUNT];
+    long calls[HLLM_OP_COUNT];
+    hllm_exec_op_times(c->exec, secs, calls);
+    double total = 0;
+    for (int i = 0; i < HLLM_OP_COUNT; i++) total += secs[i];
+    int off = snprintf(c->report, sizeof c->report, "time per op on %s (%d threads):\n", c->proc->name, c->p.n_threads);
+    for (int i = 0; i < HLLM_OP_COUNT && off < (int)sizeof c->report; i++)
+        if (calls[i])
+            off += snprintf(c->report + off, sizeof c->report - (size_t)off, "  %-10s %9.3f ms %6.1f%% %8ld calls\n",
+                            names[i], secs[i] * 1e3, total > 0 ? 100.0 * secs[i] / total : 0.0, calls[i]);
+    return c->report;
+}

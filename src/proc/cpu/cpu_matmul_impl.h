@@ -1,0 +1,94 @@
+/* Private to the CPU matmul kernels: the repacked weight layout and the activation row layout
+ * that cpu_matmul.c builds and the per-ISA kernel files consume. */
+#ifndef HLLM_CPU_MATMUL_IMPL_H
+#define HLLM_CPU_MATMUL_IMPL_H
+#include "core/quant.h"
+#include "proc/cpu/cpu_matmul.h"
+#include <string.h>
+
+/* Quantized weights are repacked in groups of 16 rows ("lanes = rows"): within a group, each
+ * 64-byte vector holds one 32-bit lane per row, and each lane holds 4 consecutive columns
+ * (8 for 4-bit data: low nibbles are columns c..c+3, high nibbles c+4..c+7). A 16-lane
+ * integer dot (vpdpbusd, or maddubs+madd on AVX2 halves) against a broadcast 4-byte slice of
+ * the activation then yields 16 row partial sums with no horizontal reductions.
+ *
+ * A group is [qs of block 0..nb-1][aux of block 0..nb-1], padded to 64 bytes; groups follow
+ * each other. Rows past m->rows in the last group are zero. Per block:
+ *   Q4_0 (32 cols):  qs 4 x 64 B nibbles;        aux: f16 d[16]
+ *   Q8_0 (32 cols):  qs 8 x 64 B int8;           aux: f16 d[16]
+ *   Q4_K (256 cols): qs 32 x 64 B nibbles (0..15); aux: u8 sc[8][16], u8 min[4][16][2]
+ *                    (mins pairwise, for madd), f16 d[16], f16 dmin[16]
+ *   Q6_K (256 cols): ql 32 x 64 B low nibbles, qh 16 x 64 B (lane byte e, bits 2s..2s+1 =
+ *                    top bits of column 16h+4s+e); aux: i8 sc[16][16], f16 d[16]
+ * Values are stored unsigned (Q4: 0..15, Q6: 0..63; Q8_0 as signed int8). */
+#define HLLM_PK_ROWS 16
+
+enum { HLLM_PK_NONE = 0, HLLM_PK_Q4_0 = 1, HLLM_PK_Q8_0 = 2, HLLM_PK_Q4_K = 3, HLLM_PK_Q6_K = 4 };
+
+static inline size_t hllm_pad64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+typedef struct {
+    int64_t nb;         /* blocks per row */
+    int block;          /* columns per block */
+    size_t qs_bytes;    /* qs bytes per block per group */
+    size_t aux_bytes;   /* aux bytes per block per group */
+    size_t group_bytes; /* stride between groups */
+} hllm_pk_geom;
+
+static inline int hllm_pk_geometry(int type, int64_t cols, hllm_pk_geom *g) {
+    memset(g, 0, sizeof *g);
+    switch (type) {
+    case HLLM_TYPE_Q4_0: g->block = 32, g->qs_bytes = 256, g->aux_bytes = 32; break;
+    case HLLM_TYPE_Q8_0: g->block = 32, g->qs_bytes = 512, g->aux_bytes = 32; break;
+    case HLLM_TYPE_Q4_K: g->block = 256, g->qs_bytes = 2048, g->aux_bytes = 320; break;
+    case HLLM_TYPE_Q6_K: g->block = 256, g->qs_bytes = 3072, g->aux_bytes = 288; break;
+    default: return HLLM_PK_NONE;
+    }
+    g->nb = cols / g->block;
+    g->group_bytes = hllm_pad64((size_t)g->nb * (g->qs_bytes + g->aux_bytes));
+    return type == HLLM_TYPE_Q4_0 ? HLLM_PK_Q4_0 : type == HLLM_TYPE_Q8_0 ? HLLM_PK_Q8_0
+         : type == HLLM_TYPE_Q4_K ? HLLM_PK_Q4_K : HLLM_PK_Q6_K;
+}
+
+/* An activation row is the standard row of hllm_vec_dot_type blocks (what the scalar path
+ * reads), then at `ext` (64-aligned) extras precomputed once per token for the kernels:
+ *   Q8_0 acts (Q4_0, Q8_0 weights): f32 d[nb], then i32 corr[nb] = -off * sum(block qs),
+ *       off = 8 for Q4_0 (nibbles stored unsigned), 128 for Q8_0 (AVX-512 flips the sign bit)
+ *   Q8_K acts for Q4_K: i16 bsum32[nb][8] (sums of 32-column sub-blocks, for the min term)
+ *   Q8_K acts for Q6_K: i32 corr16[nb][16] = -32 * bsums (Q6 values stored as q + 32)
+ * Float activations have no extras. Rows are padded to 64 bytes. */
+typedef struct {
+    size_t ext;       /* offset of the extras */
+    size_t row_bytes; /* stride between token rows */
+} hllm_act_geom;
+
+static inline void hllm_act_geometry(int type, int64_t cols, hllm_act_geom *a) {
+    const int vt = hllm_vec_dot_type(type);
+    const size_t std = hllm_row_bytes(vt, cols);
+    a->ext = hllm_pad64(std);
+    switch (type) {
+    case HLLM_TYPE_Q4_0:
+    case HLLM_TYPE_Q8_0: a->row_bytes = hllm_pad64(a->ext + (size_t)(cols / 32) * 8); break;
+    case HLLM_TYPE_Q4_K: a->row_bytes = hllm_pad64(a->ext + (size_t)(cols / 256) * 16); break;
+    case HLLM_TYPE_Q6_K: a->row_bytes = hllm_pad64(a->ext + (size_t)(cols / 256) * 64); break;
+    default: a->row_bytes = hllm_pad64(std); break;
+    }
+}
+
+/* Per-ISA kernels; each returns 0 if it cannot handle this matrix (the caller then runs the
+ * scalar path). */
+int hllm_matmul_avx2(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
+                     int64_t ldy);
+int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
+                       int64_t ldy);
+
+/* Token-chunk size that keeps a chunk of activation rows within ~L2 budget, a multiple of t. */
+static inline int hllm_token_chunk(size_t act_row_bytes, int t) {
+    size_t c = (size_t)(256 * 1024) / (act_row_bytes ? act_row_bytes : 1);
+    c = c / (size_t)t * (size_t)t;
+    if (c < (size_t)t) c = (size_t)t;
+    if (c > 4096) c = 4096;
+    return (int)c;
+}
+
+#endif

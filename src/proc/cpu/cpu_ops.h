@@ -1,0 +1,17 @@
+/* The CPU's non-matmul ops, each over a slice of its work so threads can share it. */
+#ifndef HLLM_CPU_OPS_H
+#define HLLM_CPU_OPS_H
+#include "proc/proc.h"
+
+/* Rows [i0, i1) of an RMS norm; w has dim floats. Rows are ld_src / ld_dst apart, but for
+ * per-head norms (dim < ld) row i lives at (i / per_row) * ld + (i % per_row) * dim. */
+void hllm_cpu_rmsnorm_rows(const hllm_op *op, const float *w, int64_t i0, int64_t i1);
+/* Rotates tokens [t0, t1) of q and k. ff: per-dimension frequency divisors or NULL. */
+void hllm_cpu_rope_tokens(const hllm_op *op, const float *ff, int t0, int t1);
+/* Attention output for work items [i0, i1) of n_tok * (h1 - h0); scratch holds n_ctx floats. */
+void hllm_cpu_attention_items(const hllm_op *op, int64_t i0, int64_t i1, float *scratch);
+void hllm_cpu_kv_store_tokens(const hllm_op *op, int t0, int t1);
+void hllm_cpu_swiglu_tokens(const hllm_op *op, int t0, int t1);
+void hllm_cpu_add_tokens(const hllm_op *op, int t0, int t1);
+
+#endif

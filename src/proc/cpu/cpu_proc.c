@@ -1,0 +1,311 @@
+/* The CPU processor: ops run on a persistent thread pool before run() returns. */
+#include "proc/proc.h"
+#include "proc/cpu/cpu_matmul.h"
+#include "proc/cpu/cpu_ops.h"
+#include "core/error.h"
+#include "core/quant.h"
+#include "core/threadpool.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+struct hllm_pweight {
+    hllm_cpu_mat mat;  /* matrices */
+    float *vec;        /* vectors (norms, biases, rope factors), dequantized to f32 */
+    int64_t row0;      /* first global row held */
+};
+
+typedef struct {
+    hllm_pool *pool;
+    void *act_q;          /* activations quantized for the current matmul */
+    size_t act_q_size;
+    float *scratch;       /* attention scores: one n_ctx row per thread */
+    size_t scratch_size;
+    int n_threads;
+} cpu_impl;
+
+/* State of one parallel op, shared by the pool's threads. */
+typedef struct {
+    const hllm_op *op;
+    cpu_impl *cpu;
+    atomic_llong next;     /* dynamic chunk counter */
+    int64_t chunk;
+    size_t q_row_bytes;
+} cpu_task;
+
+static void *cpu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
+    (void)p;
+    (void)kind;
+    void *ptr = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!ptr) hllm_fail("out of memory: the CPU processor could not allocate %zu bytes", bytes);
+    return ptr;
+}
+
+static void cpu_free(hllm_proc *p, void *ptr) {
+    (void)p;
+    free(ptr);
+}
+
+static int cpu_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
+    (void)p;
+    memcpy(dst, src, bytes);
+    return 0;
+}
+
+static hllm_pweight *cpu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
+    (void)p;
+    (void)mem;
+    hllm_pweight *w = calloc(1, sizeof *w);
+    if (!w) {
+        hllm_fail("out of memory loading %s", t->name);
+        return NULL;
+    }
+    w->row0 = r0;
+    if (t->rows == 1) { /* a vector: keep it as f32 */
+        w->vec = malloc((size_t)t->cols * sizeof(float));
+        if (!w->vec) {
+            free(w);
+            hllm_fail("out of memory loading %s", t->name);
+            return NULL;
+        }
+        hllm_dequantize_row(t->type, t->data, w->vec, t->cols);
+        return w;
+    }
+    const char *base = (const char *)t->data + (size_t)r0 * t->row_bytes;
+    if (hllm_cpu_mat_init(&w->mat, t->type, r1 - r0, t->cols, base) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void cpu_weight_free(hllm_proc *p, hllm_pweight *w) {
+    (void)p;
+    if (!w) return;
+    if (w->vec) free(w->vec);
+    else hllm_cpu_mat_free(&w->mat);
+    free(w);
+}
+
+/* Splits [0, n) evenly: thread ith gets [*a, *b). */
+static void split_even(int64_t n, int ith, int nth, int64_t *a, int64_t *b) {
+    *a = n * ith / nth;
+    *b = n * (ith + 1) / nth;
+}
+
+static void matmul_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    const hllm_op *op = tk->op;
+    const hllm_pweight *w = op->w;
+    /* 1. quantize the activations once, tokens split across threads */
+    int64_t a, b;
+    split_even(op->n_tok, ith, nth, &a, &b);
+    for (int64_t t = a; t < b; t++)
+        hllm_cpu_quantize_act(&w->mat, op->src + t * op->ld_src, (char *)tk->cpu->act_q + t * tk->q_row_bytes);
+    hllm_pool_barrier(tk->cpu->pool);
+    /* 2. rows in chunks taken dynamically, so a slow thread does not hold up the rest */
+    const int64_t lo = op->r0 - w->row0, hi = op->r1 - w->row0;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
+        int64_t r0 = lo + c * tk->chunk;
+        if (r0 >= hi) break;
+        int64_t r1 = r0 + tk->chunk < hi ? r0 + tk->chunk : hi;
+        float *y = op->dst + w->row0;
+        hllm_cpu_matmul_rows(&w->mat, r0, r1, tk->cpu->act_q, op->n_tok, y, op->ld_dst);
+        if (op->bias)
+            for (int t = 0; t < op->n_tok; t++)
+                for (int64_t r = r0; r < r1; r++) y[t * op->ld_dst + r] += op->bias->vec[w->row0 + r];
+    }
+}
+
+static void embed_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    const hllm_op *op = tk->op;
+    const hllm_cpu_mat *m = &op->w->mat;
+    int64_t a, b;
+    split_even(op->n_tok, ith, nth, &a, &b);
+    for (int64_t t = a; t < b; t++)
+        hllm_dequantize_row(m->type, (const char *)m->data + (size_t)op->tokens[t] * m->row_bytes,
+                            op->dst + t * op->ld_dst, m->cols);
+}
+
+static void rmsnorm_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    int64_t a, b;
+    split_even(tk->op->n_rows, ith, nth, &a, &b);
+    hllm_cpu_rmsnorm_rows(tk->op, tk->op->w->vec, a, b);
+}
+
+static void rope_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    int64_t a, b;
+    split_even(tk->op->n_tok, ith, nth, &a, &b);
+    hllm_cpu_rope_tokens(tk->op, tk->op->freq_factors ? tk->op->freq_factors->vec : NULL, (int)a, (int)b);
+}
+
+static void kv_store_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    int64_t a, b;
+    split_even(tk->op->n_tok, ith, nth, &a, &b);
+    hllm_cpu_kv_store_tokens(tk->op, (int)a, (int)b);
+}
+
+static void attention_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    const hllm_op *op = tk->op;
+    const int64_t n_items = (int64_t)op->n_tok * (op->h1 - op->h0);
+    float *scratch = tk->cpu->scratch + (size_t)ith * (size_t)op->kv->n_ctx;
+    /* later tokens see more keys: dynamic chunks balance the triangle */
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
+        int64_t i0 = c * tk->chunk;
+        if (i0 >= n_items) break;
+        int64_t i1 = i0 + tk->chunk < n_items ? i0 + tk->chunk : n_items;
+        hllm_cpu_attention_items(op, i0, i1, scratch);
+    }
+    (void)nth;
+}
+
+static void swiglu_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    int64_t a, b;
+    split_even(tk->op->n_tok, ith, nth, &a, &b);
+    if (tk->op->n_tok == 1) { /* decode: split the columns instead */
+        hllm_op sub = *tk->op;
+        int64_t c0, c1;
+        split_even(sub.dim, ith, nth, &c0, &c1);
+        sub.dst += c0;
+        sub.src += c0;
+        sub.src2 += c0;
+        sub.dim = c1 - c0;
+        hllm_cpu_swiglu_tokens(&sub, 0, 1);
+        return;
+    }
+    hllm_cpu_swiglu_tokens(tk->op, (int)a, (int)b);
+}
+
+static void add_task(void *arg, int ith, int nth) {
+    cpu_task *tk = arg;
+    int64_t a, b;
+    split_even(tk->op->n_tok, ith, nth, &a, &b);
+    hllm_cpu_add_tokens(tk->op, (int)a, (int)b);
+}
+
+static int ensure(void **buf, size_t *size, size_t need) {
+    if (need <= *size) return 0;
+    free(*buf);
+    *buf = aligned_alloc(64, (need + 63) / 64 * 64);
+    *size = *buf ? need : 0;
+    if (!*buf) return hllm_fail("out of memory: CPU scratch of %zu bytes", need);
+    return 0;
+}
+
+static int cpu_run(hllm_proc *p, const hllm_op *op) {
+    cpu_impl *cpu = p->impl;
+    cpu_task tk = {.op = op, .cpu = cpu, .chunk = 1};
+    atomic_init(&tk.next, 0);
+    hllm_pool_fn fn = NULL;
+    switch (op->kind) {
+    case HLLM_OP_EMBED: fn = embed_task; break;
+    case HLLM_OP_RMSNORM: fn = rmsnorm_task; break;
+    case HLLM_OP_MATMUL: {
+        const hllm_cpu_mat *m = &op->w->mat;
+        tk.q_row_bytes = (hllm_cpu_act_row_bytes(m) + 63) / 64 * 64;
+        if (ensure(&cpu->act_q, &cpu->act_q_size, tk.q_row_bytes * (size_t)op->n_tok)) return -1;
+        int64_t rows = op->r1 - op->r0;
+        /* ~8 chunks per thread, multiples of 16 rows (the kernels' interleave) */
+        int64_t chunk = rows / ((int64_t)cpu->n_threads * 8);
+        chunk = (chunk + 15) / 16 * 16;
+        tk.chunk = chunk < 16 ? 16 : chunk;
+        fn = matmul_task;
+        break;
+    }
+    case HLLM_OP_ROPE: fn = rope_task; break;
+    case HLLM_OP_KV_STORE: fn = kv_store_task; break;
+    case HLLM_OP_ATTENTION: {
+        size_t need = (size_t)cpu->n_threads * (size_t)op->kv->n_ctx * sizeof(float);
+        if (ensure((void **)&cpu->scratch, &cpu->scratch_size, need)) return -1;
+        int64_t items = (int64_t)op->n_tok * (op->h1 - op->h0);
+        tk.chunk = items / ((int64_t)cpu->n_threads * 8);
+        if (tk.chunk < 1) tk.chunk = 1;
+        fn = attention_task;
+        break;
+    }
+    case HLLM_OP_SWIGLU: fn = swiglu_task; break;
+    case HLLM_OP_ADD: fn = add_task; break;
+    default: return hllm_fail("CPU processor: unknown op %d", (int)op->kind);
+    }
+    hllm_pool_run(cpu->pool, fn, &tk);
+    return 0;
+}
+
+static void cpu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+    (void)p;
+    atomic_thread_fence(memory_order_release);
+    __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+}
+
+static void cpu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+    (void)p;
+    while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) < value) cpu_relax();
+}
+
+static int cpu_finish(hllm_proc *p) {
+    (void)p;
+    return 0;
+}
+
+static void cpu_destroy(hllm_proc *p) {
+    cpu_impl *cpu = p->impl;
+    hllm_pool_free(cpu->pool);
+    free(cpu->act_q);
+    free(cpu->scratch);
+    free(cpu);
+    free(p);
+}
+
+static const hllm_proc_ops k_cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy_in = cpu_copy,
+    .copy_out = cpu_copy,
+    .weight_load = cpu_weight_load,
+    .weight_free = cpu_weight_free,
+    .run = cpu_run,
+    .signal = cpu_signal,
+    .wait = cpu_wait,
+    .finish = cpu_finish,
+    .destroy = cpu_destroy,
+};
+
+hllm_proc *hllm_proc_cpu_new(int n_threads) {
+    if (n_threads <= 0) n_threads = hllm_physical_cores();
+    hllm_proc *p = calloc(1, sizeof *p);
+    cpu_impl *cpu = calloc(1, sizeof *cpu);
+    if (!p || !cpu) {
+        free(p);
+        free(cpu);
+        hllm_fail("out of memory creating the CPU processor");
+        return NULL;
+    }
+    cpu->pool = hllm_pool_new(n_threads);
+    if (!cpu->pool) {
+        free(p);
+        free(cpu);
+        return NULL;
+    }
+    cpu->n_threads = n_threads;
+    p->ops = &k_cpu_ops;
+    p->name = "cpu";
+    p->n_threads = n_threads;
+    p->impl = cpu;
+    return p;
+}
