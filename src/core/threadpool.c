@@ -23,6 +23,18 @@
 
 /* Spins this many times before a worker sleeps on the futex. */
 #define SPIN_BEFORE_SLEEP (1 << 16)
+/* Spins in a wait before yielding the core: with more threads than cores, a pure spin would
+ * hold the core the awaited thread needs for a whole scheduler slice. */
+#define SPIN_BEFORE_YIELD 2048
+
+static inline void spin_or_yield(int *spins) {
+    if (++*spins < SPIN_BEFORE_YIELD) {
+        cpu_relax();
+    } else {
+        sched_yield();
+        *spins = 0;
+    }
+}
 
 struct hllm_pool {
     int n;
@@ -54,13 +66,16 @@ static void *worker_main(void *varg) {
     hllm_pool *p = wa->pool;
     int ith = wa->ith;
     free(wa);
-    unsigned seen = atomic_load_explicit(&p->epoch, memory_order_acquire);
+    /* The pool starts at epoch 0; reading it here instead could miss a region that the
+     * caller started before this thread got to run. */
+    unsigned seen = 0;
     for (;;) {
         unsigned e;
         int spins = 0;
         while ((e = atomic_load_explicit(&p->epoch, memory_order_acquire)) == seen) {
             if (++spins < SPIN_BEFORE_SLEEP) {
-                cpu_relax();
+                if (spins % SPIN_BEFORE_YIELD) cpu_relax();
+                else sched_yield();
                 continue;
             }
             atomic_fetch_add(&p->n_sleeping, 1);
@@ -137,7 +152,8 @@ void hllm_pool_run(hllm_pool *p, hllm_pool_fn fn, void *arg) {
     atomic_fetch_add_explicit(&p->epoch, 1, memory_order_acq_rel);
     if (atomic_load(&p->n_sleeping) > 0) futex_wake_all(&p->epoch);
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1) cpu_relax();
+    int spins = 0;
+    while (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1) spin_or_yield(&spins);
 }
 
 void hllm_pool_barrier(hllm_pool *p) {
@@ -148,7 +164,8 @@ void hllm_pool_barrier(hllm_pool *p) {
         atomic_fetch_add_explicit(&p->bar_phase, 1, memory_order_acq_rel);
         return;
     }
-    while (atomic_load_explicit(&p->bar_phase, memory_order_acquire) == phase) cpu_relax();
+    int spins = 0;
+    while (atomic_load_explicit(&p->bar_phase, memory_order_acquire) == phase) spin_or_yield(&spins);
 }
 
 int hllm_physical_cores(void) {

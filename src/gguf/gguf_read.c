@@ -47,9 +47,11 @@ struct gguf_file {
 
 /* ---- small helpers ---- */
 
-static void *arena_alloc(gguf_file *f, size_t n) {
-    n = (n + 15) & ~(size_t)15;
+/* align: 1 for string bytes (packed tight: a big vocab is mostly page faults), 16 otherwise. */
+static void *arena_alloc_a(gguf_file *f, size_t n, size_t align) {
     arena_chunk *c = f->arena;
+    if (c) c->used = (c->used + align - 1) & ~(align - 1);
+    if (c && c->used > c->cap) c->used = c->cap;
     if (!c || c->cap - c->used < n) {
         /* Chunks grow with the file so a big vocab takes a handful of mallocs. */
         size_t cap = c ? c->cap * 2 : 64 * 1024;
@@ -67,6 +69,9 @@ static void *arena_alloc(gguf_file *f, size_t n) {
     c->used += n;
     return p;
 }
+
+static void *arena_alloc(gguf_file *f, size_t n) { return arena_alloc_a(f, n, 16); }
+static char *arena_str(gguf_file *f, size_t n) { return arena_alloc_a(f, n, 1); }
 
 static uint64_t hash_bytes(const char *s, uint64_t n) {
     uint64_t h = 1469598103934665603ull;
@@ -127,7 +132,7 @@ static int rd_str(rd *r, hllm_str *out, const char *what) {
     if (n > rd_left(r))
         return hllm_fail("%s: offset %zu: %s: string length %" PRIu64 " runs past the end of the file (%zu bytes remain, file size %zu)",
                          r->f->name, at, what, n, rd_left(r), r->f->size);
-    char *s = arena_alloc(r->f, (size_t)n + 1);
+    char *s = arena_str(r->f, (size_t)n + 1);
     if (!s) return hllm_fail("%s: offset %zu: %s: out of memory", r->f->name, at, what);
     memcpy(s, r->f->base + r->pos, (size_t)n);
     s[n] = 0;
@@ -270,7 +275,7 @@ static int parse_kv(gguf_file *f, rd *r, int64_t i) {
                 return rd_str(r, &a[j], what); /* fails with the full message */
             }
             size_t len = (size_t)ld64(f->base + r->pos);
-            char *c = arena_alloc(f, len + 1);
+            char *c = arena_str(f, len + 1);
             if (!c) return hllm_fail("%s: offset %zu: kv '%s': out of memory", f->name, r->pos, kv->key.s);
             memcpy(c, f->base + r->pos + 8, len);
             c[len] = 0;

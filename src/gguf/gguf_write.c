@@ -54,7 +54,7 @@ typedef struct {
 } buf;
 
 static void buf_put(buf *b, const void *src, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return;
     if (n > SIZE_MAX - b->n) {
         b->oom = true;
         return;

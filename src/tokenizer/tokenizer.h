@@ -44,4 +44,30 @@ int hllm_detok_push(const hllm_tokenizer *t, hllm_detok_stream *s, int32_t id, c
 /* Flushes whatever is left (an invalid trailing sequence is emitted as U+FFFD). */
 int hllm_detok_flush(hllm_detok_stream *s, char *out, int size);
 
+/* ---- additions (tokenizer owner) ----
+ * Errors: hllm_tokenize, hllm_detokenize and the stream functions return INT_MIN (as
+ * llama_tokenize does) with hllm_fail() on a real error (out of memory, a byte with no token
+ * and no <unk>, bad arguments), so a negative value other than INT_MIN is always -(needed). */
+
+/* Like llama_detokenize: concatenates the pieces of ids. remove_special drops a leading BOS /
+ * trailing EOS when the vocab adds them; unparse_special renders control tokens' text. SPM
+ * strips the space prefix of the first piece (unless a BOS was removed, as llama.cpp does);
+ * "gpt2" vocabs whose pre-tokenizer asks for it (default, gpt-2, llama3; not qwen2) apply
+ * llama.cpp's clean-up of spaces before punctuation. Returns the byte count, or -(needed) if
+ * larger than size. The stream functions return -(needed), state unchanged, if out is short. */
+int hllm_detokenize(const hllm_tokenizer *t, const int32_t *ids, int n_ids, char *out, int size,
+                    bool remove_special, bool unparse_special);
+/* hllm_detok_push with a choice of rendering control tokens (hllm_detok_push: special = false). */
+int hllm_detok_push_ex(const hllm_tokenizer *t, hllm_detok_stream *s, int32_t id, bool special,
+                       char *out, int size);
+
+int32_t hllm_tokenizer_unk(const hllm_tokenizer *t);      /* -1 if none */
+bool hllm_tokenizer_add_eos(const hllm_tokenizer *t);
+const char *hllm_tokenizer_pre(const hllm_tokenizer *t);  /* tokenizer.ggml.pre, "" if none */
+/* The token's raw vocabulary text (NUL-terminated), NULL for an unknown id. */
+const char *hllm_tokenizer_token_text(const hllm_tokenizer *t, int32_t id);
+/* Its type as tokenizer.ggml.token_type numbers it (1 normal, 2 unknown, 3 control,
+ * 4 user-defined, 5 unused, 6 byte; 0 undefined), after llama.cpp's adjustments; -1 if no id. */
+int hllm_tokenizer_token_type(const hllm_tokenizer *t, int32_t id);
+
 #endif

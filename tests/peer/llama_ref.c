@@ -262,35 +262,41 @@ llama_ref *llama_ref_open(const char *model_path, const llama_ref_params *pp) {
     if (load_library(p.lib_dir) != 0) return NULL;
 
     struct llama_model_params mp = L.llama_model_default_params();
+    static ggml_backend_dev_t no_devices[1] = {NULL}; /* CPU only, even if a GPU backend got registered */
+    mp.devices = no_devices;
     mp.n_gpu_layers = 0;
     mp.load_mode = p.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
+    mp.vocab_only = p.vocab_only != 0;
     struct llama_model *model = L.llama_model_load_from_file(model_path, mp);
     if (!model) {
         set_err("llama_ref: failed to load model %s", model_path);
         return NULL;
     }
 
-    struct llama_context_params cp = L.llama_context_default_params();
-    cp.n_ctx = (uint32_t)p.n_ctx;
-    cp.n_batch = (uint32_t)p.n_batch;
-    cp.n_ubatch = (uint32_t)p.n_ubatch;
-    cp.n_seq_max = 1;
-    cp.n_threads = p.n_threads;
-    cp.n_threads_batch = p.n_threads;
-    cp.type_k = p.kv_type == LLAMA_REF_KV_F16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
-    cp.type_v = cp.type_k;
-    cp.flash_attn_type = p.flash_attn < 0   ? LLAMA_FLASH_ATTN_TYPE_AUTO
-                         : p.flash_attn > 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED
-                                            : LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.offload_kqv = false;
-    cp.op_offload = false;
-    cp.no_perf = true;
-    struct llama_context *ctx = L.llama_init_from_model(model, cp);
-    if (!ctx) {
-        L.llama_model_free(model);
-        set_err("llama_ref: failed to create context (n_ctx %d)", p.n_ctx);
-        return NULL;
+    struct llama_context *ctx = NULL;
+    if (!p.vocab_only) {
+        struct llama_context_params cp = L.llama_context_default_params();
+        cp.n_ctx = (uint32_t)p.n_ctx;
+        cp.n_batch = (uint32_t)p.n_batch;
+        cp.n_ubatch = (uint32_t)p.n_ubatch;
+        cp.n_seq_max = 1;
+        cp.n_threads = p.n_threads;
+        cp.n_threads_batch = p.n_threads;
+        cp.type_k = p.kv_type == LLAMA_REF_KV_F16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+        cp.type_v = cp.type_k;
+        cp.flash_attn_type = p.flash_attn < 0   ? LLAMA_FLASH_ATTN_TYPE_AUTO
+                             : p.flash_attn > 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                                                : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        cp.offload_kqv = false;
+        cp.op_offload = false;
+        cp.no_perf = true;
+        ctx = L.llama_init_from_model(model, cp);
+        if (!ctx) {
+            L.llama_model_free(model);
+            set_err("llama_ref: failed to create context (n_ctx %d)", p.n_ctx);
+            return NULL;
+        }
     }
 
     llama_ref *r = calloc(1, sizeof *r);
@@ -304,10 +310,10 @@ llama_ref *llama_ref_open(const char *model_path, const llama_ref_params *pp) {
     r->ctx = ctx;
     r->vocab = L.llama_model_get_vocab(model);
     r->n_vocab = L.llama_vocab_n_tokens(r->vocab);
-    r->n_ctx = (int)L.llama_n_ctx(ctx);
-    r->n_batch = p.n_batch;
+    r->n_ctx = ctx ? (int)L.llama_n_ctx(ctx) : 0;
+    r->n_batch = ctx ? p.n_batch : 0;
     r->n_threads = p.n_threads;
-    r->batch = L.llama_batch_init(r->n_batch, 0, 1);
+    if (ctx) r->batch = L.llama_batch_init(r->n_batch, 0, 1);
 
     const char *base = strrchr(g_cpu_variant, '/');
     base = base ? base + 1 : g_cpu_variant;
@@ -324,8 +330,10 @@ llama_ref *llama_ref_open(const char *model_path, const llama_ref_params *pp) {
 
 void llama_ref_close(llama_ref *r) {
     if (!r) return;
-    L.llama_batch_free(r->batch);
-    L.llama_free(r->ctx);
+    if (r->ctx) {
+        L.llama_batch_free(r->batch);
+        L.llama_free(r->ctx);
+    }
     L.llama_model_free(r->model);
     free(r);
     g_refs--;
@@ -345,7 +353,7 @@ int llama_ref_model_desc(const llama_ref *r, char *buf, size_t n) { return L.lla
 void llama_ref_set_threads(llama_ref *r, int n_threads) {
     if (n_threads <= 0) n_threads = 1;
     r->n_threads = n_threads;
-    L.llama_set_n_threads(r->ctx, n_threads, n_threads);
+    if (r->ctx) L.llama_set_n_threads(r->ctx, n_threads, n_threads);
 }
 
 /* ---- tokens ---- */
@@ -387,10 +395,16 @@ int llama_ref_token_to_piece(llama_ref *r, int32_t tok, char *buf, int len, int 
 }
 
 /* ---- evaluation ---- */
-void llama_ref_reset(llama_ref *r) { L.llama_memory_clear(L.llama_get_memory(r->ctx), true); }
+void llama_ref_reset(llama_ref *r) {
+    if (r->ctx) L.llama_memory_clear(L.llama_get_memory(r->ctx), true);
+}
 
 /* decode tokens[0..n) at positions pos0.. ; output flags: want_all or last only */
 static int decode(llama_ref *r, const int32_t *tokens, int n, int pos0, int want_all) {
+    if (!r->ctx) {
+        set_err("llama_ref: opened vocab_only: no context to evaluate with");
+        return -1;
+    }
     if (n <= 0 || n > r->n_batch) {
         set_err("llama_ref: batch of %d tokens (n_batch %d)", n, r->n_batch);
         return -1;

@@ -43,6 +43,7 @@ typedef struct llama_ref_params {
     int use_mmap;   /* 0 (default): read weights into memory; 1: mmap */
     int verbose;    /* 0: only llama.cpp errors on stderr; 1: warnings; 2: everything */
     const char *lib_dir; /* NULL = search as above */
+    int vocab_only; /* 1: load only the vocabulary (tokenizer use; no context: eval/generate fail) */
 } llama_ref_params;
 
 void llama_ref_default_params(llama_ref_params *p);

@@ -39,4 +39,11 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq);
 void hllm_cpu_matmul_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok,
                           float *y, int64_t ldy);
 
+/* Rows per repacked group: callers splitting rows across threads should use multiples of this
+ * (any range works, but a group cut in two is computed twice). */
+#define HLLM_CPU_ROW_ALIGN 16
+/* Overrides the cache blocking (token chunk, float column chunk) to exercise edge paths in
+ * tests; 0 restores the defaults. Not thread-safe against running kernels. */
+void hllm_cpu_matmul_set_blocking(int token_chunk, int col_chunk);
+
 #endif

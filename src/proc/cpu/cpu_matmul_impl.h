@@ -19,11 +19,18 @@
  *   Q4_K (256 cols): qs 32 x 64 B nibbles (0..15); aux: u8 sc[8][16], u8 min[4][16][2]
  *                    (mins pairwise, for madd), f16 d[16], f16 dmin[16]
  *   Q6_K (256 cols): ql 32 x 64 B low nibbles, qh 16 x 64 B (lane byte e, bits 2s..2s+1 =
- *                    top bits of column 16h+4s+e); aux: i8 sc[16][16], f16 d[16]
- * Values are stored unsigned (Q4: 0..15, Q6: 0..63; Q8_0 as signed int8). */
+ *                    top bits of column 16h+4s+e); aux: i8 sc[8][16][2] (sub-block scales
+ *                    pairwise, for madd), f16 d[16]
+ * Values are stored unsigned (Q4: 0..15, Q6: 0..63; Q8_0 as signed int8).
+ * Float types (F32/F16/BF16) use the same grouping with one column per "block": the 16 rows'
+ * values of column k are contiguous (64 or 32 bytes), so a vector load is 16 rows of one
+ * column and the kernel is an outer product with a broadcast activation value. */
 #define HLLM_PK_ROWS 16
 
-enum { HLLM_PK_NONE = 0, HLLM_PK_Q4_0 = 1, HLLM_PK_Q8_0 = 2, HLLM_PK_Q4_K = 3, HLLM_PK_Q6_K = 4 };
+enum {
+    HLLM_PK_NONE = 0, HLLM_PK_Q4_0 = 1, HLLM_PK_Q8_0 = 2, HLLM_PK_Q4_K = 3, HLLM_PK_Q6_K = 4,
+    HLLM_PK_F32 = 5, HLLM_PK_F16 = 6, HLLM_PK_BF16 = 7
+};
 
 static inline size_t hllm_pad64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -42,12 +49,22 @@ static inline int hllm_pk_geometry(int type, int64_t cols, hllm_pk_geom *g) {
     case HLLM_TYPE_Q8_0: g->block = 32, g->qs_bytes = 512, g->aux_bytes = 32; break;
     case HLLM_TYPE_Q4_K: g->block = 256, g->qs_bytes = 2048, g->aux_bytes = 320; break;
     case HLLM_TYPE_Q6_K: g->block = 256, g->qs_bytes = 3072, g->aux_bytes = 288; break;
+    case HLLM_TYPE_F32: g->block = 1, g->qs_bytes = 64; break;
+    case HLLM_TYPE_F16:
+    case HLLM_TYPE_BF16: g->block = 1, g->qs_bytes = 32; break;
     default: return HLLM_PK_NONE;
     }
     g->nb = cols / g->block;
     g->group_bytes = hllm_pad64((size_t)g->nb * (g->qs_bytes + g->aux_bytes));
-    return type == HLLM_TYPE_Q4_0 ? HLLM_PK_Q4_0 : type == HLLM_TYPE_Q8_0 ? HLLM_PK_Q8_0
-         : type == HLLM_TYPE_Q4_K ? HLLM_PK_Q4_K : HLLM_PK_Q6_K;
+    switch (type) {
+    case HLLM_TYPE_Q4_0: return HLLM_PK_Q4_0;
+    case HLLM_TYPE_Q8_0: return HLLM_PK_Q8_0;
+    case HLLM_TYPE_Q4_K: return HLLM_PK_Q4_K;
+    case HLLM_TYPE_Q6_K: return HLLM_PK_Q6_K;
+    case HLLM_TYPE_F32: return HLLM_PK_F32;
+    case HLLM_TYPE_F16: return HLLM_PK_F16;
+    default: return HLLM_PK_BF16;
+    }
 }
 
 /* An activation row is the standard row of hllm_vec_dot_type blocks (what the scalar path
@@ -81,14 +98,24 @@ int hllm_matmul_avx2(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
                      int64_t ldy);
 int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                        int64_t ldy);
+int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
+                     int64_t ldy);
+
+/* Cache-blocking overrides (hllm_cpu_matmul_set_blocking); 0 = default. */
+extern int hllm_mm_token_chunk, hllm_mm_col_chunk;
 
 /* Token-chunk size that keeps a chunk of activation rows within ~L2 budget, a multiple of t. */
 static inline int hllm_token_chunk(size_t act_row_bytes, int t) {
     size_t c = (size_t)(256 * 1024) / (act_row_bytes ? act_row_bytes : 1);
+    if (hllm_mm_token_chunk > 0) c = (size_t)hllm_mm_token_chunk;
     c = c / (size_t)t * (size_t)t;
     if (c < (size_t)t) c = (size_t)t;
     if (c > 4096) c = 4096;
     return (int)c;
 }
+
+/* Column chunk of the float kernels in prefill: a 4-group tile's chunk of weights stays in L2
+ * while the token tiles sweep over it (512 measured better than an L1-sized 128 for f32). */
+static inline int64_t hllm_col_chunk(void) { return hllm_mm_col_chunk > 0 ? hllm_mm_col_chunk : 512; }
 
 #endif

@@ -1,0 +1,103 @@
+/* Internal to the CUDA processor: weight layouts, launch parameters and the kernels' host
+ * entry points. CUDA C++; never included from the engine's C files. */
+#ifndef HLLM_CUDA_COMMON_CUH
+#define HLLM_CUDA_COMMON_CUH
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+#include <stddef.h>
+
+extern "C" {
+#include "proc/proc.h"
+#include "core/error.h"
+#include "core/quant.h"
+}
+
+/* How a matrix is laid out in memory on the device (or in mapped host memory).
+ * RAW:  the file's rows (F32, F16, BF16, Q4_K).
+ * SOA:  Q4_0 / Q8_0 split into quants ([rows][nb][16 or 32] bytes, 16-byte aligned units)
+ *       followed by the scales ([rows][nb] halves).
+ * Q6K:  Q6_K blocks without d ([rows][nb][208]: ql 128, qh 64, scales 16, 16-byte aligned)
+ *       followed by the d scales ([rows][nb] halves). */
+enum { CU_LAYOUT_RAW = 0, CU_LAYOUT_SOA = 1, CU_LAYOUT_Q6K = 2 };
+
+#define CU_Q6K_BYTES 208
+
+struct hllm_pweight {
+    int type, layout;
+    int64_t rows, cols, row0; /* rows held, from global row row0 */
+    size_t row_bytes;         /* RAW: bytes per row; SOA/Q6K: quant bytes per row */
+    void *data;               /* matrices: device pointer (or mapped host pointer) */
+    const __half *d;          /* SOA/Q6K: the scales, [rows][nb] */
+    float *vec;               /* vectors (rows == 1): f32 */
+    bool host;                /* data lives in pinned mapped host memory */
+};
+
+/* A matrix as the kernels see it. */
+struct cu_mat {
+    int type, layout;
+    int64_t rows, cols, nb; /* nb: 32-element units per row */
+    size_t row_bytes;
+    const uint8_t *data;
+    const __half *d;
+};
+
+static inline cu_mat cu_mat_of(const hllm_pweight *w) {
+    cu_mat m;
+    m.type = w->type;
+    m.layout = w->layout;
+    m.rows = w->rows;
+    m.cols = w->cols;
+    m.nb = w->cols / 32;
+    m.row_bytes = w->row_bytes;
+    m.data = (const uint8_t *)w->data;
+    m.d = w->d;
+    return m;
+}
+
+static inline bool cu_type_quantized(int type) {
+    return type == HLLM_TYPE_Q4_0 || type == HLLM_TYPE_Q8_0 || type == HLLM_TYPE_Q4_K || type == HLLM_TYPE_Q6_K;
+}
+
+/* Launch checks: a failed launch becomes hllm_fail with the kernel's name. */
+int cu_check(cudaError_t e, const char *what);
+#define CU_LAUNCHED(name) cu_check(cudaGetLastError(), name)
+
+/* ---- kernels' host entry points (each enqueues on stream st; 0 or hllm_fail) ---- */
+
+/* Matmul, GEMV path: n_tok <= 8. xq/xds: the activation quantized to q8_1-style units (for
+ * quantized types), or NULL (float types read x directly). y = op->dst (global row index). */
+int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, int8_t *xq, float2 *xds);
+int cu_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x, int64_t ldx,
+            const int8_t *xq, const float2 *xds, int n_tok, float *y, int64_t ldy, const float *bias);
+/* Dequantizes local rows [lr0, lr1) into dst (row-major, cols per row) as f16 (bf16 == false)
+ * or bf16. */
+int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, void *dst, bool bf16);
+/* f32 activations [n_tok][ldx] -> packed [n_tok][cols] f16 or bf16. */
+int cu_convert_act(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, void *dst, bool bf16);
+/* y[t][c0 + i] += bias[c0 + i] for i < n. */
+int cu_add_bias(cudaStream_t st, float *y, int64_t ldy, int n_tok, int64_t c0, int64_t n, const float *bias);
+/* dst[t] = row (tokens[t] - row0) of m, dequantized to f32. tokens: device memory, or NULL
+ * and up to 8 ids passed by value in inl (no copy for decode). */
+struct cu_tok8 {
+    int32_t t[8];
+};
+int cu_embed(cudaStream_t st, const cu_mat &m, int64_t row0, const int32_t *tokens, const cu_tok8 &inl, int n_tok,
+             float *dst, int64_t ldd);
+
+/* The other ops, with the semantics of proc.h / cpu_ops.c. */
+int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w);
+int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff);
+int cu_kv_store(cudaStream_t st, const hllm_op *op);
+int cu_swiglu(cudaStream_t st, const hllm_op *op);
+int cu_add(cudaStream_t st, const hllm_op *op);
+
+/* Attention. Split-KV decode: any n_tok; part: scratch of cu_attn_split_scratch floats. */
+size_t cu_attn_split_scratch(const hllm_op *op, int n_sm, int *chunk, int *n_chunks);
+int cu_attn_split(cudaStream_t st, const hllm_op *op, int chunk, int n_chunks, float *part);
+/* Tiled flash attention for prefill (head_dim <= 256; smem_optin: the device's per-block
+ * shared-memory opt-in limit). Returns 1 if this shape cannot use it (caller falls back). */
+int cu_attn_flash(cudaStream_t st, const hllm_op *op, size_t smem_optin);
+
+#endif

@@ -1,0 +1,495 @@
+/* Matrix kernels of the CUDA processor.
+ *
+ * Decode (GEMV, n_tok <= 8): one warp per output row, four rows per 128-thread block; each
+ * lane walks the row in 32-element units with 16-byte loads, dequantizes in registers and
+ * accumulates n_tok dot products at once (the weight is read once for all tokens).
+ * Quantized types dot against the activation quantized to q8_1-style units (int8 quants +
+ * (d, d * sum) per 32 elements) with dp4a; float types (F32/F16/BF16) read the f32 activation.
+ *
+ * Every quantized unit is decoded into 8 packed int8x4 words w (w[i] holds elements 4i..4i+3)
+ * and three floats, so that element e's value is a(e) * q_e - b with a = a0 for e < 16 and
+ * a1 otherwise. The dot with a q8_1 unit (dx, s = dx * sum(qx)) is then
+ *     dx * (a0 * dp4a(w[0..3], qx) + a1 * dp4a(w[4..7], qx)) - b * s.
+ *   Q4_0: a = d, b = 8d, q = nibble (0..15).       Q8_0: a = d, b = 0, q signed.
+ *   Q4_K: a = d * sc_j, b = dmin * m_j, q = nibble. Q6_K: a0/a1 = d * scale of each 16, q - 32.
+ *
+ * Prefill (n_tok > 8) dequantizes row tiles to f16 (cu_dequant_rows) for cuBLAS; see cuda_proc.cu. */
+#include "proc/cuda/cuda_common.cuh"
+
+/* ---- loads ---- */
+
+static __device__ __forceinline__ int4 ld16(const void *p) { return __ldg((const int4 *)p); }
+
+static __device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ uint32_t byte_of(uint32_t s0, uint32_t s1, uint32_t s2, int i) {
+    const uint32_t w = i < 4 ? s0 : (i < 8 ? s1 : s2);
+    return (w >> (8 * (i & 3))) & 0xFFu;
+}
+
+/* Q4_K: 6-bit scale and min of sub-block j from the 12 scale bytes (as hllm_q4_K_get_scale_min). */
+static __device__ __forceinline__ void q4k_scale_min(const uint8_t *blk, int j, int *sc, int *mn) {
+    const uint32_t *s = (const uint32_t *)(blk + 4);
+    const uint32_t s0 = s[0], s1 = s[1], s2 = s[2];
+    if (j < 4) {
+        *sc = (int)(byte_of(s0, s1, s2, j) & 63);
+        *mn = (int)(byte_of(s0, s1, s2, j + 4) & 63);
+    } else {
+        const uint32_t a = byte_of(s0, s1, s2, j + 4), lo = byte_of(s0, s1, s2, j - 4), hi = byte_of(s0, s1, s2, j);
+        *sc = (int)((a & 0x0F) | ((lo >> 6) << 4));
+        *mn = (int)((a >> 4) | ((hi >> 6) << 4));
+    }
+}
+
+/* ---- decoding one 32-element unit u of local row r ---- */
+
+template <int TYPE>
+static __device__ __forceinline__ void decode_unit(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0, float &a1,
+                                                   float &b);
+
+template <>
+__device__ __forceinline__ void decode_unit<HLLM_TYPE_Q4_0>(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0,
+                                                            float &a1, float &b) {
+    const int4 v = ld16(m.data + r * m.row_bytes + u * 16);
+    const int vi[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        w[i] = vi[i] & 0x0F0F0F0F;
+        w[4 + i] = (vi[i] >> 4) & 0x0F0F0F0F;
+    }
+    const float d = __half2float(m.d[r * m.nb + u]);
+    a0 = a1 = d;
+    b = 8.0f * d;
+}
+
+template <>
+__device__ __forceinline__ void decode_unit<HLLM_TYPE_Q8_0>(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0,
+                                                            float &a1, float &b) {
+    const uint8_t *p = m.data + r * m.row_bytes + u * 32;
+    const int4 v0 = ld16(p), v1 = ld16(p + 16);
+    w[0] = v0.x, w[1] = v0.y, w[2] = v0.z, w[3] = v0.w;
+    w[4] = v1.x, w[5] = v1.y, w[6] = v1.z, w[7] = v1.w;
+    a0 = a1 = __half2float(m.d[r * m.nb + u]);
+    b = 0.0f;
+}
+
+template <>
+__device__ __forceinline__ void decode_unit<HLLM_TYPE_Q4_K>(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0,
+                                                            float &a1, float &b) {
+    const uint8_t *blk = m.data + r * m.row_bytes + (u >> 3) * 144;
+    const int j = (int)(u & 7);
+    const uint8_t *q = blk + 16 + (j >> 1) * 32;
+    const int4 v0 = ld16(q), v1 = ld16(q + 16);
+    const int vi[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+    const int sh = (j & 1) * 4;
+#pragma unroll
+    for (int i = 0; i < 8; i++) w[i] = (vi[i] >> sh) & 0x0F0F0F0F;
+    const __half2 dm = *(const __half2 *)blk;
+    int sc, mn;
+    q4k_scale_min(blk, j, &sc, &mn);
+    a0 = a1 = __low2float(dm) * (float)sc;
+    b = __high2float(dm) * (float)mn;
+}
+
+template <>
+__device__ __forceinline__ void decode_unit<HLLM_TYPE_Q6_K>(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0,
+                                                            float &a1, float &b) {
+    const int64_t sb = u >> 3;
+    const uint8_t *blk = m.data + r * m.row_bytes + sb * CU_Q6K_BYTES;
+    const int uu = (int)(u & 7), half = uu >> 2, quarter = uu & 3;
+    const uint8_t *ql = blk + 64 * half + 32 * (quarter & 1), *qh = blk + 128 + 32 * half;
+    const int4 l0 = ld16(ql), l1 = ld16(ql + 16), h0 = ld16(qh), h1 = ld16(qh + 16);
+    const int li[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
+    const int hi[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+    const int lsh = (quarter & 2) ? 4 : 0, hsh = 2 * quarter;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int q = ((li[i] >> lsh) & 0x0F0F0F0F) | (((hi[i] >> hsh) & 0x03030303) << 4);
+        w[i] = (int)__vsub4((unsigned)q, 0x20202020u);
+    }
+    const float d = __half2float(m.d[r * (m.nb >> 3) + sb]);
+    const int8_t *sc = (const int8_t *)(blk + 192 + 2 * uu);
+    a0 = d * (float)sc[0];
+    a1 = d * (float)sc[1];
+    b = 0.0f;
+}
+
+/* ---- exact dequantization of one unit to floats (the CPU reference's formulas) ---- */
+
+template <int TYPE>
+static __device__ __forceinline__ void deq_unit(const cu_mat &m, int64_t r, int64_t u, float out[32]);
+
+template <>
+__device__ __forceinline__ void deq_unit<HLLM_TYPE_Q4_0>(const cu_mat &m, int64_t r, int64_t u, float out[32]) {
+    const int4 v = ld16(m.data + r * m.row_bytes + u * 16);
+    const int vi[4] = {v.x, v.y, v.z, v.w};
+    const float d = __half2float(m.d[r * m.nb + u]);
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        const int byte = (vi[i >> 2] >> (8 * (i & 3))) & 0xFF;
+        out[i] = (float)((byte & 0x0F) - 8) * d;
+        out[i + 16] = (float)((byte >> 4) - 8) * d;
+    }
+}
+
+template <>
+__device__ __forceinline__ void deq_unit<HLLM_TYPE_Q8_0>(const cu_mat &m, int64_t r, int64_t u, float out[32]) {
+    const uint8_t *p = m.data + r * m.row_bytes + u * 32;
+    const int4 v0 = ld16(p), v1 = ld16(p + 16);
+    const int vi[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+    const float d = __half2float(m.d[r * m.nb + u]);
+#pragma unroll
+    for (int i = 0; i < 32; i++) out[i] = (float)(int8_t)((vi[i >> 2] >> (8 * (i & 3))) & 0xFF) * d;
+}
+
+template <>
+__device__ __forceinline__ void deq_unit<HLLM_TYPE_Q4_K>(const cu_mat &m, int64_t r, int64_t u, float out[32]) {
+    int w[8];
+    float a0, a1, b;
+    decode_unit<HLLM_TYPE_Q4_K>(m, r, u, w, a0, a1, b);
+#pragma unroll
+    for (int i = 0; i < 32; i++) out[i] = a0 * (float)((w[i >> 2] >> (8 * (i & 3))) & 0xFF) - b;
+}
+
+template <>
+__device__ __forceinline__ void deq_unit<HLLM_TYPE_Q6_K>(const cu_mat &m, int64_t r, int64_t u, float out[32]) {
+    int w[8];
+    float a0, a1, b;
+    decode_unit<HLLM_TYPE_Q6_K>(m, r, u, w, a0, a1, b);
+#pragma unroll
+    for (int i = 0; i < 32; i++) out[i] = (i < 16 ? a0 : a1) * (float)(int8_t)((w[i >> 2] >> (8 * (i & 3))) & 0xFF);
+}
+
+/* ---- activation quantization: one warp per 32-element unit ---- */
+
+__global__ void k_quantize_q8_1(const float *__restrict__ x, int64_t ldx, int64_t cols, int8_t *__restrict__ xq,
+                                float2 *__restrict__ xds) {
+    const int64_t nb = cols / 32;
+    const int64_t u = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    const int t = blockIdx.y, lane = threadIdx.x & 31;
+    if (u >= nb) return;
+    const float v = x[t * ldx + u * 32 + lane];
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f;
+    const int q = amax > 0.0f ? __float2int_rn(v / d) : 0;
+    int s = q;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    xq[t * cols + u * 32 + lane] = (int8_t)q;
+    if (lane == 0) xds[t * nb + u] = make_float2(d, d * (float)s);
+}
+
+int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, int8_t *xq, float2 *xds) {
+    const int64_t nb = cols / 32;
+    dim3 grid((unsigned)((nb + 7) / 8), (unsigned)n_tok);
+    k_quantize_q8_1<<<grid, 256, 0, st>>>(x, ldx, cols, xq, xds);
+    return CU_LAUNCHED("quantize_q8_1");
+}
+
+/* ---- GEMV ---- */
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(128) k_gemv_q(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
+                                                const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
+                                                float *__restrict__ y, int64_t ldy, const float *__restrict__ bias) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = lr0 + (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (r >= lr1) return;
+    const int64_t nb = m.nb, cols = m.cols;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+#pragma unroll 2
+    for (int64_t u = lane; u < nb; u += 32) {
+        int w[8];
+        float a0, a1, b;
+        decode_unit<TYPE>(m, r, u, w, a0, a1, b);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const int8_t *xp = xq + t * cols + u * 32;
+            const int4 x0 = ld16(xp), x1 = ld16(xp + 16);
+            const float2 ds = __ldg(xds + t * nb + u);
+            int s0 = __dp4a(w[0], x0.x, 0);
+            s0 = __dp4a(w[1], x0.y, s0);
+            s0 = __dp4a(w[2], x0.z, s0);
+            s0 = __dp4a(w[3], x0.w, s0);
+            int s1 = __dp4a(w[4], x1.x, 0);
+            s1 = __dp4a(w[5], x1.y, s1);
+            s1 = __dp4a(w[6], x1.z, s1);
+            s1 = __dp4a(w[7], x1.w, s1);
+            acc[t] += ds.x * (a0 * (float)s0 + a1 * (float)s1) - b * ds.y;
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
+    if (lane < NT) {
+        float v = 0.0f;
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (t == lane) v = acc[t];
+        const int64_t gr = grow0 + r;
+        y[lane * ldy + gr] = v + (bias ? bias[gr] : 0.0f);
+    }
+}
+
+template <int TYPE>
+static __device__ __forceinline__ void load8(const uint8_t *p, float f[8]);
+template <>
+__device__ __forceinline__ void load8<HLLM_TYPE_F16>(const uint8_t *p, float f[8]) {
+    const int4 v = ld16(p);
+    const __half2 *h = (const __half2 *)&v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 x = __half22float2(h[i]);
+        f[2 * i] = x.x;
+        f[2 * i + 1] = x.y;
+    }
+}
+template <>
+__device__ __forceinline__ void load8<HLLM_TYPE_BF16>(const uint8_t *p, float f[8]) {
+    const int4 v = ld16(p);
+    const uint32_t vi[4] = {(uint32_t)v.x, (uint32_t)v.y, (uint32_t)v.z, (uint32_t)v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(vi[i] << 16);
+        f[2 * i + 1] = __uint_as_float(vi[i] & 0xFFFF0000u);
+    }
+}
+
+template <int TYPE>
+static __device__ __forceinline__ float load1(const uint8_t *row, int64_t c) {
+    if (TYPE == HLLM_TYPE_F32) return __ldg((const float *)row + c);
+    const unsigned short h = __ldg((const unsigned short *)row + c);
+    if (TYPE == HLLM_TYPE_F16) return __half2float(__ushort_as_half(h));
+    return __uint_as_float((uint32_t)h << 16);
+}
+
+/* Float weights: VEC = 16-byte loads (cols a multiple of 8, x rows 16-byte aligned). */
+template <int TYPE, int NT, bool VEC>
+__global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
+                                                const float *__restrict__ x, int64_t ldx, float *__restrict__ y,
+                                                int64_t ldy, const float *__restrict__ bias) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = lr0 + (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (r >= lr1) return;
+    const uint8_t *row = m.data + r * m.row_bytes;
+    const int64_t cols = m.cols;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if (VEC) {
+        if (TYPE == HLLM_TYPE_F32) {
+#pragma unroll 2
+            for (int64_t c = lane * 4; c < cols; c += 128) {
+                const float4 w = __ldg((const float4 *)(row + c * 4));
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    const float4 a = __ldg((const float4 *)(x + t * ldx + c));
+                    acc[t] += w.x * a.x + w.y * a.y + w.z * a.z + w.w * a.w;
+                }
+            }
+        } else {
+#pragma unroll 2
+            for (int64_t c = lane * 8; c < cols; c += 256) {
+                float w[8];
+                load8<TYPE == HLLM_TYPE_F32 ? HLLM_TYPE_F16 : TYPE>(row + c * 2, w);
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    const float4 a = __ldg((const float4 *)(x + t * ldx + c));
+                    const float4 b = __ldg((const float4 *)(x + t * ldx + c + 4));
+                    acc[t] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z +
+                              w[7] * b.w;
+                }
+            }
+        }
+    } else {
+        for (int64_t c = lane; c < cols; c += 32) {
+            const float w = load1<TYPE>(row, c);
+#pragma unroll
+            for (int t = 0; t < NT; t++) acc[t] += w * x[t * ldx + c];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
+    if (lane < NT) {
+        float v = 0.0f;
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (t == lane) v = acc[t];
+        const int64_t gr = grow0 + r;
+        y[lane * ldy + gr] = v + (bias ? bias[gr] : 0.0f);
+    }
+}
+
+template <int NT>
+static void launch_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x,
+                        int64_t ldx, const int8_t *xq, const float2 *xds, float *y, int64_t ldy, const float *bias) {
+    const dim3 grid((unsigned)((lr1 - lr0 + 3) / 4));
+    const bool vec = ((uintptr_t)x % 16) == 0 && ldx % 4 == 0 && m.cols % 8 == 0 && m.row_bytes % 16 == 0;
+    switch (m.type) {
+    case HLLM_TYPE_Q4_0: k_gemv_q<HLLM_TYPE_Q4_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
+    case HLLM_TYPE_Q8_0: k_gemv_q<HLLM_TYPE_Q8_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
+    case HLLM_TYPE_Q4_K: k_gemv_q<HLLM_TYPE_Q4_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
+    case HLLM_TYPE_Q6_K: k_gemv_q<HLLM_TYPE_Q6_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
+#define F_CASE(T)                                                                                                  \
+    case T:                                                                                                        \
+        if (vec) k_gemv_f<T, NT, true><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias);           \
+        else k_gemv_f<T, NT, false><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias);              \
+        break;
+        F_CASE(HLLM_TYPE_F32)
+        F_CASE(HLLM_TYPE_F16)
+        F_CASE(HLLM_TYPE_BF16)
+#undef F_CASE
+    default: break;
+    }
+}
+
+int cu_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x, int64_t ldx,
+            const int8_t *xq, const float2 *xds, int n_tok, float *y, int64_t ldy, const float *bias) {
+    if (lr1 <= lr0) return 0;
+    switch (n_tok) {
+    case 1: launch_gemv<1>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 2: launch_gemv<2>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 3: launch_gemv<3>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 4: launch_gemv<4>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 5: launch_gemv<5>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 6: launch_gemv<6>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 7: launch_gemv<7>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 8: launch_gemv<8>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    default: return hllm_fail("CUDA: gemv with %d tokens (max 8)", n_tok);
+    }
+    return CU_LAUNCHED("gemv");
+}
+
+/* ---- dequantization to f16 / bf16 tiles (prefill) ---- */
+
+template <int TYPE, bool BF>
+__global__ void k_dequant_rows(const cu_mat m, int64_t lr0, int64_t n_units, void *dst) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_units) return;
+    const int64_t rr = i / m.nb, u = i % m.nb;
+    float f[32];
+    deq_unit<TYPE>(m, lr0 + rr, u, f);
+    if (BF) {
+        __nv_bfloat162 o[16];
+#pragma unroll
+        for (int k = 0; k < 16; k++) o[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
+        int4 *d = (int4 *)((__nv_bfloat16 *)dst + rr * m.cols + u * 32);
+#pragma unroll
+        for (int k = 0; k < 4; k++) d[k] = ((const int4 *)o)[k];
+    } else {
+        __half2 o[16];
+#pragma unroll
+        for (int k = 0; k < 16; k++) o[k] = __floats2half2_rn(f[2 * k], f[2 * k + 1]);
+        int4 *d = (int4 *)((__half *)dst + rr * m.cols + u * 32);
+#pragma unroll
+        for (int k = 0; k < 4; k++) d[k] = ((const int4 *)o)[k];
+    }
+}
+
+int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, void *dst, bool bf16) {
+    const int64_t n = (lr1 - lr0) * m.nb;
+    if (n <= 0) return 0;
+    const unsigned grid = (unsigned)((n + 127) / 128);
+#define DQ(T)                                                                                   \
+    case T:                                                                                     \
+        if (bf16) k_dequant_rows<T, true><<<grid, 128, 0, st>>>(m, lr0, n, dst);               \
+        else k_dequant_rows<T, false><<<grid, 128, 0, st>>>(m, lr0, n, dst);                   \
+        break;
+    switch (m.type) {
+        DQ(HLLM_TYPE_Q4_0)
+        DQ(HLLM_TYPE_Q8_0)
+        DQ(HLLM_TYPE_Q4_K)
+        DQ(HLLM_TYPE_Q6_K)
+    default: return hllm_fail("CUDA: no dequantization for %s", hllm_type_name(m.type));
+    }
+#undef DQ
+    return CU_LAUNCHED("dequant_rows");
+}
+
+template <bool BF>
+__global__ void k_convert_act(const float *__restrict__ x, int64_t ldx, int64_t cols, int64_t n, void *dst) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int64_t t = i / cols, c = i % cols;
+    const float v = x[t * ldx + c];
+    if (BF) ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
+    else ((__half *)dst)[i] = __float2half_rn(v);
+}
+
+int cu_convert_act(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, void *dst, bool bf16) {
+    const int64_t n = (int64_t)n_tok * cols;
+    const unsigned grid = (unsigned)((n + 255) / 256);
+    if (bf16) k_convert_act<true><<<grid, 256, 0, st>>>(x, ldx, cols, n, dst);
+    else k_convert_act<false><<<grid, 256, 0, st>>>(x, ldx, cols, n, dst);
+    return CU_LAUNCHED("convert_act");
+}
+
+__global__ void k_add_bias(float *y, int64_t ldy, int64_t c0, int64_t n, int64_t total, const float *__restrict__ bias) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    const int64_t t = i / n, c = c0 + i % n;
+    y[t * ldy + c] += bias[c];
+}
+
+int cu_add_bias(cudaStream_t st, float *y, int64_t ldy, int n_tok, int64_t c0, int64_t n, const float *bias) {
+    const int64_t total = (int64_t)n_tok * n;
+    if (total <= 0) return 0;
+    k_add_bias<<<(unsigned)((total + 255) / 256), 256, 0, st>>>(y, ldy, c0, n, total, bias);
+    return CU_LAUNCHED("add_bias");
+}
+
+/* ---- embedding rows ---- */
+
+template <int TYPE>
+__global__ void k_embed_q(const cu_mat m, int64_t row0, const int32_t *__restrict__ tokens, const cu_tok8 inl, float *dst,
+                          int64_t ldd) {
+    const int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int t = blockIdx.y;
+    if (u >= m.nb) return;
+    const int64_t r = (int64_t)(tokens ? tokens[t] : inl.t[t]) - row0;
+    float f[32];
+    deq_unit<TYPE>(m, r, u, f);
+    float *o = dst + t * ldd + u * 32;
+#pragma unroll
+    for (int k = 0; k < 32; k++) o[k] = f[k];
+}
+
+template <int TYPE>
+__global__ void k_embed_f(const cu_mat m, int64_t row0, const int32_t *__restrict__ tokens, const cu_tok8 inl, float *dst,
+                          int64_t ldd) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int t = blockIdx.y;
+    if (c >= m.cols) return;
+    const int64_t r = (int64_t)(tokens ? tokens[t] : inl.t[t]) - row0;
+    dst[t * ldd + c] = load1<TYPE>(m.data + r * m.row_bytes, c);
+}
+
+int cu_embed(cudaStream_t st, const cu_mat &m, int64_t row0, const int32_t *tokens, const cu_tok8 &inl, int n_tok,
+             float *dst, int64_t ldd) {
+    if (cu_type_quantized(m.type)) {
+        const dim3 grid((unsigned)((m.nb + 63) / 64), (unsigned)n_tok);
+        switch (m.type) {
+        case HLLM_TYPE_Q4_0: k_embed_q<HLLM_TYPE_Q4_0><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q8_0: k_embed_q<HLLM_TYPE_Q8_0><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q4_K: k_embed_q<HLLM_TYPE_Q4_K><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q6_K: k_embed_q<HLLM_TYPE_Q6_K><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        default: break;
+        }
+    } else {
+        const dim3 grid((unsigned)((m.cols + 255) / 256), (unsigned)n_tok);
+        switch (m.type) {
+        case HLLM_TYPE_F32: k_embed_f<HLLM_TYPE_F32><<<grid, 256, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_F16: k_embed_f<HLLM_TYPE_F16><<<grid, 256, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_BF16: k_embed_f<HLLM_TYPE_BF16><<<grid, 256, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        default: return hllm_fail("CUDA: cannot embed from %s", hllm_type_name(m.type));
+        }
+    }
+    return CU_LAUNCHED("embed");
+}

@@ -1,0 +1,154 @@
+/* The CUDA processor's element-wise and row ops: RMS norm (whole-vector and per-head), RoPE,
+ * KV store, SwiGLU, residual add. Semantics follow cpu_ops.c exactly (same formulas, same
+ * order of the rope angle products); only summation order differs. */
+#include "proc/cuda/cuda_common.cuh"
+#include <math.h>
+
+/* ---- RMS norm: one warp per row for short rows, one 256-thread block per row otherwise ---- */
+
+template <int THREADS> /* threads per row: 32 (four rows per 128-thread block) or 256 */
+__global__ void __launch_bounds__(THREADS == 32 ? 128 : THREADS) k_rmsnorm(const float *src, int64_t ld_src, float *dst,
+                                                     int64_t ld_dst, const float *__restrict__ w, int64_t dim,
+                                                     int64_t n_rows, int64_t per_tok, float eps) {
+    const int rows_per_block = THREADS == 32 ? 4 : 1;
+    const int lane = THREADS == 32 ? (threadIdx.x & 31) : threadIdx.x;
+    const int64_t i = (int64_t)blockIdx.x * rows_per_block + (THREADS == 32 ? (threadIdx.x >> 5) : 0);
+    if (i >= n_rows) return; /* whole warps (32) or the whole block (256) leave together */
+    const int64_t t = i / per_tok, h = i % per_tok;
+    const float *x = src + t * ld_src + h * dim;
+    float *y = dst + t * ld_dst + h * dim;
+    float s = 0.0f;
+    for (int64_t j = lane; j < dim; j += THREADS) s += x[j] * x[j];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (THREADS > 32) {
+        __shared__ float part[THREADS / 32];
+        if ((lane & 31) == 0) part[lane >> 5] = s;
+        __syncthreads();
+        s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < THREADS / 32; k++) s += part[k];
+    }
+    const float scale = 1.0f / sqrtf(s / (float)dim + eps);
+    for (int64_t j = lane; j < dim; j += THREADS) y[j] = x[j] * scale * w[j];
+}
+
+int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w) {
+    if (op->n_rows <= 0) return 0;
+    const int64_t per_tok = op->n_rows / (op->n_tok > 0 ? op->n_tok : 1);
+    if (op->dim <= 1024) {
+        const unsigned grid = (unsigned)((op->n_rows + 3) / 4);
+        k_rmsnorm<32><<<grid, 128, 0, st>>>(op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim, op->n_rows, per_tok,
+                                            op->eps);
+    } else {
+        k_rmsnorm<256><<<(unsigned)op->n_rows, 256, 0, st>>>(op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim,
+                                                              op->n_rows, per_tok, op->eps);
+    }
+    return CU_LAUNCHED("rmsnorm");
+}
+
+/* ---- RoPE: one thread per (token, head, pair); q heads first, then k heads ---- */
+
+__global__ void k_rope(float *q, int64_t ldq, float *k, int64_t ldk, int n_tok, int n_head, int n_head_kv, int head_dim,
+                       int n_rot, int neox, int pos0, float theta_scale, float freq_scale,
+                       const float *__restrict__ ff) {
+    const int half = n_rot / 2;
+    const int64_t n = (int64_t)n_tok * (n_head + n_head_kv) * half;
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n) return;
+    const int i = (int)(idx % half);
+    const int64_t th = idx / half;
+    const int hh = (int)(th % (n_head + n_head_kv));
+    const int t = (int)(th / (n_head + n_head_kv));
+    /* theta_i = p * theta_scale^i as the CPU computes it: by repeated products in float */
+    float theta = (float)(pos0 + t);
+    for (int s = 0; s < i; s++) theta *= theta_scale;
+    const float a = freq_scale * theta / (ff ? ff[i] : 1.0f);
+    const float c = cosf(a), sn = sinf(a);
+    float *v = hh < n_head ? q + (int64_t)t * ldq + (int64_t)hh * head_dim
+                           : k + (int64_t)t * ldk + (int64_t)(hh - n_head) * head_dim;
+    const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+    const float x0 = v[i0], x1 = v[i1];
+    v[i0] = x0 * c - x1 * sn;
+    v[i1] = x0 * sn + x1 * c;
+}
+
+int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff) {
+    const int half = op->n_rot / 2;
+    const int64_t n = (int64_t)op->n_tok * (op->n_head + op->n_head_kv) * half;
+    if (n <= 0) return 0;
+    /* the same float the CPU computes with powf on the host */
+    const float theta_scale = powf(op->freq_base, -2.0f / (float)op->n_rot);
+    k_rope<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, (float *)op->src2, op->ld_src2, op->n_tok,
+                                                        op->n_head, op->n_head_kv, op->head_dim, op->n_rot,
+                                                        op->rope_type == HLLM_ROPE_NEOX, op->pos0, theta_scale,
+                                                        op->freq_scale, ff);
+    return CU_LAUNCHED("rope");
+}
+
+/* ---- KV store ---- */
+
+template <bool F16>
+__global__ void k_kv_store(const float *__restrict__ k, int64_t ldk, const float *__restrict__ v, int64_t ldv, void *kc,
+                           void *vc, int64_t kv_dim, int64_t n, int pos0) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n) return;
+    const int64_t t = idx / kv_dim, i = idx % kv_dim;
+    const int64_t o = (pos0 + t) * kv_dim + i;
+    const float kx = k[t * ldk + i], vx = v[t * ldv + i];
+    if (F16) {
+        ((__half *)kc)[o] = __float2half_rn(kx);
+        ((__half *)vc)[o] = __float2half_rn(vx);
+    } else {
+        ((float *)kc)[o] = kx;
+        ((float *)vc)[o] = vx;
+    }
+}
+
+int cu_kv_store(cudaStream_t st, const hllm_op *op) {
+    const int64_t kv_dim = (int64_t)op->n_head_kv * op->head_dim;
+    const int64_t n = (int64_t)op->n_tok * kv_dim;
+    if (n <= 0) return 0;
+    const unsigned grid = (unsigned)((n + 255) / 256);
+    if (op->kv->type == HLLM_TYPE_F16)
+        k_kv_store<true><<<grid, 256, 0, st>>>(op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
+                                               n, op->pos0);
+    else if (op->kv->type == HLLM_TYPE_F32)
+        k_kv_store<false><<<grid, 256, 0, st>>>(op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
+                                                n, op->pos0);
+    else return hllm_fail("CUDA: KV cache type %s is not supported (f16 or f32)", hllm_type_name(op->kv->type));
+    return CU_LAUNCHED("kv_store");
+}
+
+/* ---- SwiGLU and add ---- */
+
+__global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, const float *__restrict__ u,
+                         int64_t ldu, int64_t dim, int64_t n) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n) return;
+    const int64_t t = idx / dim, i = idx % dim;
+    const float x = g[t * ldg + i];
+    dst[t * ldd + i] = x / (1.0f + expf(-x)) * u[t * ldu + i];
+}
+
+int cu_swiglu(cudaStream_t st, const hllm_op *op) {
+    const int64_t n = (int64_t)op->n_tok * op->dim;
+    if (n <= 0) return 0;
+    k_swiglu<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
+                                                          op->ld_src2, op->dim, n);
+    return CU_LAUNCHED("swiglu");
+}
+
+__global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int64_t ldx, int64_t dim, int64_t n) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n) return;
+    const int64_t t = idx / dim, i = idx % dim;
+    dst[t * ldd + i] += x[t * ldx + i];
+}
+
+int cu_add(cudaStream_t st, const hllm_op *op) {
+    const int64_t n = (int64_t)op->n_tok * op->dim;
+    if (n <= 0) return 0;
+    k_add<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->dim, n);
+    return CU_LAUNCHED("add");
+}

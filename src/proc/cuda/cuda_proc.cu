@@ -1,0 +1,737 @@
+/* The CUDA processor: proc.h on one CUDA stream.
+ *
+ * Work is enqueued on a non-blocking stream in issue order; finish() synchronizes it.
+ * Weights are uploaded once (Q4_0/Q8_0/Q6_K repacked so every kernel load is 16 bytes; see
+ * cuda_common.cuh); vectors become f32. Cross-processor ordering uses flags in pinned mapped
+ * host memory: signal = cuStreamWriteValue32, wait = cuStreamWaitValue32 (the driver entry
+ * points are fetched through the runtime, so the engine never links libcuda and a machine
+ * without a driver still runs the CPU processor).
+ *
+ * Failures never abort: no GPU, an old driver, missing kernels for the GPU's architecture and
+ * out-of-memory each return NULL / -1 with one hllm_fail line, and the CPU stays usable. */
+#include "proc/cuda/cuda_common.cuh"
+#include "proc/cuda/cuda_proc.h"
+#include <cuda.h>
+#include <cublas_v2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <new>
+
+extern "C" {
+#include "core/types.h"
+}
+
+static int g_gemv_max_tok = 8;
+static int g_split_max_tok = 8;
+
+extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
+    if (gemv_max_tok >= 0) g_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
+    if (split_max_tok >= 0) g_split_max_tok = split_max_tok;
+}
+
+int cu_check(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return 0;
+    return hllm_fail("CUDA: %s failed: %s", what, cudaGetErrorString(e));
+}
+
+typedef CUresult(CUDAAPI *pfn_stream_value32)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
+
+struct cu_pending { /* a copy_out to pageable memory, completed by finish() */
+    void *dst;
+    size_t off, bytes;
+};
+
+struct cu_buf {
+    void *p;
+    size_t size;
+};
+
+struct cuda_impl {
+    int dev;
+    cudaStream_t st;
+    cudaDeviceProp prop;
+    cublasHandle_t blas;
+    bool blas_ok;
+    pfn_stream_value32 write32, wait32;
+    bool memops; /* stream memory operations usable */
+    cu_buf xq, xh, wt, part, tok;
+    /* pinned staging for copy_out to pageable memory */
+    char *stage;
+    size_t stage_size, stage_used;
+    cu_pending *pend;
+    int n_pend, cap_pend;
+    /* the activation last quantized for a GEMV, reused by the next matmuls of the same input
+     * (q/k/v, gate/up) until any other op or copy could have changed it */
+    const float *xq_src;
+    int64_t xq_ld, xq_cols;
+    int xq_ntok;
+    char name[96];
+};
+
+static inline cuda_impl *impl_of(hllm_proc *p) { return (cuda_impl *)p->impl; }
+
+/* cudaSetDevice once per thread and device, not once per op (the decode step issues hundreds). */
+static __thread int tl_dev = -1;
+static inline void use_dev(int dev) {
+    if (tl_dev != dev) {
+        cudaSetDevice(dev);
+        tl_dev = dev;
+    }
+}
+
+static int oom(cuda_impl *c, size_t bytes, const char *what) {
+    size_t fr = 0, tot = 0;
+    cudaGetLastError();
+    cudaMemGetInfo(&fr, &tot);
+    return hllm_fail("CUDA: out of device memory for %s: asked for %.1f MiB, %.1f MiB free of %.1f MiB on %s", what,
+                     (double)bytes / 1048576.0, (double)fr / 1048576.0, (double)tot / 1048576.0, c->prop.name);
+}
+
+/* Stream-ordered scratch: grows (never shrinks) with cudaMallocAsync on the stream. */
+static int ensure(cuda_impl *c, cu_buf *b, size_t need, const char *what) {
+    if (need <= b->size) return 0;
+    size_t sz = need + need / 4;
+    sz = (sz + 255) / 256 * 256;
+    if (b->p) cudaFreeAsync(b->p, c->st);
+    b->p = NULL;
+    b->size = 0;
+    void *p = NULL;
+    if (cudaMallocAsync(&p, sz, c->st) != cudaSuccess) return oom(c, sz, what);
+    b->p = p;
+    b->size = sz;
+    return 0;
+}
+
+/* ---- memory ---- */
+
+static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
+    cuda_impl *c = impl_of(p);
+    c->xq_src = NULL;
+    use_dev(c->dev);
+    void *ptr = NULL;
+    if (bytes == 0) bytes = 1;
+    if (kind == HLLM_MEM_HOST) {
+        if (cudaHostAlloc(&ptr, bytes, cudaHostAllocMapped | cudaHostAllocPortable) != cudaSuccess) {
+            cudaGetLastError();
+            hllm_fail("CUDA: could not allocate %.1f MiB of pinned host memory", (double)bytes / 1048576.0);
+            return NULL;
+        }
+        return ptr;
+    }
+    if (cudaMalloc(&ptr, bytes) != cudaSuccess) {
+        oom(c, bytes, "a buffer");
+        return NULL;
+    }
+    return ptr;
+}
+
+static bool is_pinned_host(const void *ptr) {
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, ptr) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
+static void cu_free(hllm_proc *p, void *ptr) {
+    if (!ptr) return;
+    impl_of(p)->xq_src = NULL;
+    use_dev(impl_of(p)->dev);
+    if (is_pinned_host(ptr)) cudaFreeHost(ptr);
+    else cudaFree(ptr);
+}
+
+static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
+    cuda_impl *c = impl_of(p);
+    c->xq_src = NULL;
+    if (!bytes) return 0;
+    use_dev(c->dev);
+    return cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->st), "copy_in");
+}
+
+static int flush_pending(cuda_impl *c) {
+    if (cu_check(cudaStreamSynchronize(c->st), "stream synchronize")) return -1;
+    for (int i = 0; i < c->n_pend; i++) memcpy(c->pend[i].dst, c->stage + c->pend[i].off, c->pend[i].bytes);
+    c->n_pend = 0;
+    c->stage_used = 0;
+    return 0;
+}
+
+static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
+    cuda_impl *c = impl_of(p);
+    if (!bytes) return 0;
+    use_dev(c->dev);
+    if (is_pinned_host(dst)) return cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->st), "copy_out");
+    /* pageable destination: copy into pinned staging now, to the destination at finish() */
+    const size_t need = (bytes + 255) / 256 * 256;
+    if (c->stage_used + need > c->stage_size) {
+        if (c->n_pend && flush_pending(c)) return -1;
+        if (need > c->stage_size) {
+            if (c->stage) cudaFreeHost(c->stage);
+            c->stage = NULL;
+            c->stage_size = 0;
+            size_t sz = need < ((size_t)4 << 20) ? ((size_t)4 << 20) : need;
+            if (cudaHostAlloc((void **)&c->stage, sz, cudaHostAllocDefault) != cudaSuccess) {
+                cudaGetLastError();
+                c->stage = NULL;
+                return hllm_fail("CUDA: could not allocate %.1f MiB of pinned staging memory", (double)sz / 1048576.0);
+            }
+            c->stage_size = sz;
+        }
+    }
+    if (c->n_pend == c->cap_pend) {
+        int cap = c->cap_pend ? 2 * c->cap_pend : 16;
+        cu_pending *np = (cu_pending *)realloc(c->pend, (size_t)cap * sizeof *np);
+        if (!np) return hllm_fail("out of memory");
+        c->pend = np;
+        c->cap_pend = cap;
+    }
+    if (cu_check(cudaMemcpyAsync(c->stage + c->stage_used, src, bytes, cudaMemcpyDefault, c->st), "copy_out")) return -1;
+    c->pend[c->n_pend++] = cu_pending{dst, c->stage_used, bytes};
+    c->stage_used += need;
+    return 0;
+}
+
+/* ---- weights ---- */
+
+static bool type_supported(int type) {
+    switch (type) {
+    case HLLM_TYPE_F32:
+    case HLLM_TYPE_F16:
+    case HLLM_TYPE_BF16:
+    case HLLM_TYPE_Q4_0:
+    case HLLM_TYPE_Q8_0:
+    case HLLM_TYPE_Q4_K:
+    case HLLM_TYPE_Q6_K: return true;
+    default: return false;
+    }
+}
+
+/* Repacks rows [r0, r1) of t into dst (quants; row_bytes each) and dd (scales). */
+static void repack_rows(const hllm_tensor *t, int64_t r0, int64_t r1, uint8_t *dst, size_t row_bytes, uint16_t *dd) {
+    const int64_t nb = t->cols / 32, nsb = t->cols / 256;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        uint8_t *q = dst + (size_t)(r - r0) * row_bytes;
+        if (t->type == HLLM_TYPE_Q4_0) {
+            const hllm_block_q4_0 *b = (const hllm_block_q4_0 *)src;
+            for (int64_t i = 0; i < nb; i++) {
+                memcpy(q + i * 16, b[i].qs, 16);
+                dd[(r - r0) * nb + i] = b[i].d;
+            }
+        } else if (t->type == HLLM_TYPE_Q8_0) {
+            const hllm_block_q8_0 *b = (const hllm_block_q8_0 *)src;
+            for (int64_t i = 0; i < nb; i++) {
+                memcpy(q + i * 32, b[i].qs, 32);
+                dd[(r - r0) * nb + i] = b[i].d;
+            }
+        } else { /* Q6_K */
+            const hllm_block_q6_K *b = (const hllm_block_q6_K *)src;
+            for (int64_t i = 0; i < nsb; i++) {
+                uint8_t *o = q + i * CU_Q6K_BYTES;
+                memcpy(o, b[i].ql, 128);
+                memcpy(o + 128, b[i].qh, 64);
+                memcpy(o + 192, b[i].scales, 16);
+                dd[(r - r0) * nsb + i] = b[i].d;
+            }
+        }
+    }
+}
+
+static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    hllm_pweight *w = (hllm_pweight *)calloc(1, sizeof *w);
+    if (!w) {
+        hllm_fail("out of memory loading %s", t->name);
+        return NULL;
+    }
+    w->type = t->type;
+    w->row0 = r0;
+    w->cols = t->cols;
+    w->host = mem == HLLM_MEM_HOST;
+    if (t->rows == 1) { /* a vector: f32 on the device */
+        float *h = (float *)malloc((size_t)t->cols * sizeof(float));
+        if (!h) {
+            free(w);
+            hllm_fail("out of memory loading %s", t->name);
+            return NULL;
+        }
+        hllm_dequantize_row(t->type, t->data, h, t->cols);
+        w->rows = 1;
+        w->host = false;
+        if (cudaMalloc((void **)&w->vec, (size_t)t->cols * sizeof(float)) != cudaSuccess) {
+            oom(c, (size_t)t->cols * sizeof(float), t->name);
+            free(h);
+            free(w);
+            return NULL;
+        }
+        int rc = cu_check(cudaMemcpy(w->vec, h, (size_t)t->cols * sizeof(float), cudaMemcpyHostToDevice), "upload");
+        free(h);
+        if (rc) {
+            cudaFree(w->vec);
+            free(w);
+            return NULL;
+        }
+        return w;
+    }
+    if (!type_supported(t->type)) {
+        hllm_fail("CUDA: %s has type %s, which the CUDA processor does not support", t->name, hllm_type_name(t->type));
+        free(w);
+        return NULL;
+    }
+    if (r0 < 0 || r1 > t->rows || r1 <= r0) {
+        hllm_fail("CUDA: rows [%lld, %lld) of %s (%lld rows)", (long long)r0, (long long)r1, t->name, (long long)t->rows);
+        free(w);
+        return NULL;
+    }
+    const int64_t rows = r1 - r0;
+    w->rows = rows;
+    size_t qbytes, dbytes = 0;
+    if (t->type == HLLM_TYPE_Q4_0 || t->type == HLLM_TYPE_Q8_0) {
+        w->layout = CU_LAYOUT_SOA;
+        w->row_bytes = (size_t)(t->cols / 32) * (t->type == HLLM_TYPE_Q4_0 ? 16 : 32);
+        dbytes = (size_t)rows * (size_t)(t->cols / 32) * 2;
+    } else if (t->type == HLLM_TYPE_Q6_K) {
+        w->layout = CU_LAYOUT_Q6K;
+        w->row_bytes = (size_t)(t->cols / 256) * CU_Q6K_BYTES;
+        dbytes = (size_t)rows * (size_t)(t->cols / 256) * 2;
+    } else {
+        w->layout = CU_LAYOUT_RAW;
+        w->row_bytes = t->row_bytes;
+    }
+    qbytes = (size_t)rows * w->row_bytes;
+    const size_t qpad = (qbytes + 255) / 256 * 256, total = qpad + dbytes;
+    void *dev = NULL;
+    if (w->host) {
+        void *hp = NULL;
+        if (cudaHostAlloc(&hp, total, cudaHostAllocMapped | cudaHostAllocPortable) != cudaSuccess) {
+            cudaGetLastError();
+            hllm_fail("CUDA: could not allocate %.1f MiB of pinned host memory for %s", (double)total / 1048576.0, t->name);
+            free(w);
+            return NULL;
+        }
+        if (w->layout == CU_LAYOUT_RAW) memcpy(hp, (const char *)t->data + (size_t)r0 * t->row_bytes, qbytes);
+        else repack_rows(t, r0, r1, (uint8_t *)hp, w->row_bytes, (uint16_t *)((char *)hp + qpad));
+        if (cudaHostGetDevicePointer(&dev, hp, 0) != cudaSuccess) {
+            cudaGetLastError();
+            cudaFreeHost(hp);
+            hllm_fail("CUDA: pinned memory for %s is not mapped into the device", t->name);
+            free(w);
+            return NULL;
+        }
+    } else {
+        if (cudaMalloc(&dev, total) != cudaSuccess) {
+            oom(c, total, t->name);
+            free(w);
+            return NULL;
+        }
+        int rc;
+        if (w->layout == CU_LAYOUT_RAW) {
+            rc = cu_check(cudaMemcpy(dev, (const char *)t->data + (size_t)r0 * t->row_bytes, qbytes, cudaMemcpyHostToDevice),
+                          "weight upload");
+        } else {
+            uint8_t *h = (uint8_t *)malloc(total);
+            if (!h) {
+                cudaFree(dev);
+                free(w);
+                hllm_fail("out of memory repacking %s", t->name);
+                return NULL;
+            }
+            repack_rows(t, r0, r1, h, w->row_bytes, (uint16_t *)(h + qpad));
+            rc = cu_check(cudaMemcpy(dev, h, total, cudaMemcpyHostToDevice), "weight upload");
+            free(h);
+        }
+        if (rc) {
+            cudaFree(dev);
+            free(w);
+            return NULL;
+        }
+    }
+    w->data = dev;
+    w->d = dbytes ? (const __half *)((const char *)dev + qpad) : NULL;
+    return w;
+}
+
+static void cu_weight_free(hllm_proc *p, hllm_pweight *w) {
+    if (!w) return;
+    use_dev(impl_of(p)->dev);
+    if (w->vec) cudaFree(w->vec);
+    if (w->data) {
+        if (w->host) {
+            void *hp = w->data;
+            cudaPointerAttributes a;
+            if (cudaPointerGetAttributes(&a, w->data) == cudaSuccess && a.hostPointer) hp = a.hostPointer;
+            cudaGetLastError();
+            cudaFreeHost(hp);
+        } else {
+            cudaFree(w->data);
+        }
+    }
+    free(w);
+}
+
+/* ---- ops ---- */
+
+static int blas_init(cuda_impl *c) {
+    if (c->blas_ok) return 0;
+    if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) return hllm_fail("CUDA: cuBLAS could not be initialized");
+    cublasSetStream(c->blas, c->st);
+    c->blas_ok = true;
+    return 0;
+}
+
+static int blas_check(cublasStatus_t s, const char *what) {
+    if (s == CUBLAS_STATUS_SUCCESS) return 0;
+    return hllm_fail("CUDA: cuBLAS %s failed (status %d)", what, (int)s);
+}
+
+/* Y[t][grow] (rows m, tokens n) = W (m x k, row-major, lda) . X[t] (k, ldb), column-major view. */
+static int gemm(cuda_impl *c, cudaDataType ta, const void *W, int64_t lda, cudaDataType tb, const void *X, int64_t ldb,
+                float *Y, int64_t ldy, int64_t m, int n, int64_t k) {
+    const float one = 1.0f, zero = 0.0f;
+    return blas_check(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, n, (int)k, &one, W, ta, (int)lda, X, tb,
+                                   (int)ldb, &zero, Y, CUDA_R_32F, (int)ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                      "gemm");
+}
+
+/* A matmul whose output overlaps the input the quantized-activation cache holds ends the
+ * cache's validity for the matmuls after it (the GEMV reads the quantized copy, not src). */
+static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w) {
+    if (!c->xq_src) return;
+    const char *d0 = (const char *)op->dst, *d1 = (const char *)(op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + w->row0 + w->rows);
+    const char *s0 = (const char *)c->xq_src, *s1 = (const char *)(c->xq_src + (int64_t)(c->xq_ntok - 1) * c->xq_ld + c->xq_cols);
+    if (d0 < s1 && s0 < d1) c->xq_src = NULL;
+}
+
+static int run_matmul(cuda_impl *c, const hllm_op *op) {
+    const hllm_pweight *w = op->w;
+    if (!w || w->vec) return hllm_fail("CUDA: matmul without a matrix");
+    const int64_t lr0 = op->r0 - w->row0, lr1 = op->r1 - w->row0;
+    if (lr0 < 0 || lr1 > w->rows || lr1 < lr0)
+        return hllm_fail("CUDA: matmul rows [%lld, %lld) outside the rows held [%lld, %lld)", (long long)op->r0,
+                         (long long)op->r1, (long long)w->row0, (long long)(w->row0 + w->rows));
+    if (lr1 == lr0 || op->n_tok <= 0) return 0;
+    const cu_mat m = cu_mat_of(w);
+    const float *bias = op->bias ? op->bias->vec : NULL;
+    const bool quant = cu_type_quantized(m.type);
+    const int n_tok = op->n_tok;
+    if (n_tok <= g_gemv_max_tok) {
+        int8_t *xq = NULL;
+        float2 *xds = NULL;
+        if (quant) {
+            const size_t qb = (size_t)n_tok * (size_t)m.cols, db = (size_t)n_tok * (size_t)m.nb * sizeof(float2);
+            const size_t qpad = (qb + 255) / 256 * 256;
+            const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == m.cols && c->xq_ntok == n_tok;
+            if (!reuse) {
+                c->xq_src = NULL;
+                if (ensure(c, &c->xq, qpad + db, "quantized activations")) return -1;
+            }
+            xq = (int8_t *)c->xq.p;
+            xds = (float2 *)((char *)c->xq.p + qpad);
+            if (!reuse) {
+                if (cu_quantize_q8_1(c->st, op->src, op->ld_src, n_tok, m.cols, xq, xds)) return -1;
+                c->xq_src = op->src;
+                c->xq_ld = op->ld_src;
+                c->xq_cols = m.cols;
+                c->xq_ntok = n_tok;
+            }
+        }
+        clobber_check(c, op, w);
+        return cu_gemv(c->st, m, lr0, lr1, w->row0, op->src, op->ld_src, xq, xds, n_tok, op->dst, op->ld_dst, bias);
+    }
+    clobber_check(c, op, w);
+    /* prefill: tensor-core GEMM through cuBLAS */
+    if (blas_init(c)) return -1;
+    float *Y = op->dst + w->row0 + lr0;
+    const int64_t K = m.cols;
+    if (m.type == HLLM_TYPE_F32) {
+        const float one = 1.0f, zero = 0.0f;
+        if (blas_check(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)(lr1 - lr0), n_tok, (int)K, &one,
+                                   (const float *)m.data + lr0 * K, (int)K, op->src, (int)op->ld_src, &zero, Y,
+                                   (int)op->ld_dst),
+                       "sgemm"))
+            return -1;
+    } else {
+        const bool bf = m.type == HLLM_TYPE_BF16;
+        const cudaDataType dt = bf ? CUDA_R_16BF : CUDA_R_16F;
+        if (ensure(c, &c->xh, (size_t)n_tok * (size_t)K * 2, "f16 activations")) return -1;
+        if (cu_convert_act(c->st, op->src, op->ld_src, n_tok, K, c->xh.p, bf)) return -1;
+        if (!quant) {
+            if (gemm(c, dt, m.data + lr0 * m.row_bytes, K, dt, c->xh.p, K, Y, op->ld_dst, lr1 - lr0, n_tok, K)) return -1;
+        } else {
+            /* dequantize row tiles of at most 32M elements (64 MiB) */
+            int64_t tile = ((int64_t)32 << 20) / K;
+            if (tile < 64) tile = 64;
+            if (tile > lr1 - lr0) tile = lr1 - lr0;
+            if (ensure(c, &c->wt, (size_t)tile * (size_t)K * 2, "dequantized weight tile")) return -1;
+            for (int64_t a = lr0; a < lr1; a += tile) {
+                const int64_t b = a + tile < lr1 ? a + tile : lr1;
+                if (cu_dequant_rows(c->st, m, a, b, c->wt.p, false)) return -1;
+                if (gemm(c, CUDA_R_16F, c->wt.p, K, CUDA_R_16F, c->xh.p, K, Y + (a - lr0), op->ld_dst, b - a, n_tok, K))
+                    return -1;
+            }
+        }
+    }
+    if (bias) return cu_add_bias(c->st, op->dst, op->ld_dst, n_tok, w->row0 + lr0, lr1 - lr0, bias);
+    return 0;
+}
+
+static int run_embed(cuda_impl *c, const hllm_op *op) {
+    const hllm_pweight *w = op->w;
+    if (!w || w->vec) return hllm_fail("CUDA: embedding without a matrix");
+    for (int t = 0; t < op->n_tok; t++)
+        if (op->tokens[t] < w->row0 || op->tokens[t] >= w->row0 + w->rows)
+            return hllm_fail("CUDA: token %d is outside the embedding rows held", op->tokens[t]);
+    cu_tok8 inl;
+    memset(&inl, 0, sizeof inl);
+    if (op->n_tok <= 8) { /* decode: the ids travel as kernel arguments */
+        memcpy(inl.t, op->tokens, (size_t)op->n_tok * sizeof(int32_t));
+        return cu_embed(c->st, cu_mat_of(w), w->row0, NULL, inl, op->n_tok, op->dst, op->ld_dst);
+    }
+    if (ensure(c, &c->tok, (size_t)op->n_tok * sizeof(int32_t), "token ids")) return -1;
+    if (cu_check(cudaMemcpyAsync(c->tok.p, op->tokens, (size_t)op->n_tok * sizeof(int32_t), cudaMemcpyHostToDevice, c->st),
+                 "token upload"))
+        return -1;
+    return cu_embed(c->st, cu_mat_of(w), w->row0, (const int32_t *)c->tok.p, inl, op->n_tok, op->dst, op->ld_dst);
+}
+
+static int run_attention(cuda_impl *c, const hllm_op *op) {
+    if (!op->kv || op->n_head_kv <= 0 || op->n_head % op->n_head_kv) return hllm_fail("CUDA: bad attention shape");
+    if (op->head_dim > 512) return hllm_fail("CUDA: head_dim %d > 512", op->head_dim);
+    if (op->kv->type != HLLM_TYPE_F16 && op->kv->type != HLLM_TYPE_F32)
+        return hllm_fail("CUDA: KV cache type %s is not supported (f16 or f32)", hllm_type_name(op->kv->type));
+    if (op->n_tok > g_split_max_tok) {
+        const int r = cu_attn_flash(c->st, op, c->prop.sharedMemPerBlockOptin);
+        if (r <= 0) return r;
+    }
+    int chunk, n_chunks;
+    const size_t need = cu_attn_split_scratch(op, c->prop.multiProcessorCount, &chunk, &n_chunks);
+    if (need && ensure(c, &c->part, need * sizeof(float), "attention partials")) return -1;
+    return cu_attn_split(c->st, op, chunk, n_chunks, (float *)c->part.p);
+}
+
+static int cu_run(hllm_proc *p, const hllm_op *op) {
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    if (op->kind != HLLM_OP_MATMUL) c->xq_src = NULL;
+    switch (op->kind) {
+    case HLLM_OP_EMBED: return run_embed(c, op);
+    case HLLM_OP_RMSNORM:
+        if (!op->w || !op->w->vec) return hllm_fail("CUDA: rmsnorm without a weight vector");
+        return cu_rmsnorm(c->st, op, op->w->vec);
+    case HLLM_OP_MATMUL: return run_matmul(c, op);
+    case HLLM_OP_ROPE:
+        if (op->n_rot > op->head_dim || (op->n_rot & 1)) return hllm_fail("CUDA: n_rot %d (head_dim %d)", op->n_rot, op->head_dim);
+        return cu_rope(c->st, op, op->freq_factors ? op->freq_factors->vec : NULL);
+    case HLLM_OP_KV_STORE:
+        if (!op->kv || op->pos0 + op->n_tok > op->kv->n_ctx)
+            return hllm_fail("CUDA: KV store of %d rows at %d exceeds the cache", op->n_tok, op->pos0);
+        return cu_kv_store(c->st, op);
+    case HLLM_OP_ATTENTION: return run_attention(c, op);
+    case HLLM_OP_SWIGLU: return cu_swiglu(c->st, op);
+    case HLLM_OP_ADD: return cu_add(c->st, op);
+    default: return hllm_fail("CUDA processor: unknown op %d", (int)op->kind);
+    }
+}
+
+/* ---- synchronization through host flags ---- */
+
+__global__ void k_signal(volatile uint32_t *flag, uint32_t value) {
+    __threadfence_system();
+    *flag = value;
+}
+
+__global__ void k_wait(volatile uint32_t *flag, uint32_t value) {
+    while ((int32_t)(*flag - value) < 0) __nanosleep(200);
+}
+
+struct host_flag_arg {
+    volatile uint32_t *flag;
+    uint32_t value;
+};
+
+static void CUDART_CB host_signal(void *arg) {
+    host_flag_arg *a = (host_flag_arg *)arg;
+    __atomic_store_n(a->flag, a->value, __ATOMIC_RELEASE);
+    free(a);
+}
+
+static void CUDART_CB host_wait(void *arg) {
+    host_flag_arg *a = (host_flag_arg *)arg;
+    while (__atomic_load_n(a->flag, __ATOMIC_ACQUIRE) < a->value) {
+    }
+    free(a);
+}
+
+static void flag_fallback(cuda_impl *c, volatile uint32_t *flag, uint32_t value, bool wait) {
+    host_flag_arg *a = (host_flag_arg *)malloc(sizeof *a);
+    if (!a) return;
+    a->flag = flag;
+    a->value = value;
+    cudaLaunchHostFunc(c->st, wait ? host_wait : host_signal, a);
+}
+
+/* The device address of a flag in pinned mapped host memory (interior pointers too), or NULL. */
+static void *flag_device_ptr(volatile uint32_t *flag) {
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, (const void *)flag) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return a.type == cudaMemoryTypeHost ? a.devicePointer : NULL;
+}
+
+static void cu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    void *dp = flag_device_ptr(flag);
+    if (!dp) { /* not mapped memory: a host callback writes it */
+        flag_fallback(c, flag, value, false);
+        return;
+    }
+    if (c->memops && c->write32((CUstream)c->st, (CUdeviceptr)dp, value, CU_STREAM_WRITE_VALUE_DEFAULT) == CUDA_SUCCESS)
+        return;
+    k_signal<<<1, 1, 0, c->st>>>((volatile uint32_t *)dp, value);
+}
+
+static void cu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+    cuda_impl *c = impl_of(p);
+    c->xq_src = NULL; /* another processor may write activations before what follows */
+    use_dev(c->dev);
+    void *dp = flag_device_ptr(flag);
+    if (!dp) {
+        flag_fallback(c, flag, value, true);
+        return;
+    }
+    if (c->memops && c->wait32((CUstream)c->st, (CUdeviceptr)dp, value, CU_STREAM_WAIT_VALUE_GEQ) == CUDA_SUCCESS) return;
+    k_wait<<<1, 1, 0, c->st>>>((volatile uint32_t *)dp, value);
+}
+
+static int cu_finish(hllm_proc *p) {
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    if (c->n_pend) return flush_pending(c);
+    return cu_check(cudaStreamSynchronize(c->st), "stream synchronize");
+}
+
+static void cu_destroy(hllm_proc *p) {
+    if (!p) return;
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    cudaStreamSynchronize(c->st);
+    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok};
+    for (cu_buf *b : bufs)
+        if (b->p) cudaFreeAsync(b->p, c->st);
+    cudaStreamSynchronize(c->st);
+    if (c->blas_ok) cublasDestroy(c->blas);
+    cudaStreamDestroy(c->st);
+    if (c->stage) cudaFreeHost(c->stage);
+    free(c->pend);
+    cudaGetLastError();
+    free(c);
+    free(p);
+}
+
+static const hllm_proc_ops k_cuda_ops = {
+    "cuda", cu_alloc, cu_free, cu_copy_in, cu_copy_out, cu_weight_load, cu_weight_free,
+    cu_run, cu_signal, cu_wait, cu_finish, cu_destroy,
+};
+
+__global__ void k_probe(int *x) {
+    if (x) *x = 1;
+}
+
+static const char *count_devices(int *n) {
+    static char why[256];
+    *n = 0;
+    cudaError_t e = cudaGetDeviceCount(n);
+    if (e == cudaSuccess && *n > 0) return NULL;
+    int drv = 0;
+    cudaDriverGetVersion(&drv);
+    cudaGetLastError();
+    *n = 0;
+    if (e == cudaErrorInsufficientDriver) {
+        if (drv == 0) snprintf(why, sizeof why, "CUDA: no NVIDIA driver found (libcuda.so.1 could not be loaded)");
+        else
+            snprintf(why, sizeof why, "CUDA: the NVIDIA driver is too old: it supports CUDA %d.%d, this build needs %d.%d",
+                     drv / 1000, drv % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+    } else if (e == cudaErrorNoDevice || e == cudaSuccess) {
+        snprintf(why, sizeof why, "CUDA: no GPU found");
+    } else {
+        snprintf(why, sizeof why, "CUDA: cannot initialize: %s", cudaGetErrorString(e));
+    }
+    return why;
+}
+
+extern "C" int hllm_cuda_device_count(const char **why) {
+    int n;
+    const char *w = count_devices(&n);
+    if (why) *why = w;
+    return n;
+}
+
+extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
+    int n;
+    const char *why = count_devices(&n);
+    if (why) {
+        hllm_fail("%s", why);
+        return NULL;
+    }
+    if (device < 0 || device >= n) {
+        hllm_fail("CUDA: device %d does not exist (%d found)", device, n);
+        return NULL;
+    }
+    cuda_impl *c = (cuda_impl *)calloc(1, sizeof *c);
+    hllm_proc *p = (hllm_proc *)calloc(1, sizeof *p);
+    if (!c || !p) {
+        free(c);
+        free(p);
+        hllm_fail("out of memory creating the CUDA processor");
+        return NULL;
+    }
+    c->dev = device;
+    cudaError_t e = cudaSetDevice(device);
+    tl_dev = device;
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&c->prop, device);
+    if (e != cudaSuccess) {
+        hllm_fail("CUDA: cannot use device %d: %s", device, cudaGetErrorString(e));
+        cudaGetLastError();
+        free(c);
+        free(p);
+        return NULL;
+    }
+    cudaFuncAttributes fa;
+    e = cudaFuncGetAttributes(&fa, k_probe);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        hllm_fail("CUDA: this build has no kernels for %s (compute capability %d.%d): rebuild with "
+                  "-DCMAKE_CUDA_ARCHITECTURES=%d%d (%s)",
+                  c->prop.name, c->prop.major, c->prop.minor, c->prop.major, c->prop.minor, cudaGetErrorString(e));
+        free(c);
+        free(p);
+        return NULL;
+    }
+    if (cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking) != cudaSuccess) {
+        hllm_fail("CUDA: cannot create a stream on %s: %s", c->prop.name, cudaGetErrorString(cudaGetLastError()));
+        free(c);
+        free(p);
+        return NULL;
+    }
+    cudaDriverEntryPointQueryResult q1 = cudaDriverEntryPointSymbolNotFound, q2 = cudaDriverEntryPointSymbolNotFound;
+    void *f1 = NULL, *f2 = NULL;
+    cudaGetDriverEntryPointByVersion("cuStreamWriteValue32", &f1, 12000, cudaEnableDefault, &q1);
+    cudaGetDriverEntryPointByVersion("cuStreamWaitValue32", &f2, 12000, cudaEnableDefault, &q2);
+    cudaGetLastError();
+    c->write32 = (pfn_stream_value32)f1;
+    c->wait32 = (pfn_stream_value32)f2;
+    c->memops = f1 && f2 && q1 == cudaDriverEntryPointSuccess && q2 == cudaDriverEntryPointSuccess;
+    snprintf(c->name, sizeof c->name, "cuda");
+    p->ops = &k_cuda_ops;
+    p->name = c->name;
+    p->n_threads = 0;
+    p->impl = c;
+    return p;
+}

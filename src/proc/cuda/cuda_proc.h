@@ -1,0 +1,25 @@
+/* The CUDA processor's C-visible extras (the processor itself is hllm_proc_cuda_new in
+ * proc/proc.h). Everything here is plain C; the CUDA C++ stays behind this boundary. */
+#ifndef HLLM_CUDA_PROC_H
+#define HLLM_CUDA_PROC_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Path selection, for tests and benchmarks (process-wide; -1 keeps the current value).
+ * gemv_max_tok: MATMUL calls with n_tok <= this use the GEMV kernels (default 8, max 8);
+ *               larger batches dequantize to f16/bf16 tiles and use cuBLAS.
+ * split_max_tok: ATTENTION calls with n_tok <= this use the split-KV decode kernel (default 8);
+ *               larger ones use the tiled flash-attention kernel (head_dim <= 256). */
+void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok);
+
+/* Number of CUDA devices usable by this build (0 when there is no GPU or driver); when 0 and
+ * why != NULL, *why is a one-line reason. Never fails hard. */
+int hllm_cuda_device_count(const char **why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

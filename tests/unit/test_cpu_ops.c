@@ -1,0 +1,176 @@
+/* The CPU processor's non-matmul ops against plain double-precision references written from
+ * the definitions (not from the kernels), through the processor interface. */
+#include "proc/proc.h"
+#include "core/fp16.h"
+#include "testutil.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned g_seed = 12345;
+static float frand(void) {
+    g_seed = g_seed * 1664525u + 1013904223u;
+    return (float)((g_seed >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+static void fill(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = frand();
+}
+
+static hllm_pweight *vec(hllm_proc *p, const float *v, int64_t n) {
+    hllm_tensor t = {.name = "vec", .type = HLLM_TYPE_F32, .rows = 1, .cols = n, .data = v, .row_bytes = (size_t)n * 4};
+    return p->ops->weight_load(p, &t, 0, 1, HLLM_MEM_DEVICE);
+}
+
+static void test_rmsnorm(hllm_proc *p) {
+    enum { T = 3, D = 48, H = 4, HD = 12 };
+    float x[T * D], w[D], y[T * D];
+    fill(x, T * D);
+    fill(w, D);
+    hllm_pweight *pw = vec(p, w, D);
+    hllm_op op = {.kind = HLLM_OP_RMSNORM, .n_tok = T, .dst = y, .src = x, .ld_dst = D, .ld_src = D, .w = pw,
+                  .dim = D, .n_rows = T, .eps = 1e-5f};
+    CHECK(p->ops->run(p, &op) == 0);
+    double err = 0;
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)x[t * D + i] * x[t * D + i];
+        double s = 1.0 / sqrt(ss / D + 1e-5);
+        for (int i = 0; i < D; i++) err = fmax(err, fabs(y[t * D + i] - x[t * D + i] * s * w[i]));
+    }
+    CHECKF(err < 1e-5, "rmsnorm error %g", err);
+    p->ops->weight_free(p, pw);
+    /* per-head: each head of HD normalized on its own with an HD-long weight */
+    float wh[HD];
+    fill(wh, HD);
+    pw = vec(p, wh, HD);
+    memcpy(y, x, sizeof x);
+    op = (hllm_op){.kind = HLLM_OP_RMSNORM, .n_tok = T, .dst = y, .src = y, .ld_dst = D, .ld_src = D, .w = pw,
+                   .dim = HD, .n_rows = T * H, .eps = 1e-6f};
+    CHECK(p->ops->run(p, &op) == 0);
+    err = 0;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) {
+            const float *xs = x + t * D + h * HD;
+            double ss = 0;
+            for (int i = 0; i < HD; i++) ss += (double)xs[i] * xs[i];
+            double s = 1.0 / sqrt(ss / HD + 1e-6);
+            for (int i = 0; i < HD; i++) err = fmax(err, fabs(y[t * D + h * HD + i] - xs[i] * s * wh[i]));
+        }
+    CHECKF(err < 1e-5, "per-head rmsnorm error %g", err);
+    p->ops->weight_free(p, pw);
+}
+
+static void test_rope(hllm_proc *p, hllm_rope_type type, bool factors) {
+    enum { T = 5, NH = 4, NKV = 2, HD = 16, NROT = 12 };
+    float q[T * NH * HD], k[T * NKV * HD], q0[T * NH * HD], k0[T * NKV * HD], ff[NROT / 2];
+    fill(q, sizeof q / 4);
+    fill(k, sizeof k / 4);
+    for (int i = 0; i < NROT / 2; i++) ff[i] = 1.0f + (float)i;
+    memcpy(q0, q, sizeof q);
+    memcpy(k0, k, sizeof k);
+    hllm_pweight *pf = factors ? vec(p, ff, NROT / 2) : NULL;
+    const int pos0 = 7;
+    const float base = 10000.0f, fscale = 0.5f;
+    hllm_op op = {.kind = HLLM_OP_ROPE, .n_tok = T, .dst = q, .src2 = k, .ld_dst = NH * HD, .ld_src2 = NKV * HD,
+                  .pos0 = pos0, .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .n_rot = NROT, .rope_type = type,
+                  .freq_base = base, .freq_scale = fscale, .freq_factors = pf};
+    CHECK(p->ops->run(p, &op) == 0);
+    double err = 0;
+    for (int which = 0; which < 2; which++) {
+        const int nh = which ? NKV : NH;
+        const float *in = which ? k0 : q0, *out = which ? k : q;
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < nh; h++) {
+                const float *a = in + (t * nh + h) * HD, *b = out + (t * nh + h) * HD;
+                for (int i = 0; i < NROT / 2; i++) {
+                    double th = (pos0 + t) * fscale * pow(base, -2.0 * i / NROT) / (factors ? ff[i] : 1.0);
+                    int i0 = type == HLLM_ROPE_NEOX ? i : 2 * i, i1 = type == HLLM_ROPE_NEOX ? i + NROT / 2 : 2 * i + 1;
+                    double r0 = a[i0] * cos(th) - a[i1] * sin(th), r1 = a[i0] * sin(th) + a[i1] * cos(th);
+                    err = fmax(err, fmax(fabs(b[i0] - r0), fabs(b[i1] - r1)));
+                }
+                for (int i = NROT; i < HD; i++) err = fmax(err, fabs(b[i] - a[i])); /* past n_rot: untouched */
+            }
+    }
+    CHECKF(err < 1e-4, "rope type %d factors %d error %g", (int)type, factors, err);
+    if (pf) p->ops->weight_free(p, pf);
+}
+
+static void test_attention(hllm_proc *p, int kv_type) {
+    enum { NH = 4, NKV = 2, HD = 8, CTX = 32, T = 6 };
+    const int pos0 = 5, kvd = NKV * HD;
+    const size_t elt = kv_type == HLLM_TYPE_F16 ? 2 : 4;
+    hllm_kv kv = {.k = calloc(CTX * kvd, elt), .v = calloc(CTX * kvd, elt), .type = kv_type, .n_ctx = CTX};
+    /* history rows 0..pos0-1 and this batch's T rows, stored through KV_STORE */
+    float K[(5 + T) * kvd], V[(5 + T) * kvd], q[T * NH * HD], out[T * NH * HD];
+    fill(K, sizeof K / 4);
+    fill(V, sizeof V / 4);
+    fill(q, sizeof q / 4);
+    hllm_op st = {.kind = HLLM_OP_KV_STORE, .n_tok = pos0 + T, .src = K, .src2 = V, .ld_src = kvd, .ld_src2 = kvd,
+                  .pos0 = 0, .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .kv = &kv};
+    CHECK(p->ops->run(p, &st) == 0);
+    hllm_op op = {.kind = HLLM_OP_ATTENTION, .n_tok = T, .dst = out, .src = q, .ld_dst = NH * HD, .ld_src = NH * HD,
+                  .pos0 = pos0, .n_head = NH, .n_head_kv = NKV, .head_dim = HD, .h0 = 0, .h1 = NH,
+                  .attn_scale = 1.0f / sqrtf(HD), .kv = &kv};
+    CHECK(p->ops->run(p, &op) == 0);
+    double err = 0;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < NH; h++) {
+            const int g = h / (NH / NKV), n = pos0 + t + 1;
+            double s[64], mx = -1e30, sum = 0;
+            for (int j = 0; j < n; j++) {
+                s[j] = 0;
+                for (int i = 0; i < HD; i++) s[j] += (double)q[(t * NH + h) * HD + i] * K[j * kvd + g * HD + i];
+                s[j] /= sqrt(HD);
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+            for (int i = 0; i < HD; i++) {
+                double o = 0;
+                for (int j = 0; j < n; j++) o += s[j] / sum * V[j * kvd + g * HD + i];
+                err = fmax(err, fabs(out[(t * NH + h) * HD + i] - o));
+            }
+        }
+    /* f16 cache: K, V and q rounded to 11-bit mantissas, values in [-1, 1]: error ~1e-3 */
+    const double tol = kv_type == HLLM_TYPE_F16 ? 3e-3 : 1e-5;
+    CHECKF(err < tol, "attention kv %s error %g (tol %g)", kv_type == HLLM_TYPE_F16 ? "f16" : "f32", err, tol);
+    free(kv.k);
+    free(kv.v);
+}
+
+static void test_swiglu_add(hllm_proc *p) {
+    enum { T = 3, D = 37 };
+    float g[T * D], u[T * D], y[T * D], x[T * D], y0[T * D];
+    fill(g, T * D);
+    fill(u, T * D);
+    fill(x, T * D);
+    hllm_op op = {.kind = HLLM_OP_SWIGLU, .n_tok = T, .dst = y, .src = g, .src2 = u, .ld_dst = D, .ld_src = D, .ld_src2 = D, .dim = D};
+    CHECK(p->ops->run(p, &op) == 0);
+    double err = 0;
+    for (int i = 0; i < T * D; i++) err = fmax(err, fabs(y[i] - g[i] / (1.0 + exp(-(double)g[i])) * u[i]));
+    CHECKF(err < 1e-6, "swiglu error %g", err);
+    op.n_tok = 1; /* decode splits columns across threads */
+    CHECK(p->ops->run(p, &op) == 0);
+    memcpy(y0, y, sizeof y);
+    op = (hllm_op){.kind = HLLM_OP_ADD, .n_tok = T, .dst = y, .src = x, .ld_dst = D, .ld_src = D, .dim = D};
+    CHECK(p->ops->run(p, &op) == 0);
+    err = 0;
+    for (int i = 0; i < T * D; i++) err = fmax(err, fabs(y[i] - (y0[i] + x[i])));
+    CHECKF(err < 1e-6, "add error %g", err);
+}
+
+int main(void) {
+    for (int nt = 1; nt <= 3; nt++) {
+        hllm_proc *p = hllm_proc_cpu_new(nt);
+        CHECK(p != NULL);
+        if (!p) continue;
+        test_rmsnorm(p);
+        test_rope(p, HLLM_ROPE_NORM, false);
+        test_rope(p, HLLM_ROPE_NEOX, false);
+        test_rope(p, HLLM_ROPE_NORM, true);
+        test_attention(p, HLLM_TYPE_F32);
+        test_attention(p, HLLM_TYPE_F16);
+        test_swiglu_add(p);
+        hllm_proc_free(p);
+    }
+    return test_summary("test_cpu_ops");
+}

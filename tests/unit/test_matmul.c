@@ -1,0 +1,197 @@
+/* CPU matmul kernels: every weight type x every ISA this machine runs x awkward shapes,
+ * token counts and row sub-ranges, against the scalar reference (tight: only float
+ * summation order differs) and against float dot products of the dequantized weights
+ * (looser: bounded by the activation quantization error). */
+#include "core/quant.h"
+#include "proc/cpu/cpu_matmul.h"
+#include "testutil.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TOK 33
+#define SENTINEL 12345.0f
+
+static uint32_t g_rng = 777;
+static float frand(void) {
+    g_rng = g_rng * 1664525u + 1013904223u;
+    return (float)(g_rng >> 8) / (float)(1u << 23) - 1.0f;
+}
+
+typedef struct {
+    int type;
+    int64_t rows, cols;
+    void *wq;         /* quantized weights, file layout */
+    float *wd;        /* dequantized weights */
+    float *x;         /* MAX_TOK activation rows */
+    double *ref;      /* scalar reference dots [t][r] */
+    double *mag;      /* sum |wd * xd| per [t][r] */
+    double *fdot;     /* float dot wd . x per [t][r] */
+    double *qerr;     /* sum |wd| * |x - xd| per [t][r] */
+} problem;
+
+static void problem_make(problem *p, int type, int64_t rows, int64_t cols) {
+    memset(p, 0, sizeof *p);
+    p->type = type;
+    p->rows = rows;
+    p->cols = cols;
+    const size_t rb = hllm_row_bytes(type, cols);
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+    p->wq = malloc(rb * (size_t)rows);
+    p->wd = malloc(sizeof(float) * (size_t)(rows * cols));
+    p->x = malloc(sizeof(float) * (size_t)(MAX_TOK * cols));
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = frand() * (1.0f + (float)(i % 13) * 0.1f);
+    for (int64_t i = 0; i < MAX_TOK * cols; i++) p->x[i] = frand() * 2.0f + (i % 5 == 0 ? 0.5f : 0.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        hllm_quantize_row(type, w + r * cols, (char *)p->wq + r * rb, cols);
+        hllm_dequantize_row(type, (char *)p->wq + r * rb, p->wd + r * cols, cols);
+    }
+    free(w);
+    /* Reference values with the activation quantized the plain way (vec_dot_type). */
+    const int vt = hllm_vec_dot_type(type);
+    const size_t xrb = hllm_row_bytes(vt, cols);
+    void *xq = malloc(xrb);
+    float *xd = malloc(sizeof(float) * (size_t)cols);
+    const size_t n = (size_t)(MAX_TOK * rows);
+    p->ref = malloc(n * sizeof(double));
+    p->mag = malloc(n * sizeof(double));
+    p->fdot = malloc(n * sizeof(double));
+    p->qerr = malloc(n * sizeof(double));
+    for (int t = 0; t < MAX_TOK; t++) {
+        const float *xt = p->x + t * cols;
+        hllm_quantize_row(vt, xt, xq, cols);
+        hllm_dequantize_row(vt, xq, xd, cols);
+        for (int64_t r = 0; r < rows; r++) {
+            const float *wr = p->wd + r * cols;
+            double mag = 0, fd = 0, qe = 0;
+            for (int64_t k = 0; k < cols; k++) {
+                mag += fabs((double)wr[k] * xd[k]);
+                fd += (double)wr[k] * xt[k];
+                qe += fabs((double)wr[k]) * fabs((double)xt[k] - xd[k]);
+            }
+            const size_t i = (size_t)(t * rows + r);
+            p->ref[i] = hllm_vec_dot_ref(type, (char *)p->wq + r * rb, xq, cols);
+            p->mag[i] = mag;
+            p->fdot[i] = fd;
+            p->qerr[i] = qe;
+        }
+    }
+    free(xq);
+    free(xd);
+}
+
+static void problem_free(problem *p) {
+    free(p->wq);
+    free(p->wd);
+    free(p->x);
+    free(p->ref);
+    free(p->mag);
+    free(p->fdot);
+    free(p->qerr);
+}
+
+/* Runs one (ISA, n_tok, r0, r1) case and checks every output; returns failures seen. */
+static int run_case(const problem *p, const hllm_cpu_mat *m, const void *xq, int n_tok, int64_t r0, int64_t r1) {
+    const int64_t ldy = p->rows + 3;
+    float *y = malloc(sizeof(float) * (size_t)(ldy * n_tok));
+    for (int64_t i = 0; i < ldy * n_tok; i++) y[i] = SENTINEL;
+    hllm_cpu_matmul_rows(m, r0, r1, xq, n_tok, y, ldy);
+    int bad = 0;
+    for (int t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < ldy; r++) {
+            const float v = y[t * ldy + r];
+            if (r < r0 || r >= r1) {
+                if (v != SENTINEL && bad++ < 3) fprintf(stderr, "  row %lld tok %d outside range written\n", (long long)r, t);
+                continue;
+            }
+            const size_t i = (size_t)(t * p->rows + r);
+            const double tol = 1e-5 * p->mag[i] + 1e-30;
+            if (!(fabs(v - p->ref[i]) <= tol)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "  %s %s rows %lld cols %lld n_tok %d [%lld,%lld) r %lld t %d: got %.9g ref %.9g tol %g\n",
+                            hllm_type_name(p->type), hllm_isa_name(hllm_cpu_isa()), (long long)p->rows,
+                            (long long)p->cols, n_tok, (long long)r0, (long long)r1, (long long)r, t, v, p->ref[i], tol);
+            }
+            if (!(fabs(v - p->fdot[i]) <= p->qerr[i] + 1e-5 * p->mag[i] + 1e-30)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "  %s vs float dot: r %lld t %d got %.9g float %.9g bound %g\n",
+                            hllm_type_name(p->type), (long long)r, t, v, p->fdot[i], p->qerr[i]);
+            }
+        }
+    free(y);
+    return bad;
+}
+
+static void test_type_isa(const problem *p, hllm_isa isa) {
+    hllm_cpu_mat m;
+    CHECK(hllm_cpu_mat_init(&m, p->type, p->rows, p->cols, p->wq) == 0);
+    /* every type must take the repacked SIMD path on the x86 SIMD ISAs */
+    if (isa == HLLM_ISA_AVX2 || isa == HLLM_ISA_AVX512) CHECK(m.packed != NULL);
+    const size_t xs = hllm_cpu_act_row_bytes(&m);
+    CHECK(xs % 64 == 0);
+    uint8_t *xq = aligned_alloc(64, xs * MAX_TOK);
+    for (int t = 0; t < MAX_TOK; t++) hllm_cpu_quantize_act(&m, p->x + t * p->cols, xq + t * xs);
+    static const int ntoks[] = {1, 2, 3, 7, 16, 33};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof ntoks / sizeof ntoks[0]; i++) {
+        const int n = ntoks[i];
+        bad += run_case(p, &m, xq, n, 0, p->rows);
+        /* tiny cache blocks: token chunks and float column chunks with ragged ends */
+        hllm_cpu_matmul_set_blocking(5, 48);
+        bad += run_case(p, &m, xq, n, 0, p->rows);
+        hllm_cpu_matmul_set_blocking(0, 0);
+        if (p->rows > 5) bad += run_case(p, &m, xq, n, 3, p->rows - 2);
+        if (p->rows > 33) bad += run_case(p, &m, xq, n, 16, 33);
+        if (p->rows > 18) bad += run_case(p, &m, xq, n, 17, 18);
+    }
+    CHECKF(bad == 0, "%s on %s, %lld x %lld: %d mismatches", hllm_type_name(p->type), hllm_isa_name(isa),
+           (long long)p->rows, (long long)p->cols, bad);
+    free(xq);
+    hllm_cpu_mat_free(&m);
+}
+
+static void test_isa_api(void) {
+    const hllm_isa best = hllm_cpu_isa_detect();
+    printf("detected ISA: %s\n", hllm_isa_name(best));
+    CHECK(hllm_cpu_set_isa(HLLM_ISA_SCALAR) == 0 && hllm_cpu_isa() == HLLM_ISA_SCALAR);
+    CHECK(hllm_cpu_set_isa(best) == 0 && hllm_cpu_isa() == best);
+#if defined(__x86_64__)
+    CHECK(hllm_cpu_set_isa(HLLM_ISA_NEON) == -1);
+#endif
+    CHECK(strcmp(hllm_isa_name(HLLM_ISA_AVX512), "avx512") == 0);
+    hllm_cpu_mat m;
+    static uint8_t dummy[1024];
+    CHECK(hllm_cpu_mat_init(&m, HLLM_TYPE_Q5_K, 4, 256, dummy) != 0);
+    CHECK(hllm_cpu_mat_init(&m, HLLM_TYPE_Q4_0, 4, 40, dummy) != 0);
+}
+
+int main(void) {
+    test_isa_api();
+    hllm_isa isas[4];
+    int n_isa = 0;
+    for (int i = HLLM_ISA_SCALAR; i <= HLLM_ISA_NEON; i++)
+        if (hllm_cpu_set_isa((hllm_isa)i) == 0) isas[n_isa++] = (hllm_isa)i;
+    const struct {
+        int type;
+        int64_t cols[3];
+    } cases[] = {
+        {HLLM_TYPE_F32, {1, 37, 600}}, {HLLM_TYPE_F16, {16, 37, 300}}, {HLLM_TYPE_BF16, {8, 37, 300}},
+        {HLLM_TYPE_Q4_0, {32, 96, 320}}, {HLLM_TYPE_Q8_0, {32, 96, 320}}, {HLLM_TYPE_Q4_K, {256, 512, 768}},
+        {HLLM_TYPE_Q6_K, {256, 512, 768}},
+    };
+    static const int64_t rows[] = {1, 5, 37, 67};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int ci = 0; ci < 3; ci++)
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+                /* keep it quick: the widest rows only with the middle column count */
+                if (rows[ri] == 67 && ci != 1) continue;
+                problem p;
+                problem_make(&p, cases[c].type, rows[ri], cases[c].cols[ci]);
+                for (int i = 0; i < n_isa; i++) {
+                    hllm_cpu_set_isa(isas[i]);
+                    test_type_isa(&p, isas[i]);
+                }
+                problem_free(&p);
+            }
+    hllm_cpu_set_isa(hllm_cpu_isa_detect());
+    return test_summary("test_matmul");
+}
