@@ -154,6 +154,9 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab) return hllm_fail("token id %d is out of range (vocab %d)", tokens[i], hp->n_vocab);
     hllm_proc *pr = e->procs[e->proc];
+    /* the op sequence depends only on the batch size (pos0 and ids are step state) */
+    const uint64_t shape = (uint64_t)n;
+    if (pr->ops->step_begin && !e->profiling && pr->ops->step_begin(pr, shape, pos0, tokens, n)) return -1;
     for (int i = 0; i < g->n_steps; i++) {
         const hllm_step *s = &g->steps[i];
         const hllm_part *part = &e->plan->steps[i].parts[0];
@@ -213,6 +216,7 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
             e->op_calls[s->kind]++;
         }
     }
+    if (pr->ops->step_begin && !e->profiling && pr->ops->step_end(pr)) return -1;
     size_t n_out = e->p.logits_all ? (size_t)n : 1;
     if (pr->ops->copy_out(pr, logits, e->act[HLLM_ACT_LOGITS], n_out * (size_t)hp->n_vocab * sizeof(float))) return -1;
     return pr->ops->finish(pr);

@@ -97,6 +97,12 @@ typedef struct {
     void (*wait)(hllm_proc *p, volatile uint32_t *flag, uint32_t value);
     int (*finish)(hllm_proc *p);
     void (*destroy)(hllm_proc *p);
+    /* Optional (NULL = not used): bracket the ops of one evaluation of the graph. `shape`
+     * identifies the op sequence (same shape = same ops with the same operands, differing only
+     * in pos0 and token ids), so a GPU may capture the ops issued between the two calls once
+     * and replay them, reading pos0 and the ids from the step state given here. */
+    int (*step_begin)(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok);
+    int (*step_end)(hllm_proc *p);
 } hllm_proc_ops;
 
 struct hllm_proc {

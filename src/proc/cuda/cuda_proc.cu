@@ -637,7 +637,7 @@ static void cu_destroy(hllm_proc *p) {
 
 static const hllm_proc_ops k_cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_copy_in, cu_copy_out, cu_weight_load, cu_weight_free,
-    cu_run, cu_signal, cu_wait, cu_finish, cu_destroy,
+    cu_run, cu_signal, cu_wait, cu_finish, cu_destroy, NULL, NULL,
 };
 
 __global__ void k_probe(int *x) {
