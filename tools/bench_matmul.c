@@ -1,6 +1,6 @@
 /* Single-thread CPU matmul benchmark: decode (1 token) weight-streaming GB/s on a
  * rows x cols matrix, hot (one matrix, may sit in cache) and cold (cycling through copies
- * totalling >= 512 MiB so every call streams from DRAM), and prefill GFLOP/s at n_tok tokens.
+ * totalling >= 2 GiB so every call streams from DRAM), and prefill GFLOP/s at n_tok tokens.
  * Usage: bench_matmul [-r rows] [-c cols] [-n n_tok] [-t type,...] [-i isa,...] [-s seconds]
  *                     [-k float column chunk] */
 #include "core/quant.h"
@@ -72,8 +72,8 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
     for (int64_t i = 0; i < n_tok * cols; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
     {
-        /* Baseline: plain streaming read of 1 GiB, the single-core DRAM bandwidth to compare with. */
-        const size_t n = (size_t)1 << 27;
+        /* Baseline: plain streaming read of 2 GiB, the single-core DRAM bandwidth to compare with. */
+        const size_t n = (size_t)1 << 28;
         uint64_t *buf = malloc(n * sizeof *buf), s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         memset(buf, 1, n * sizeof *buf);
         double best = 0;
@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
         const int type = all_types[ti];
         if (!in_list(types, hllm_type_name(type))) continue;
         const size_t rb = hllm_row_bytes(type, cols), bytes = rb * (size_t)rows;
-        int ncopy = (int)((512u << 20) / bytes) + 1;
+        int ncopy = (int)(((size_t)2 << 30) / bytes) + 1;
         uint8_t *data = malloc(bytes * (size_t)ncopy);
         for (int64_t r = 0; r < rows; r++) hllm_quantize_row(type, w + r * cols, data + (size_t)r * rb, cols);
         for (int c = 1; c < ncopy; c++) memcpy(data + (size_t)c * bytes, data, bytes);

@@ -1,3 +1,20 @@
+/* The executor. Single-processor plans run as before: every op issued to one processor, with
+ * the processor's step_begin/step_end hooks around an evaluation.
+ *
+ * Multi-processor plans: each processor keeps its own copy of every activation it touches. For
+ * each activation the executor tracks the slices of its last write (one slice for a whole
+ * step, one per part for a row-cut matmul) and which processors hold each slice. Before a step
+ * runs on processor p, every input slice p lacks is moved to p:
+ *   - from a host-memory processor (the CPU, which runs ops before run() returns) the
+ *     destination copies it in (copy_in), after waiting on the source's flag;
+ *   - from a device processor (GPU) to a host-memory one, the source copies it out (copy_out)
+ *     into the destination's buffer and signals; the destination waits on that flag.
+ * Every processor has one 32-bit flag in host memory (pinned + mapped when a GPU is present) and
+ * a counter: signal(flag, ++count) marks "all my work issued so far is done". Write-after-read:
+ * a processor that copied from another's buffer signals after the copy; before that buffer is
+ * written again, the writer waits for the reader's signal. No processor is drained (finish)
+ * inside an evaluation: the CPU runs synchronously, the GPU only enqueues, and the CPU waits on
+ * flags the GPU sets. The KV cache of a layer lives on the processor running its attention. */
 #include "exec/exec.h"
 #include "core/error.h"
 #include <math.h>
@@ -8,7 +25,7 @@
 typedef struct {
     const hllm_tensor *t;
     int64_t r0, r1;
-    int proc;
+    int proc, mem;
     hllm_pweight *pw;
 } loaded_weight;
 
@@ -17,19 +34,41 @@ typedef struct {
     hllm_pweight *bias[HLLM_MAX_PARTS];
 } step_weights;
 
+typedef struct {
+    int proc;
+    int64_t c0, c1;
+} act_slice;
+
+typedef struct {
+    int n;               /* slices of the last write (0 = never written this evaluation) */
+    act_slice s[HLLM_MAX_PARTS];
+    unsigned have[HLLM_MAX_PARTS]; /* bit p: processor p holds slice k */
+    int rows;            /* token rows the last write produced */
+} act_state;
+
 struct hllm_exec {
     const hllm_model_s *m;
     const hllm_graph *g;
     const hllm_plan *plan;
     hllm_proc **procs;
     int n_procs;
-    int proc;               /* the processor running every step (single-processor plans) */
+    int proc;               /* single-processor plans: the processor running every step; else -1 */
     hllm_exec_params p;
     step_weights *sw;
     loaded_weight *loaded;
-    int n_loaded;
-    float *act[HLLM_ACT_COUNT];
+    int n_loaded, cap_loaded;
+    float *act[HLLM_MAX_PROCS][HLLM_ACT_COUNT];
+    hllm_proc *act_alloc[HLLM_MAX_PROCS][HLLM_ACT_COUNT]; /* who allocated it (to free it) */
     hllm_kv *kv;
+    int *kv_proc;
+    /* multi-processor state */
+    hllm_proc *host;        /* allocates host-memory buffers and flags (a GPU, or NULL = plain memory) */
+    uint32_t *flag_mem;     /* one flag per processor, 64 bytes apart */
+    uint32_t count[HLLM_MAX_PROCS];
+    bool dirty[HLLM_MAX_PROCS];     /* work issued since the last signal */
+    uint32_t pending_read[HLLM_MAX_PROCS][HLLM_ACT_COUNT][HLLM_MAX_PROCS]; /* [owner][act][reader] = reader's signal */
+    act_state st[HLLM_ACT_COUNT];
+    int out_proc;           /* where the logits are gathered */
     bool profiling;
     double op_secs[HLLM_OP_COUNT];
     long op_calls[HLLM_OP_COUNT];
@@ -41,17 +80,57 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static bool is_host_proc(const hllm_proc *p) { return p->n_threads > 0; }
+
 /* Loads rows [r0, r1) of t on processor `proc` once; tied tensors share one copy. */
-static hllm_pweight *load_once(hllm_exec *e, const hllm_tensor *t, int64_t r0, int64_t r1, int proc) {
+static hllm_pweight *load_once(hllm_exec *e, const hllm_tensor *t, int64_t r0, int64_t r1, int proc, int mem) {
     for (int i = 0; i < e->n_loaded; i++) {
         loaded_weight *l = &e->loaded[i];
-        if (l->t->data == t->data && l->r0 == r0 && l->r1 == r1 && l->proc == proc) return l->pw;
+        if (l->t->data == t->data && l->r0 == r0 && l->r1 == r1 && l->proc == proc && l->mem == mem) return l->pw;
+    }
+    if (e->n_loaded == e->cap_loaded) {
+        hllm_fail("executor: too many weights");
+        return NULL;
     }
     hllm_proc *p = e->procs[proc];
-    hllm_pweight *pw = p->ops->weight_load(p, t, r0, r1, HLLM_MEM_DEVICE);
+    hllm_pweight *pw = p->ops->weight_load(p, t, r0, r1, (hllm_mem_kind)mem);
     if (!pw) return NULL;
-    e->loaded[e->n_loaded++] = (loaded_weight){t, r0, r1, proc, pw};
+    e->loaded[e->n_loaded++] = (loaded_weight){t, r0, r1, proc, mem, pw};
     return pw;
+}
+
+/* Activations each step reads and writes (besides dst, which is written). */
+static int step_reads(const hllm_step *s, hllm_act out[3]) {
+    int n = 0;
+    switch (s->kind) {
+    case HLLM_OP_EMBED: break;
+    case HLLM_OP_ROPE: out[n++] = s->dst; out[n++] = s->src2; break;
+    case HLLM_OP_ADD: out[n++] = s->src; out[n++] = s->dst; break;
+    default:
+        if (s->src != HLLM_ACT_NONE) out[n++] = s->src;
+        if (s->src2 != HLLM_ACT_NONE) out[n++] = s->src2;
+        break;
+    }
+    return n;
+}
+
+static int step_writes(const hllm_step *s, hllm_act out[2]) {
+    int n = 0;
+    if (s->dst != HLLM_ACT_NONE) out[n++] = s->dst;
+    if (s->kind == HLLM_OP_ROPE && s->src2 != HLLM_ACT_NONE) out[n++] = s->src2;
+    return n;
+}
+
+static void *buf_alloc(hllm_exec *e, int proc, size_t bytes, hllm_proc **by) {
+    hllm_proc *p = e->procs[proc];
+    /* a host-memory processor's buffers are pinned + mapped when a GPU is present, so the GPU
+     * copies to and from them asynchronously */
+    if (is_host_proc(p) && e->host) {
+        *by = e->host;
+        return e->host->ops->alloc(e->host, bytes, HLLM_MEM_HOST);
+    }
+    *by = p;
+    return p->ops->alloc(p, bytes, HLLM_MEM_DEVICE);
 }
 
 hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *plan, hllm_proc **procs,
@@ -60,18 +139,26 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
         hllm_fail("the plan has %d steps but the model has %d", plan->n_steps, g->n_steps);
         return NULL;
     }
-    /* This executor runs plans that keep all steps on one processor; cross-processor plans
-     * (tensor-level splits) need the flag-synchronized executor. */
-    int proc = plan->steps[0].parts[0].proc;
-    for (int i = 0; i < plan->n_steps; i++) {
-        const hllm_step_plan *sp = &plan->steps[i];
-        if (sp->n_parts != 1 || sp->parts[0].proc != proc) {
-            hllm_fail("step %d (%s): plans that split steps across processors are not supported yet", i, g->steps[i].label);
-            return NULL;
-        }
+    if (n_procs < 1 || n_procs > HLLM_MAX_PROCS || plan->n_procs > n_procs) {
+        hllm_fail("the plan names %d processors, %d given (at most %d)", plan->n_procs, n_procs, HLLM_MAX_PROCS);
+        return NULL;
     }
-    if (proc < 0 || proc >= n_procs) {
-        hllm_fail("the plan names processor %d of %d", proc, n_procs);
+    if (hllm_plan_validate(plan, g)) return NULL;
+    int single = plan->steps[0].parts[0].proc;
+    for (int i = 0; i < plan->n_steps && single >= 0; i++) {
+        const hllm_step_plan *sp = &plan->steps[i];
+        for (int k = 0; k < sp->n_parts; k++)
+            if (sp->parts[k].proc != single) single = -1;
+    }
+    /* cross-processor moves need one side to be host memory */
+    bool used[HLLM_MAX_PROCS] = {0};
+    for (int i = 0; i < plan->n_steps; i++)
+        for (int k = 0; k < plan->steps[i].n_parts; k++) used[plan->steps[i].parts[k].proc] = true;
+    int n_dev_used = 0;
+    for (int q = 0; q < n_procs; q++)
+        if (used[q] && !is_host_proc(procs[q])) n_dev_used++;
+    if (single < 0 && n_dev_used > 1) {
+        hllm_fail("plans that move activations between two device processors are not supported");
         return NULL;
     }
     hllm_exec *e = calloc(1, sizeof *e);
@@ -84,35 +171,70 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
     e->plan = plan;
     e->procs = procs;
     e->n_procs = n_procs;
-    e->proc = proc;
+    e->proc = single;
     e->p = *p;
-    hllm_proc *pr = procs[proc];
+    if (single < 0)
+        for (int q = 0; q < n_procs; q++)
+            if (used[q] && !is_host_proc(procs[q])) e->host = procs[q];
     e->sw = calloc((size_t)g->n_steps, sizeof *e->sw);
-    e->loaded = calloc((size_t)g->n_steps * 2, sizeof *e->loaded);
+    e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS;
+    e->loaded = calloc((size_t)e->cap_loaded, sizeof *e->loaded);
     e->kv = calloc((size_t)m->hp.n_layer, sizeof *e->kv);
-    if (!e->sw || !e->loaded || !e->kv) {
+    e->kv_proc = calloc((size_t)m->hp.n_layer, sizeof *e->kv_proc);
+    if (!e->sw || !e->loaded || !e->kv || !e->kv_proc) {
         hllm_fail("out of memory");
         goto fail;
     }
+    bool use[HLLM_MAX_PROCS][HLLM_ACT_COUNT] = {{0}};
     for (int i = 0; i < g->n_steps; i++) {
         const hllm_step *s = &g->steps[i];
-        const hllm_part *part = &plan->steps[i].parts[0];
-        if (s->w) {
-            int64_t r0 = s->kind == HLLM_OP_MATMUL ? part->r0 : 0, r1 = s->kind == HLLM_OP_MATMUL ? part->r1 : s->w->rows;
-            if (!(e->sw[i].w[0] = load_once(e, s->w, r0, r1, proc))) goto fail;
+        const hllm_step_plan *sp = &plan->steps[i];
+        for (int k = 0; k < sp->n_parts; k++) {
+            const hllm_part *part = &sp->parts[k];
+            if (s->w) {
+                bool mat = s->kind == HLLM_OP_MATMUL;
+                if (!(e->sw[i].w[k] = load_once(e, s->w, mat ? part->r0 : 0, mat ? part->r1 : s->w->rows, part->proc,
+                                                mat ? part->mem : 0)))
+                    goto fail;
+            }
+            if (s->bias && !(e->sw[i].bias[k] = load_once(e, s->bias, 0, 1, part->proc, 0))) goto fail;
+            if (s->dst != HLLM_ACT_NONE) use[part->proc][s->dst] = true;
+            if (s->src != HLLM_ACT_NONE) use[part->proc][s->src] = true;
+            if (s->src2 != HLLM_ACT_NONE) use[part->proc][s->src2] = true;
+            if (s->kind == HLLM_OP_ATTENTION) e->kv_proc[s->layer] = part->proc;
         }
-        if (s->bias && !(e->sw[i].bias[0] = load_once(e, s->bias, 0, 1, proc))) goto fail;
         if (p->progress) p->progress((float)(i + 1) / (float)g->n_steps, p->progress_user);
     }
-    for (int a = 0; a < HLLM_ACT_COUNT; a++) {
-        size_t rows = (size_t)p->n_batch;
-        if (a == HLLM_ACT_LOGITS && !p->logits_all) rows = 1;
-        e->act[a] = pr->ops->alloc(pr, rows * (size_t)g->act_width[a] * sizeof(float), HLLM_MEM_DEVICE);
-        if (!e->act[a]) goto fail;
+    /* logits: gathered on a host-memory processor that computes some, else the first part's */
+    const hllm_step_plan *last = &plan->steps[g->n_steps - 1];
+    e->out_proc = last->parts[0].proc;
+    for (int k = 0; k < last->n_parts; k++)
+        if (is_host_proc(procs[last->parts[k].proc])) {
+            e->out_proc = last->parts[k].proc;
+            break;
+        }
+    use[e->out_proc][HLLM_ACT_LOGITS] = true;
+    for (int q = 0; q < n_procs; q++)
+        for (int a = 0; a < HLLM_ACT_COUNT; a++) {
+            if (!use[q][a]) continue;
+            size_t rows = (size_t)p->n_batch;
+            if (a == HLLM_ACT_LOGITS && !p->logits_all) rows = 1;
+            e->act[q][a] = buf_alloc(e, q, rows * (size_t)g->act_width[a] * sizeof(float), &e->act_alloc[q][a]);
+            if (!e->act[q][a]) goto fail;
+        }
+    if (single < 0) {
+        size_t fbytes = (size_t)HLLM_MAX_PROCS * 64;
+        e->flag_mem = e->host ? e->host->ops->alloc(e->host, fbytes, HLLM_MEM_HOST) : aligned_alloc(64, fbytes);
+        if (!e->flag_mem) {
+            hllm_fail("out of memory allocating flags");
+            goto fail;
+        }
+        memset(e->flag_mem, 0, fbytes);
     }
     const size_t kv_dim = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim;
     const size_t elt = p->kv_type == HLLM_TYPE_F16 ? 2 : 4;
     for (int l = 0; l < m->hp.n_layer; l++) {
+        hllm_proc *pr = procs[e->kv_proc[l]];
         e->kv[l].type = p->kv_type;
         e->kv[l].n_ctx = p->n_ctx;
         e->kv[l].k = pr->ops->alloc(pr, (size_t)p->n_ctx * kv_dim * elt, HLLM_MEM_DEVICE);
@@ -127,22 +249,126 @@ fail:
 
 void hllm_exec_free(hllm_exec *e) {
     if (!e) return;
-    hllm_proc *pr = e->procs[e->proc];
+    for (int q = 0; q < e->n_procs; q++) e->procs[q]->ops->finish(e->procs[q]);
     for (int i = 0; i < e->n_loaded; i++) {
         hllm_proc *p = e->procs[e->loaded[i].proc];
         p->ops->weight_free(p, e->loaded[i].pw);
     }
-    for (int a = 0; a < HLLM_ACT_COUNT; a++)
-        if (e->act[a]) pr->ops->free(pr, e->act[a]);
+    for (int q = 0; q < HLLM_MAX_PROCS; q++)
+        for (int a = 0; a < HLLM_ACT_COUNT; a++)
+            if (e->act[q][a]) e->act_alloc[q][a]->ops->free(e->act_alloc[q][a], e->act[q][a]);
     if (e->kv)
         for (int l = 0; l < e->m->hp.n_layer; l++) {
+            hllm_proc *pr = e->procs[e->kv_proc[l]];
             if (e->kv[l].k) pr->ops->free(pr, e->kv[l].k);
             if (e->kv[l].v) pr->ops->free(pr, e->kv[l].v);
         }
+    if (e->flag_mem) {
+        if (e->host) e->host->ops->free(e->host, e->flag_mem);
+        else free(e->flag_mem);
+    }
     free(e->kv);
+    free(e->kv_proc);
     free(e->sw);
     free(e->loaded);
     free(e);
+}
+
+/* ---- flags ---- */
+
+static volatile uint32_t *flag_of(hllm_exec *e, int q) { return (volatile uint32_t *)(e->flag_mem + (size_t)q * 16); }
+
+/* Makes processor q's flag cover all its work issued so far; returns the value to wait for. */
+static uint32_t ensure_signaled(hllm_exec *e, int q) {
+    if (e->dirty[q]) {
+        hllm_proc *p = e->procs[q];
+        p->ops->signal(p, flag_of(e, q), ++e->count[q]);
+        e->dirty[q] = false;
+    }
+    return e->count[q];
+}
+
+static void wait_for(hllm_exec *e, int waiter, int q, uint32_t value) {
+    if (waiter == q || value == 0) return;
+    hllm_proc *p = e->procs[waiter];
+    p->ops->wait(p, flag_of(e, q), value);
+}
+
+/* Before processor `writer` writes buffer (owner, a): wait until every other processor that
+ * copied from that buffer has finished reading it. */
+static void before_write(hllm_exec *e, int writer, int owner, int a) {
+    for (int r = 0; r < e->n_procs; r++) {
+        uint32_t v = e->pending_read[owner][a][r];
+        if (!v) continue;
+        if (r != writer) wait_for(e, writer, r, v);
+        e->pending_read[owner][a][r] = 0;
+    }
+}
+
+/* Copies columns [c0, c1) of `rows` token rows of activation a from processor s to d. */
+static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1, int rows) {
+    const int64_t W = e->g->act_width[a];
+    float *src = e->act[s][a], *dst = e->act[d][a];
+    if (!src || !dst) return hllm_fail("executor: activation %d has no buffer on processor %d or %d", a, s, d);
+    hllm_proc *ps = e->procs[s], *pd = e->procs[d];
+    const bool whole = c0 == 0 && c1 == W;
+    const int n_copies = whole ? 1 : rows;
+    const size_t bytes = whole ? (size_t)rows * (size_t)W * sizeof(float) : (size_t)(c1 - c0) * sizeof(float);
+    if (is_host_proc(ps)) { /* the destination reads the source's memory */
+        uint32_t v = ensure_signaled(e, s);
+        wait_for(e, d, s, v);
+        before_write(e, d, d, a);
+        for (int t = 0; t < n_copies; t++) {
+            size_t off = (size_t)t * (size_t)W + (size_t)c0;
+            if (pd->ops->copy_in(pd, dst + off, src + off, bytes)) return -1;
+        }
+        e->dirty[d] = true;
+        e->pending_read[s][a][d] = ensure_signaled(e, d);
+    } else { /* device -> host memory: the source writes into the destination's buffer */
+        if (!is_host_proc(pd)) return hllm_fail("executor: no path between two device processors");
+        before_write(e, s, d, a);
+        for (int t = 0; t < n_copies; t++) {
+            size_t off = (size_t)t * (size_t)W + (size_t)c0;
+            if (ps->ops->copy_out(ps, dst + off, src + off, bytes)) return -1;
+        }
+        e->dirty[s] = true;
+        wait_for(e, d, s, ensure_signaled(e, s));
+    }
+    return 0;
+}
+
+/* Makes the whole of activation a present on processor d. */
+static int gather(hllm_exec *e, int a, int d) {
+    act_state *st = &e->st[a];
+    for (int k = 0; k < st->n; k++) {
+        if (st->have[k] & (1u << d)) continue;
+        if (move_slice(e, a, st->s[k].proc, d, st->s[k].c0, st->s[k].c1, st->rows)) return -1;
+        st->have[k] |= 1u << d;
+    }
+    return 0;
+}
+
+static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matmul, int rows) {
+    act_state *st = &e->st[a];
+    const int64_t W = e->g->act_width[a];
+    st->rows = rows;
+    st->n = 0;
+    if (!matmul) {
+        st->s[0] = (act_slice){sp->parts[0].proc, 0, W};
+        st->have[0] = 1u << sp->parts[0].proc;
+        st->n = 1;
+        return;
+    }
+    for (int k = 0; k < sp->n_parts; k++) { /* adjacent parts on one processor make one slice */
+        const hllm_part *pt = &sp->parts[k];
+        if (st->n && st->s[st->n - 1].proc == pt->proc && st->s[st->n - 1].c1 == pt->r0) {
+            st->s[st->n - 1].c1 = pt->r1;
+            continue;
+        }
+        st->s[st->n] = (act_slice){pt->proc, pt->r0, pt->r1};
+        st->have[st->n] = 1u << pt->proc;
+        st->n++;
+    }
 }
 
 int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *logits) {
@@ -153,73 +379,118 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         return hllm_fail("the context is full: %d tokens at position %d exceed the context size %d", n, pos0, e->p.n_ctx);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab) return hllm_fail("token id %d is out of range (vocab %d)", tokens[i], hp->n_vocab);
-    hllm_proc *pr = e->procs[e->proc];
-    /* the op sequence depends only on the batch size (pos0 and ids are step state) */
+    const bool multi = e->proc < 0;
+    hllm_proc *single = multi ? NULL : e->procs[e->proc];
+    /* the op sequence depends only on the batch size (pos0 and ids are step state). Captured
+     * steps only for single-processor plans: in a split plan the CPU waits mid-step on flags the
+     * GPU sets, so the GPU's work cannot be held back until step_end. */
     const uint64_t shape = (uint64_t)n;
-    if (pr->ops->step_begin && !e->profiling && pr->ops->step_begin(pr, shape, pos0, tokens, n)) return -1;
+    if (!multi && single->ops->step_begin && !e->profiling && single->ops->step_begin(single, shape, pos0, tokens, n))
+        return -1;
+    if (multi) {
+        memset(e->st, 0, sizeof e->st);
+        for (int q = 0; q < e->n_procs; q++) e->dirty[q] = false;
+    }
     for (int i = 0; i < g->n_steps; i++) {
         const hllm_step *s = &g->steps[i];
-        const hllm_part *part = &e->plan->steps[i].parts[0];
-        hllm_op op = {.kind = s->kind, .n_tok = n, .w = e->sw[i].w[0], .bias = e->sw[i].bias[0], .pos0 = pos0,
-                      .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .eps = hp->rms_eps};
-        int64_t src_off = 0;
-        if (s->last_only && !e->p.logits_all) { /* only the last token's logits are wanted */
-            op.n_tok = 1;
-            if (s->src == HLLM_ACT_X) src_off = (int64_t)(n - 1) * g->act_width[s->src];
+        const hllm_step_plan *sp = &e->plan->steps[i];
+        const bool last_only = s->last_only && !e->p.logits_all;
+        const int n_tok = last_only ? 1 : n;
+        if (multi) { /* inputs onto every processor that runs a part; wait out readers of outputs */
+            hllm_act rd[3], wr[2];
+            int nr = step_reads(s, rd), nw = step_writes(s, wr);
+            for (int k = 0; k < sp->n_parts; k++) {
+                const int q = sp->parts[k].proc;
+                if (k > 0 && sp->parts[k - 1].proc == q) continue;
+                for (int j = 0; j < nr; j++)
+                    if (e->st[rd[j]].n && gather(e, rd[j], q)) return -1;
+                for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
+            }
         }
-        if (s->dst != HLLM_ACT_NONE) {
-            op.dst = e->act[s->dst];
-            op.ld_dst = g->act_width[s->dst];
+        for (int k = 0; k < sp->n_parts; k++) {
+            const hllm_part *part = &sp->parts[k];
+            const int q = part->proc;
+            float *const *act = e->act[q];
+            hllm_proc *pr = e->procs[q];
+            hllm_op op = {.kind = s->kind, .n_tok = n_tok, .w = e->sw[i].w[k], .bias = e->sw[i].bias[k], .pos0 = pos0,
+                          .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .eps = hp->rms_eps};
+            int64_t src_off = 0;
+            if (last_only && s->src == HLLM_ACT_X) src_off = (int64_t)(n - 1) * g->act_width[s->src];
+            if (s->dst != HLLM_ACT_NONE) {
+                op.dst = act[s->dst];
+                op.ld_dst = g->act_width[s->dst];
+            }
+            if (s->src != HLLM_ACT_NONE) {
+                op.src = act[s->src] + src_off;
+                op.ld_src = g->act_width[s->src];
+            }
+            if (s->src2 != HLLM_ACT_NONE) {
+                op.src2 = act[s->src2];
+                op.ld_src2 = g->act_width[s->src2];
+            }
+            switch (s->kind) {
+            case HLLM_OP_EMBED: op.tokens = tokens; break;
+            case HLLM_OP_RMSNORM:
+                op.dim = s->w->cols;
+                op.n_rows = s->per_head ? (int64_t)op.n_tok * (g->act_width[s->src] / hp->head_dim) : op.n_tok;
+                break;
+            case HLLM_OP_MATMUL:
+                op.r0 = part->r0;
+                op.r1 = part->r1;
+                break;
+            case HLLM_OP_ROPE:
+                op.n_rot = hp->n_rot;
+                op.rope_type = hp->rope_type;
+                op.freq_base = hp->rope_base;
+                op.freq_scale = hp->rope_freq_scale;
+                op.freq_factors = e->sw[i].w[k];
+                op.w = NULL;
+                break;
+            case HLLM_OP_KV_STORE: op.kv = &e->kv[s->layer]; break;
+            case HLLM_OP_ATTENTION:
+                op.kv = &e->kv[s->layer];
+                op.h0 = 0;
+                op.h1 = hp->n_head;
+                op.attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+                break;
+            case HLLM_OP_SWIGLU:
+            case HLLM_OP_ADD: op.dim = g->act_width[s->dst]; break;
+            default: break;
+            }
+            double t0 = e->profiling ? now_s() : 0;
+            if (pr->ops->run(pr, &op)) return -1;
+            if (multi) e->dirty[q] = true;
+            if (e->profiling) {
+                pr->ops->finish(pr);
+                e->op_secs[s->kind] += now_s() - t0;
+                e->op_calls[s->kind]++;
+            }
         }
-        if (s->src != HLLM_ACT_NONE) {
-            op.src = e->act[s->src] + src_off;
-            op.ld_src = g->act_width[s->src];
-        }
-        if (s->src2 != HLLM_ACT_NONE) {
-            op.src2 = e->act[s->src2];
-            op.ld_src2 = g->act_width[s->src2];
-        }
-        switch (s->kind) {
-        case HLLM_OP_EMBED: op.tokens = tokens; break;
-        case HLLM_OP_RMSNORM:
-            op.dim = s->w->cols;
-            op.n_rows = s->per_head ? (int64_t)op.n_tok * (g->act_width[s->src] / hp->head_dim) : op.n_tok;
-            break;
-        case HLLM_OP_MATMUL:
-            op.r0 = part->r0;
-            op.r1 = part->r1;
-            break;
-        case HLLM_OP_ROPE:
-            op.n_rot = hp->n_rot;
-            op.rope_type = hp->rope_type;
-            op.freq_base = hp->rope_base;
-            op.freq_scale = hp->rope_freq_scale;
-            op.freq_factors = e->sw[i].w[0];
-            op.w = NULL;
-            break;
-        case HLLM_OP_KV_STORE: op.kv = &e->kv[s->layer]; break;
-        case HLLM_OP_ATTENTION:
-            op.kv = &e->kv[s->layer];
-            op.h0 = 0;
-            op.h1 = hp->n_head;
-            op.attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-            break;
-        case HLLM_OP_SWIGLU:
-        case HLLM_OP_ADD: op.dim = g->act_width[s->dst]; break;
-        default: break;
-        }
-        double t0 = e->profiling ? now_s() : 0;
-        if (pr->ops->run(pr, &op)) return -1;
-        if (e->profiling) {
-            pr->ops->finish(pr);
-            e->op_secs[s->kind] += now_s() - t0;
-            e->op_calls[s->kind]++;
+        if (multi) {
+            hllm_act wr[2];
+            int nw = step_writes(s, wr);
+            for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
         }
     }
-    if (pr->ops->step_begin && !e->profiling && pr->ops->step_end(pr)) return -1;
+    if (!multi && single->ops->step_begin && !e->profiling && single->ops->step_end(single)) return -1;
     size_t n_out = e->p.logits_all ? (size_t)n : 1;
-    if (pr->ops->copy_out(pr, logits, e->act[HLLM_ACT_LOGITS], n_out * (size_t)hp->n_vocab * sizeof(float))) return -1;
-    return pr->ops->finish(pr);
+    const size_t out_bytes = n_out * (size_t)hp->n_vocab * sizeof(float);
+    if (!multi) {
+        if (single->ops->copy_out(single, logits, e->act[e->proc][HLLM_ACT_LOGITS], out_bytes)) return -1;
+        return single->ops->finish(single);
+    }
+    const int o = e->out_proc;
+    if (gather(e, HLLM_ACT_LOGITS, o)) return -1;
+    hllm_proc *po = e->procs[o];
+    if (po->ops->copy_out(po, logits, e->act[o][HLLM_ACT_LOGITS], out_bytes)) return -1;
+    int rc = 0;
+    for (int q = 0; q < e->n_procs; q++)
+        if (e->procs[q]->ops->finish(e->procs[q])) rc = -1;
+    /* everything is drained: start the next evaluation's flags from zero */
+    memset(e->flag_mem, 0, (size_t)HLLM_MAX_PROCS * 64);
+    memset(e->count, 0, sizeof e->count);
+    memset(e->pending_read, 0, sizeof e->pending_read);
+    return rc;
 }
 
 void hllm_exec_op_times(const hllm_exec *e, double secs[HLLM_OP_COUNT], long calls[HLLM_OP_COUNT]) {

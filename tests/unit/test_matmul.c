@@ -150,6 +150,10 @@ static void test_type_isa(const problem *p, hllm_isa isa) {
 }
 
 static void test_isa_api(void) {
+    /* The environment override is read on first use. */
+    setenv("HLLM_ISA", "scalar", 1);
+    CHECK(hllm_cpu_isa() == HLLM_ISA_SCALAR);
+    unsetenv("HLLM_ISA");
     const hllm_isa best = hllm_cpu_isa_detect();
     printf("detected ISA: %s\n", hllm_isa_name(best));
     CHECK(hllm_cpu_set_isa(HLLM_ISA_SCALAR) == 0 && hllm_cpu_isa() == HLLM_ISA_SCALAR);

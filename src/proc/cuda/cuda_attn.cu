@@ -3,8 +3,10 @@
  * q is rounded to f16 first, as the CPU processor does.
  *
  * Decode (split-KV, "flash decoding"): one 128-thread block per (token, head, chunk of keys)
- * computes the chunk's scores in shared memory, its max, sum and unnormalized P.V; a second
- * kernel merges the chunks (skipped when there is one chunk).
+ * computes the chunk's scores in shared memory, its max, sum and unnormalized P.V; the last
+ * block of each (token, head) merges the chunks. The number of chunks depends only on the
+ * cache size and the shape, the keys per chunk on pos0 (read on the device in a captured
+ * step), so one launch shape serves every position.
  *
  * Prefill (flash): one 128-thread block per (32 queries, head) walks 32-key tiles of K and V
  * through shared memory with an online softmax; no score matrix beyond one 32x32 tile exists.
@@ -51,161 +53,187 @@ static __device__ __forceinline__ float kv_at(const void *p, int64_t i) {
 
 /* ---- split-KV decode ---- */
 
-template <bool F16>
-__global__ void __launch_bounds__(128) k_attn_split(const attn_p a, int chunk, int n_chunks, float *part) {
+/* Keys per chunk for n_keys keys in n_chunks chunks: a multiple of 64. Every block of a launch
+ * uses the largest n_keys of the launch (pos0 + n_tok), so they agree on the chunks. */
+static __device__ __forceinline__ int attn_chunk(int n_keys, int n_chunks) {
+    return ((n_keys + n_chunks - 1) / n_chunks + 63) & ~63;
+}
+
+template <bool F16, bool Q>
+__global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_t *dpos, int n_chunks, float *part,
+                                                    unsigned *cnt, cu_qout qo) {
     extern __shared__ float sm[];
+    __shared__ int s_last;
     const int hd = a.hd;
+    const int pos0 = dpos ? *dpos : a.pos0;
+    const int chunk = attn_chunk(pos0 + a.n_tok, n_chunks);
     float *qs = sm, *sc = qs + ((hd + 3) & ~3), *pv = sc + chunk, *red = pv + 128;
     const int c = blockIdx.x, hi = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
     const int h = a.h0 + hi, kvh = h / a.group;
-    const int n_keys = a.pos0 + t + 1;
+    const int n_keys = pos0 + t + 1;
     const int kb = c * chunk, ke = min(kb + chunk, n_keys), len = ke - kb;
     const int64_t pidx = ((int64_t)t * a.nh + hi) * n_chunks + c;
-    if (len <= 0) { /* this token sees no key of this chunk */
-        float *pp = part + pidx * (hd + 2);
-        for (int d = tid; d < hd + 2; d += 128) pp[d] = d == 0 ? -INFINITY : 0.0f;
-        return;
-    }
-    for (int d = tid; d < hd; d += 128) {
-        float v = a.q[(int64_t)t * a.ldq + (int64_t)h * hd + d];
-        if (F16) v = __half2float(__float2half_rn(v));
-        qs[d] = v;
-    }
-    __syncthreads();
-    const int64_t koff = (int64_t)kvh * hd;
-    float mx = -INFINITY;
-    for (int j = tid; j < len; j += 128) {
-        const int64_t row = (int64_t)(kb + j) * a.kv_dim + koff;
-        float s = 0.0f;
-        if (F16 && (hd & 7) == 0) {
-            const int4 *kp = (const int4 *)((const __half *)a.kc + row);
-            for (int d = 0; d < hd; d += 8) {
-                const int4 kv = kp[d >> 3];
-                const __half2 *k2 = (const __half2 *)&kv;
+    const int64_t qcols = (int64_t)a.nh * hd; /* with Q, all heads: the q8_1 row length */
+    float *dst_row = a.dst + (int64_t)t * a.ldd + (int64_t)h * hd;
+    if (len > 0) { /* block-uniform: this chunk holds keys this token sees */
+        for (int d = tid; d < hd; d += 128) {
+            float v = a.q[(int64_t)t * a.ldq + (int64_t)h * hd + d];
+            if (F16) v = __half2float(__float2half_rn(v));
+            qs[d] = v;
+        }
+        __syncthreads();
+        const int64_t koff = (int64_t)kvh * hd;
+        float mx = -INFINITY;
+        for (int j = tid; j < len; j += 128) {
+            const int64_t row = (int64_t)(kb + j) * a.kv_dim + koff;
+            float s = 0.0f;
+            if (F16 && (hd & 7) == 0) {
+                const int4 *kp = (const int4 *)((const __half *)a.kc + row);
+                for (int d = 0; d < hd; d += 8) {
+                    const int4 kv = kp[d >> 3];
+                    const __half2 *k2 = (const __half2 *)&kv;
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const float2 f = __half22float2(k2[e]);
-                    s += qs[d + 2 * e] * f.x;
-                    s += qs[d + 2 * e + 1] * f.y;
+                    for (int e = 0; e < 4; e++) {
+                        const float2 f = __half22float2(k2[e]);
+                        s += qs[d + 2 * e] * f.x;
+                        s += qs[d + 2 * e + 1] * f.y;
+                    }
                 }
+            } else if (!F16 && (hd & 3) == 0) {
+                const float4 *kp = (const float4 *)((const float *)a.kc + row);
+                for (int d = 0; d < hd; d += 4) {
+                    const float4 k4 = kp[d >> 2];
+                    s += qs[d] * k4.x;
+                    s += qs[d + 1] * k4.y;
+                    s += qs[d + 2] * k4.z;
+                    s += qs[d + 3] * k4.w;
+                }
+            } else {
+                for (int d = 0; d < hd; d++) s += qs[d] * kv_at<F16>(a.kc, row + d);
             }
-        } else if (!F16 && (hd & 3) == 0) {
-            const float4 *kp = (const float4 *)((const float *)a.kc + row);
-            for (int d = 0; d < hd; d += 4) {
-                const float4 k4 = kp[d >> 2];
-                s += qs[d] * k4.x;
-                s += qs[d + 1] * k4.y;
-                s += qs[d + 2] * k4.z;
-                s += qs[d + 3] * k4.w;
+            s *= a.scale;
+            sc[j] = s;
+            mx = fmaxf(mx, s);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        if ((tid & 31) == 0) red[tid >> 5] = mx;
+        __syncthreads();
+        mx = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+        float sum = 0.0f;
+        for (int j = tid; j < len; j += 128) {
+            const float p = expf(sc[j] - mx);
+            sc[j] = p;
+            sum += p;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if ((tid & 31) == 0) red[4 + (tid >> 5)] = sum;
+        __syncthreads();
+        sum = red[4] + red[5] + red[6] + red[7];
+        const int64_t voff = koff;
+        const bool direct = n_chunks == 1;
+        float *out = direct ? dst_row : part + pidx * (hd + 2) + 2;
+        const float norm = direct ? 1.0f / sum : 1.0f;
+        if (hd <= 128) {
+            /* nsl slices of the keys, each over all hd dims; then the slices are summed */
+            const int nsl = 128 / hd, d = tid % hd, s = tid / hd;
+            float acc = 0.0f;
+            if (s < nsl)
+                for (int j = s; j < len; j += nsl) acc += sc[j] * kv_at<F16>(a.vc, (int64_t)(kb + j) * a.kv_dim + voff + d);
+            pv[tid] = acc;
+            __syncthreads();
+            if (tid < hd) {
+                float tot = 0.0f;
+                for (int k = 0; k < nsl; k++) tot += pv[k * hd + tid];
+                out[tid] = tot * norm;
+                if (Q && direct)
+                    cu_quant_unit(tot * norm, qo.xq + t * qcols + (int64_t)h * hd + tid,
+                                  qo.xds + t * (qcols / 32) + ((int64_t)h * hd + tid) / 32, tid & 31);
             }
         } else {
-            for (int d = 0; d < hd; d++) s += qs[d] * kv_at<F16>(a.kc, row + d);
+            for (int d = tid; d < hd; d += 128) {
+                float acc = 0.0f;
+                for (int j = 0; j < len; j++) acc += sc[j] * kv_at<F16>(a.vc, (int64_t)(kb + j) * a.kv_dim + voff + d);
+                out[d] = acc * norm;
+                if (Q && direct)
+                    cu_quant_unit(acc * norm, qo.xq + t * qcols + (int64_t)h * hd + d,
+                                  qo.xds + t * (qcols / 32) + ((int64_t)h * hd + d) / 32, tid & 31);
+            }
         }
-        s *= a.scale;
-        sc[j] = s;
-        mx = fmaxf(mx, s);
+        if (!direct && tid == 0) {
+            part[pidx * (hd + 2)] = mx;
+            part[pidx * (hd + 2) + 1] = sum;
+        }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if ((tid & 31) == 0) red[tid >> 5] = mx;
+    if (n_chunks == 1) return;
+    /* the last block of this (token, head) to finish merges the chunks */
+    __threadfence();
     __syncthreads();
-    mx = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
-    float sum = 0.0f;
-    for (int j = tid; j < len; j += 128) {
-        const float p = expf(sc[j] - mx);
-        sc[j] = p;
-        sum += p;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if ((tid & 31) == 0) red[4 + (tid >> 5)] = sum;
+    unsigned *ctr = cnt + (int64_t)t * a.nh + hi;
+    if (tid == 0) s_last = atomicAdd(ctr, 1u) == (unsigned)(n_chunks - 1);
     __syncthreads();
-    sum = red[4] + red[5] + red[6] + red[7];
-    const int64_t voff = koff;
-    float *out = n_chunks == 1 ? a.dst + (int64_t)t * a.ldd + (int64_t)h * hd : part + pidx * (hd + 2) + 2;
-    const float norm = n_chunks == 1 ? 1.0f / sum : 1.0f;
-    if (hd <= 128) {
-        /* nsl slices of the keys, each over all hd dims; then the slices are summed */
-        const int nsl = 128 / hd, d = tid % hd, s = tid / hd;
-        float acc = 0.0f;
-        if (s < nsl)
-            for (int j = s; j < len; j += nsl) acc += sc[j] * kv_at<F16>(a.vc, (int64_t)(kb + j) * a.kv_dim + voff + d);
-        pv[tid] = acc;
-        __syncthreads();
-        if (tid < hd) {
-            float tot = 0.0f;
-            for (int k = 0; k < nsl; k++) tot += pv[k * hd + tid];
-            out[tid] = tot * norm;
-        }
-    } else {
-        for (int d = tid; d < hd; d += 128) {
-            float acc = 0.0f;
-            for (int j = 0; j < len; j++) acc += sc[j] * kv_at<F16>(a.vc, (int64_t)(kb + j) * a.kv_dim + voff + d);
-            out[d] = acc * norm;
-        }
-    }
-    if (n_chunks > 1 && tid == 0) {
-        part[pidx * (hd + 2)] = mx;
-        part[pidx * (hd + 2) + 1] = sum;
-    }
-}
-
-__global__ void k_attn_merge(const attn_p a, int n_chunks, const float *__restrict__ part) {
-    const int hi = blockIdx.x, t = blockIdx.y, hd = a.hd;
+    if (!s_last) return;
+    __threadfence();
+    const int n_act = min(n_chunks, (n_keys + chunk - 1) / chunk); /* chunks with keys: all have len > 0 */
     const float *pp = part + ((int64_t)t * a.nh + hi) * n_chunks * (hd + 2);
     float M = -INFINITY;
-    for (int c = 0; c < n_chunks; c++) M = fmaxf(M, pp[c * (hd + 2)]);
+    for (int k = 0; k < n_act; k++) M = fmaxf(M, __ldcg(pp + k * (hd + 2)));
     float L = 0.0f;
-    for (int c = 0; c < n_chunks; c++) {
-        const float mc = pp[c * (hd + 2)];
-        if (mc != -INFINITY) L += pp[c * (hd + 2) + 1] * expf(mc - M);
-    }
-    float *out = a.dst + (int64_t)t * a.ldd + (int64_t)(a.h0 + hi) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    for (int k = 0; k < n_act; k++) L += __ldcg(pp + k * (hd + 2) + 1) * expf(__ldcg(pp + k * (hd + 2)) - M);
+    for (int d = tid; d < hd; d += 128) {
         float acc = 0.0f;
-        for (int c = 0; c < n_chunks; c++) {
-            const float mc = pp[c * (hd + 2)];
-            if (mc != -INFINITY) acc += pp[c * (hd + 2) + 2 + d] * expf(mc - M);
-        }
-        out[d] = acc / L;
+        for (int k = 0; k < n_act; k++) acc += __ldcg(pp + k * (hd + 2) + 2 + d) * expf(__ldcg(pp + k * (hd + 2)) - M);
+        const float v = acc / L;
+        dst_row[d] = v;
+        if (Q)
+            cu_quant_unit(v, qo.xq + t * qcols + (int64_t)h * hd + d, qo.xds + t * (qcols / 32) + ((int64_t)h * hd + d) / 32,
+                          tid & 31);
     }
+    if (tid == 0) *ctr = 0u;
 }
 
-size_t cu_attn_split_scratch(const hllm_op *op, int n_sm, int *chunk, int *n_chunks) {
-    const int n_keys = op->pos0 + op->n_tok;
+size_t cu_attn_split_scratch(const hllm_op *op, int n_sm, int *n_chunks) {
+    /* a fixed number of chunks per (token, head) for this cache: enough blocks to fill the GPU
+     * a few times over, at most 64 (more only to keep a chunk <= 8192 keys), >= 64 keys each */
+    const int n_ctx = op->kv->n_ctx > 0 ? op->kv->n_ctx : 1;
     const int items = op->n_tok * (op->h1 - op->h0);
-    /* enough blocks to fill the GPU a few times over, at most 64 chunks, 64..8192 keys each */
-    int want = (4 * n_sm + items - 1) / (items > 0 ? items : 1);
-    if (want < 1) want = 1;
-    if (want > 64) want = 64;
-    int ch = (n_keys + want - 1) / want;
-    ch = (ch + 63) / 64 * 64;
-    if (ch < 64) ch = 64;
-    if (ch > 8192) ch = 8192;
-    *chunk = ch;
-    *n_chunks = (n_keys + ch - 1) / ch;
-    if (*n_chunks == 1) return 0;
-    return (size_t)items * (size_t)*n_chunks * (size_t)(op->head_dim + 2);
+    int nc = (4 * n_sm + items - 1) / (items > 0 ? items : 1);
+    if (nc < 1) nc = 1;
+    if (nc > 64) nc = 64;
+    if (nc < (n_ctx + 8191) / 8192) nc = (n_ctx + 8191) / 8192;
+    if (nc > (n_ctx + 63) / 64) nc = (n_ctx + 63) / 64;
+    *n_chunks = nc;
+    if (nc == 1) return 0;
+    return (size_t)items * (size_t)nc * (size_t)(op->head_dim + 2);
 }
 
-int cu_attn_split(cudaStream_t st, const hllm_op *op, int chunk, int n_chunks, float *part) {
+int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part, unsigned *cnt, cu_qout qo,
+                  const int32_t *dpos) {
     const attn_p a = attn_p_of(op);
     if (a.nh <= 0 || a.n_tok <= 0) return 0;
-    const size_t smem = (size_t)(((a.hd + 3) & ~3) + chunk + 128 + 8) * sizeof(float);
+    const int n_ctx = op->kv->n_ctx > 0 ? op->kv->n_ctx : 1;
+    const int chunk_max = ((n_ctx + n_chunks - 1) / n_chunks + 63) & ~63; /* for any pos0 + n_tok <= n_ctx */
+    const size_t smem = (size_t)(((a.hd + 3) & ~3) + chunk_max + 128 + 8) * sizeof(float);
     const dim3 grid((unsigned)n_chunks, (unsigned)a.nh, (unsigned)a.n_tok);
+    const bool q = qo.xq && a.hd % 32 == 0;
+#define SPLIT(F, Q)                                                                                                  \
+    do {                                                                                                             \
+        if (smem > 48 * 1024 &&                                                                                      \
+            cu_check(cudaFuncSetAttribute(k_attn_split<F, Q>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), \
+                     "attention (split) shared memory"))                                                             \
+            return -1;                                                                                               \
+        k_attn_split<F, Q><<<grid, 128, smem, st>>>(a, dpos, n_chunks, part, cnt, qo);                               \
+    } while (0)
     if (op->kv->type == HLLM_TYPE_F16) {
-        if (smem > 48 * 1024) cudaFuncSetAttribute(k_attn_split<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        k_attn_split<true><<<grid, 128, smem, st>>>(a, chunk, n_chunks, part);
+        if (q) SPLIT(true, true);
+        else SPLIT(true, false);
     } else {
-        if (smem > 48 * 1024) cudaFuncSetAttribute(k_attn_split<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        k_attn_split<false><<<grid, 128, smem, st>>>(a, chunk, n_chunks, part);
+        if (q) SPLIT(false, true);
+        else SPLIT(false, false);
     }
-    if (CU_LAUNCHED("attention (split)")) return -1;
-    if (n_chunks > 1) {
-        k_attn_merge<<<dim3((unsigned)a.nh, (unsigned)a.n_tok), 128, 0, st>>>(a, n_chunks, part);
-        return CU_LAUNCHED("attention merge");
-    }
-    return 0;
+#undef SPLIT
+    return CU_LAUNCHED("attention (split)");
 }
 
 /* ---- tiled flash attention (prefill) ---- */

@@ -60,6 +60,40 @@ static inline bool cu_type_quantized(int type) {
     return type == HLLM_TYPE_Q4_0 || type == HLLM_TYPE_Q8_0 || type == HLLM_TYPE_Q4_K || type == HLLM_TYPE_Q6_K;
 }
 
+/* The step state of a captured decode step (proc.h step_begin): written with one async copy
+ * before each replay; kernels captured into a graph read pos0 and the ids from it. Kernels
+ * issued eagerly get NULL and use their arguments. */
+struct cu_dstate {
+    int32_t pos0, n_tok, pad[2];
+    int32_t tok[8];
+};
+
+/* SMs of the device in use (set when the processor is created): sizes GEMV grids. */
+extern int cu_n_sm;
+
+/* Quantizes one 32-element unit held one element per lane of a whole warp (v = element lane)
+ * to q8_1 style: q[lane] = round(v / d), ds = (d, d * sum q), d = amax / 127. Every kernel that
+ * quantizes activations uses this one function, so fused and separate paths agree bit for bit. */
+static __device__ __forceinline__ void cu_quant_unit(float v, int8_t *q, float2 *ds, int lane) {
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f;
+    const int qi = amax > 0.0f ? __float2int_rn(v / d) : 0;
+    int s = qi;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    *q = (int8_t)qi;
+    if (lane == 0) *ds = make_float2(d, d * (float)s);
+}
+
+/* Where an op that produces a GEMV input also writes its q8_1 form: xq [n_tok][cols] int8,
+ * xds [n_tok][cols / 32]. Unused when xq == NULL. */
+struct cu_qout {
+    int8_t *xq;
+    float2 *xds;
+};
+
 /* Launch checks: a failed launch becomes hllm_fail with the kernel's name. */
 int cu_check(cudaError_t e, const char *what);
 #define CU_LAUNCHED(name) cu_check(cudaGetLastError(), name)
@@ -86,16 +120,24 @@ struct cu_tok8 {
 int cu_embed(cudaStream_t st, const cu_mat &m, int64_t row0, const int32_t *tokens, const cu_tok8 &inl, int n_tok,
              float *dst, int64_t ldd);
 
-/* The other ops, with the semantics of proc.h / cpu_ops.c. */
-int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w);
-int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff);
-int cu_kv_store(cudaStream_t st, const hllm_op *op);
-int cu_swiglu(cudaStream_t st, const hllm_op *op);
+/* The other ops, with the semantics of proc.h / cpu_ops.c. dpos: device pos0 (the step
+ * state) or NULL for op->pos0. qo: also write the q8_1 form of dst (rmsnorm: whole rows,
+ * dim % 32 == 0; swiglu: dim % 32 == 0). */
+int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w, cu_qout qo);
+int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff, const int32_t *dpos);
+int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos);
+int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo);
 int cu_add(cudaStream_t st, const hllm_op *op);
 
-/* Attention. Split-KV decode: any n_tok; part: scratch of cu_attn_split_scratch floats. */
-size_t cu_attn_split_scratch(const hllm_op *op, int n_sm, int *chunk, int *n_chunks);
-int cu_attn_split(cudaStream_t st, const hllm_op *op, int chunk, int n_chunks, float *part);
+/* Attention. Split-KV decode, any n_tok: a grid of a fixed number of chunks per (token, head)
+ * that depends only on the cache size (so a captured graph serves every position); each block
+ * derives its chunk of keys from pos0 (read from dpos when given) and exits early past the
+ * keys; the last block of each (token, head) merges the chunks (counters in cnt, zero before
+ * and after). part: cu_attn_split_scratch floats; cnt: n_tok * heads ints. qo: also write the
+ * q8_1 form of dst (all heads, head_dim % 32 == 0). */
+size_t cu_attn_split_scratch(const hllm_op *op, int n_sm, int *n_chunks);
+int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part, unsigned *cnt, cu_qout qo,
+                  const int32_t *dpos);
 /* Tiled flash attention for prefill (head_dim <= 256; smem_optin: the device's per-block
  * shared-memory opt-in limit). Returns 1 if this shape cannot use it (caller falls back). */
 int cu_attn_flash(cudaStream_t st, const hllm_op *op, size_t smem_optin);

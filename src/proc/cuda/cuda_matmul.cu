@@ -172,17 +172,7 @@ __global__ void k_quantize_q8_1(const float *__restrict__ x, int64_t ldx, int64_
     const int64_t u = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     const int t = blockIdx.y, lane = threadIdx.x & 31;
     if (u >= nb) return;
-    const float v = x[t * ldx + u * 32 + lane];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = amax / 127.0f;
-    const int q = amax > 0.0f ? __float2int_rn(v / d) : 0;
-    int s = q;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    xq[t * cols + u * 32 + lane] = (int8_t)q;
-    if (lane == 0) xds[t * nb + u] = make_float2(d, d * (float)s);
+    cu_quant_unit(x[t * ldx + u * 32 + lane], xq + t * cols + u * 32 + lane, xds + t * nb + u, lane);
 }
 
 int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, int8_t *xq, float2 *xds) {
@@ -192,21 +182,49 @@ int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, in
     return CU_LAUNCHED("quantize_q8_1");
 }
 
-/* ---- GEMV ---- */
+/* ---- GEMV ----
+ * 128-thread blocks; WPR warps per output row (1, 2 or 4: 4 / WPR rows per block). Small
+ * matrices use more warps per row so that the grid still covers the GPU a couple of times
+ * over; the choice depends only on the matrix's shape, so any two calls of one shape agree
+ * bit for bit. */
+
+int cu_n_sm = 132;
+
+/* Sums acc over the WPR warps of each row (fixed order); true for the lanes of the row's first
+ * warp, which then hold the totals. */
+template <int NT>
+static __device__ __forceinline__ void row_reduce(float acc[NT], int wpr, int warp, int lane) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
+    if (wpr == 1) return;
+    __shared__ float red[4][NT];
+    if (lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++) red[warp][t] = acc[t];
+    __syncthreads();
+    const int w0 = warp - warp % wpr;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float v = red[w0][t];
+        for (int k = 1; k < wpr; k++) v += red[w0 + k][t];
+        acc[t] = v;
+    }
+}
 
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(128) k_gemv_q(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
                                                 const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
-                                                float *__restrict__ y, int64_t ldy, const float *__restrict__ bias) {
-    const int lane = threadIdx.x & 31;
-    const int64_t r = lr0 + (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
-    if (r >= lr1) return;
+                                                float *__restrict__ y, int64_t ldy, const float *__restrict__ bias, int wpr) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
+    const int64_t r = lr0 + (int64_t)blockIdx.x * (4 / wpr) + warp / wpr;
+    const bool live = r < lr1;
+    if (wpr == 1 && !live) return;
     const int64_t nb = m.nb, cols = m.cols;
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
 #pragma unroll 2
-    for (int64_t u = lane; u < nb; u += 32) {
+    for (int64_t u = lane + 32 * sub; live && u < nb; u += 32 * wpr) {
         int w[8];
         float a0, a1, b;
         decode_unit<TYPE>(m, r, u, w, a0, a1, b);
@@ -226,9 +244,8 @@ __global__ void __launch_bounds__(128) k_gemv_q(const cu_mat m, int64_t lr0, int
             acc[t] += ds.x * (a0 * (float)s0 + a1 * (float)s1) - b * ds.y;
         }
     }
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
-    if (lane < NT) {
+    row_reduce<NT>(acc, wpr, warp, lane);
+    if (live && sub == 0 && lane < NT) {
         float v = 0.0f;
 #pragma unroll
         for (int t = 0; t < NT; t++)
@@ -274,10 +291,12 @@ static __device__ __forceinline__ float load1(const uint8_t *row, int64_t c) {
 template <int TYPE, int NT, bool VEC>
 __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
                                                 const float *__restrict__ x, int64_t ldx, float *__restrict__ y,
-                                                int64_t ldy, const float *__restrict__ bias) {
-    const int lane = threadIdx.x & 31;
-    const int64_t r = lr0 + (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
-    if (r >= lr1) return;
+                                                int64_t ldy, const float *__restrict__ bias, int wpr) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
+    const int64_t r = lr0 + (int64_t)blockIdx.x * (4 / wpr) + warp / wpr;
+    const bool live = r < lr1;
+    if (wpr == 1 && !live) return;
+    const int l = lane + 32 * sub, step = 32 * wpr; /* this warp's lane index among the row's */
     const uint8_t *row = m.data + r * m.row_bytes;
     const int64_t cols = m.cols;
     float acc[NT];
@@ -286,7 +305,7 @@ __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int
     if (VEC) {
         if (TYPE == HLLM_TYPE_F32) {
 #pragma unroll 2
-            for (int64_t c = lane * 4; c < cols; c += 128) {
+            for (int64_t c = l * 4; live && c < cols; c += 4 * step) {
                 const float4 w = __ldg((const float4 *)(row + c * 4));
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
@@ -296,7 +315,7 @@ __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int
             }
         } else {
 #pragma unroll 2
-            for (int64_t c = lane * 8; c < cols; c += 256) {
+            for (int64_t c = l * 8; live && c < cols; c += 8 * step) {
                 float w[8];
                 load8<TYPE == HLLM_TYPE_F32 ? HLLM_TYPE_F16 : TYPE>(row + c * 2, w);
 #pragma unroll
@@ -309,15 +328,14 @@ __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int
             }
         }
     } else {
-        for (int64_t c = lane; c < cols; c += 32) {
+        for (int64_t c = l; live && c < cols; c += step) {
             const float w = load1<TYPE>(row, c);
 #pragma unroll
             for (int t = 0; t < NT; t++) acc[t] += w * x[t * ldx + c];
         }
     }
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
-    if (lane < NT) {
+    row_reduce<NT>(acc, wpr, warp, lane);
+    if (live && sub == 0 && lane < NT) {
         float v = 0.0f;
 #pragma unroll
         for (int t = 0; t < NT; t++)
@@ -327,20 +345,31 @@ __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int
     }
 }
 
+/* Warps per row for a matrix of `rows` output rows and `units` loads (32-element units or
+ * 16-byte vectors) per row: 1 while 4-row blocks cover the GPU twice, else 2 or 4. */
+static int gemv_wpr(int64_t rows, int64_t units) {
+    const int64_t target = 2 * (int64_t)cu_n_sm;
+    if ((rows + 3) / 4 >= target || units < 64) return 1;
+    if ((rows + 1) / 2 >= target || units < 128) return 2;
+    return 4;
+}
+
 template <int NT>
 static void launch_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x,
                         int64_t ldx, const int8_t *xq, const float2 *xds, float *y, int64_t ldy, const float *bias) {
-    const dim3 grid((unsigned)((lr1 - lr0 + 3) / 4));
     const bool vec = ((uintptr_t)x % 16) == 0 && ldx % 4 == 0 && m.cols % 8 == 0 && m.row_bytes % 16 == 0;
+    const int64_t units = cu_type_quantized(m.type) ? m.nb : (int64_t)(m.row_bytes / 16);
+    const int wpr = gemv_wpr(lr1 - lr0, units), rpb = 4 / wpr;
+    const dim3 grid((unsigned)((lr1 - lr0 + rpb - 1) / rpb));
     switch (m.type) {
-    case HLLM_TYPE_Q4_0: k_gemv_q<HLLM_TYPE_Q4_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
-    case HLLM_TYPE_Q8_0: k_gemv_q<HLLM_TYPE_Q8_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
-    case HLLM_TYPE_Q4_K: k_gemv_q<HLLM_TYPE_Q4_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
-    case HLLM_TYPE_Q6_K: k_gemv_q<HLLM_TYPE_Q6_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias); break;
+    case HLLM_TYPE_Q4_0: k_gemv_q<HLLM_TYPE_Q4_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q8_0: k_gemv_q<HLLM_TYPE_Q8_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q4_K: k_gemv_q<HLLM_TYPE_Q4_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q6_K: k_gemv_q<HLLM_TYPE_Q6_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
 #define F_CASE(T)                                                                                                  \
     case T:                                                                                                        \
-        if (vec) k_gemv_f<T, NT, true><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias);           \
-        else k_gemv_f<T, NT, false><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias);              \
+        if (vec) k_gemv_f<T, NT, true><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);           \
+        else k_gemv_f<T, NT, false><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);              \
         break;
         F_CASE(HLLM_TYPE_F32)
         F_CASE(HLLM_TYPE_F16)

@@ -6,10 +6,10 @@
 
 /* ---- RMS norm: one warp per row for short rows, one 256-thread block per row otherwise ---- */
 
-template <int THREADS> /* threads per row: 32 (four rows per 128-thread block) or 256 */
+template <int THREADS, bool Q> /* threads per row: 32 (four rows per 128-thread block) or 256 */
 __global__ void __launch_bounds__(THREADS == 32 ? 128 : THREADS) k_rmsnorm(const float *src, int64_t ld_src, float *dst,
                                                      int64_t ld_dst, const float *__restrict__ w, int64_t dim,
-                                                     int64_t n_rows, int64_t per_tok, float eps) {
+                                                     int64_t n_rows, int64_t per_tok, float eps, cu_qout qo) {
     const int rows_per_block = THREADS == 32 ? 4 : 1;
     const int lane = THREADS == 32 ? (threadIdx.x & 31) : threadIdx.x;
     const int64_t i = (int64_t)blockIdx.x * rows_per_block + (THREADS == 32 ? (threadIdx.x >> 5) : 0);
@@ -30,28 +30,38 @@ __global__ void __launch_bounds__(THREADS == 32 ? 128 : THREADS) k_rmsnorm(const
         for (int k = 0; k < THREADS / 32; k++) s += part[k];
     }
     const float scale = 1.0f / sqrtf(s / (float)dim + eps);
-    for (int64_t j = lane; j < dim; j += THREADS) y[j] = x[j] * scale * w[j];
+    /* with Q (whole rows, dim % 32 == 0) each warp's 32 elements of one pass are one unit */
+    for (int64_t j = lane; j < dim; j += THREADS) {
+        const float v = x[j] * scale * w[j];
+        y[j] = v;
+        if (Q) cu_quant_unit(v, qo.xq + t * dim + j, qo.xds + t * (dim / 32) + j / 32, (int)(j & 31));
+    }
 }
 
-int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w) {
+int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w, cu_qout qo) {
     if (op->n_rows <= 0) return 0;
     const int64_t per_tok = op->n_rows / (op->n_tok > 0 ? op->n_tok : 1);
+    const bool q = qo.xq && per_tok == 1 && op->dim % 32 == 0;
+#define RMS_LAUNCH(TH, Q)                                                                                            \
+    k_rmsnorm<TH, Q><<<TH == 32 ? (unsigned)((op->n_rows + 3) / 4) : (unsigned)op->n_rows, TH == 32 ? 128 : TH, 0, st>>>( \
+        op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim, op->n_rows, per_tok, op->eps, qo)
     if (op->dim <= 1024) {
-        const unsigned grid = (unsigned)((op->n_rows + 3) / 4);
-        k_rmsnorm<32><<<grid, 128, 0, st>>>(op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim, op->n_rows, per_tok,
-                                            op->eps);
+        if (q) RMS_LAUNCH(32, true);
+        else RMS_LAUNCH(32, false);
     } else {
-        k_rmsnorm<256><<<(unsigned)op->n_rows, 256, 0, st>>>(op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim,
-                                                              op->n_rows, per_tok, op->eps);
+        if (q) RMS_LAUNCH(256, true);
+        else RMS_LAUNCH(256, false);
     }
+#undef RMS_LAUNCH
     return CU_LAUNCHED("rmsnorm");
 }
 
 /* ---- RoPE: one thread per (token, head, pair); q heads first, then k heads ---- */
 
 __global__ void k_rope(float *q, int64_t ldq, float *k, int64_t ldk, int n_tok, int n_head, int n_head_kv, int head_dim,
-                       int n_rot, int neox, int pos0, float theta_scale, float freq_scale,
+                       int n_rot, int neox, int pos0, const int32_t *dpos, float theta_scale, float freq_scale,
                        const float *__restrict__ ff) {
+    if (dpos) pos0 = *dpos;
     const int half = n_rot / 2;
     const int64_t n = (int64_t)n_tok * (n_head + n_head_kv) * half;
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -73,7 +83,7 @@ __global__ void k_rope(float *q, int64_t ldq, float *k, int64_t ldk, int n_tok, 
     v[i1] = x0 * sn + x1 * c;
 }
 
-int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff) {
+int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff, const int32_t *dpos) {
     const int half = op->n_rot / 2;
     const int64_t n = (int64_t)op->n_tok * (op->n_head + op->n_head_kv) * half;
     if (n <= 0) return 0;
@@ -81,7 +91,7 @@ int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff) {
     const float theta_scale = powf(op->freq_base, -2.0f / (float)op->n_rot);
     k_rope<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, (float *)op->src2, op->ld_src2, op->n_tok,
                                                         op->n_head, op->n_head_kv, op->head_dim, op->n_rot,
-                                                        op->rope_type == HLLM_ROPE_NEOX, op->pos0, theta_scale,
+                                                        op->rope_type == HLLM_ROPE_NEOX, op->pos0, dpos, theta_scale,
                                                         op->freq_scale, ff);
     return CU_LAUNCHED("rope");
 }
@@ -90,7 +100,8 @@ int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff) {
 
 template <bool F16>
 __global__ void k_kv_store(const float *__restrict__ k, int64_t ldk, const float *__restrict__ v, int64_t ldv, void *kc,
-                           void *vc, int64_t kv_dim, int64_t n, int pos0) {
+                           void *vc, int64_t kv_dim, int64_t n, int pos0, const int32_t *dpos) {
+    if (dpos) pos0 = *dpos;
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n) return;
     const int64_t t = idx / kv_dim, i = idx % kv_dim;
@@ -105,37 +116,44 @@ __global__ void k_kv_store(const float *__restrict__ k, int64_t ldk, const float
     }
 }
 
-int cu_kv_store(cudaStream_t st, const hllm_op *op) {
+int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos) {
     const int64_t kv_dim = (int64_t)op->n_head_kv * op->head_dim;
     const int64_t n = (int64_t)op->n_tok * kv_dim;
     if (n <= 0) return 0;
     const unsigned grid = (unsigned)((n + 255) / 256);
     if (op->kv->type == HLLM_TYPE_F16)
         k_kv_store<true><<<grid, 256, 0, st>>>(op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
-                                               n, op->pos0);
+                                               n, op->pos0, dpos);
     else if (op->kv->type == HLLM_TYPE_F32)
         k_kv_store<false><<<grid, 256, 0, st>>>(op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
-                                                n, op->pos0);
+                                                n, op->pos0, dpos);
     else return hllm_fail("CUDA: KV cache type %s is not supported (f16 or f32)", hllm_type_name(op->kv->type));
     return CU_LAUNCHED("kv_store");
 }
 
 /* ---- SwiGLU and add ---- */
 
+template <bool Q>
 __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, const float *__restrict__ u,
-                         int64_t ldu, int64_t dim, int64_t n) {
+                         int64_t ldu, int64_t dim, int64_t n, cu_qout qo) {
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= n) return;
+    if (idx >= n) return; /* with Q, n and dim are multiples of 32: whole warps leave */
     const int64_t t = idx / dim, i = idx % dim;
     const float x = g[t * ldg + i];
-    dst[t * ldd + i] = x / (1.0f + expf(-x)) * u[t * ldu + i];
+    const float v = x / (1.0f + expf(-x)) * u[t * ldu + i];
+    dst[t * ldd + i] = v;
+    if (Q) cu_quant_unit(v, qo.xq + t * dim + i, qo.xds + t * (dim / 32) + i / 32, (int)(i & 31));
 }
 
-int cu_swiglu(cudaStream_t st, const hllm_op *op) {
+int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo) {
     const int64_t n = (int64_t)op->n_tok * op->dim;
     if (n <= 0) return 0;
-    k_swiglu<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
-                                                          op->ld_src2, op->dim, n);
+    if (qo.xq && op->dim % 32 == 0)
+        k_swiglu<true><<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
+                                                                    op->ld_src2, op->dim, n, qo);
+    else
+        k_swiglu<false><<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
+                                                                     op->ld_src2, op->dim, n, qo);
     return CU_LAUNCHED("swiglu");
 }
 

@@ -24,10 +24,23 @@ extern "C" {
 
 static int g_gemv_max_tok = 8;
 static int g_split_max_tok = 8;
+static int g_graphs = -1; /* -1: not decided yet (HLLM_CUDA_GRAPHS=0 turns them off), 0, 1 */
 
 extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
     if (gemv_max_tok >= 0) g_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
     if (split_max_tok >= 0) g_split_max_tok = split_max_tok;
+}
+
+static bool graphs_on(void) {
+    if (g_graphs < 0) {
+        const char *e = getenv("HLLM_CUDA_GRAPHS");
+        g_graphs = e && e[0] == '0' ? 0 : 1;
+    }
+    return g_graphs != 0;
+}
+
+extern "C" void hllm_cuda_set_graphs(int on) {
+    if (on >= 0) g_graphs = on ? 1 : 0;
 }
 
 int cu_check(cudaError_t e, const char *what) {
@@ -47,6 +60,26 @@ struct cu_buf {
     size_t size;
 };
 
+/* A captured step: the ops it was captured from (pos0 and ids aside, a later step replays it
+ * only if it issues the same ops) and the instantiated graph. */
+struct cu_graph {
+    uint64_t shape;
+    int n_tok;
+    cudaGraphExec_t exec; /* NULL: free slot */
+    hllm_op *ops;
+    int n_ops;
+    long last_use;
+};
+
+#define CU_GRAPHS 4
+#define CU_RING 16
+
+/* Step modes between step_begin and step_end. PLAIN: ops run as issued (not a decode shape).
+ * RECORD: ops run as issued and are recorded; step_end captures them into a graph. REPLAY: a
+ * graph of this shape exists; ops are only recorded, and step_end launches the graph if they
+ * match the graph's ops (else runs them and captures anew). */
+enum { STEP_NONE = 0, STEP_PLAIN, STEP_RECORD, STEP_REPLAY };
+
 struct cuda_impl {
     int dev;
     cudaStream_t st;
@@ -55,7 +88,22 @@ struct cuda_impl {
     bool blas_ok;
     pfn_stream_value32 write32, wait32;
     bool memops; /* stream memory operations usable */
-    cu_buf xq, xh, wt, part, tok;
+    cu_buf xq, xh, wt, part, tok, cnt;
+    bool any_quant; /* a quantized matrix is loaded: ops feeding GEMVs also write q8_1 copies */
+    /* step state: device copy, pinned ring of host copies (an event each) */
+    cu_dstate *dstate, *hstate;
+    cudaEvent_t ring_ev[CU_RING];
+    int ring_i;
+    /* while capturing: kernels read pos0 / ids from dstate */
+    bool capturing;
+    const int32_t *dpos, *dtok;
+    int mode;
+    uint64_t shape;
+    int step_ntok, cur;
+    hllm_op *rec;
+    int n_rec, cap_rec;
+    cu_graph graphs[CU_GRAPHS];
+    long use_clock, n_captures, n_replays, n_mismatch;
     /* pinned staging for copy_out to pageable memory */
     char *stage;
     size_t stage_size, stage_used;
@@ -70,6 +118,12 @@ struct cuda_impl {
 };
 
 static inline cuda_impl *impl_of(hllm_proc *p) { return (cuda_impl *)p->impl; }
+
+static void step_interrupt(cuda_impl *c);
+#define STEP_GUARD(c)                                                   \
+    do {                                                                \
+        if ((c)->mode == STEP_RECORD || (c)->mode == STEP_REPLAY) step_interrupt(c); \
+    } while (0)
 
 /* cudaSetDevice once per thread and device, not once per op (the decode step issues hundreds). */
 static __thread int tl_dev = -1;
@@ -88,9 +142,25 @@ static int oom(cuda_impl *c, size_t bytes, const char *what) {
                      (double)bytes / 1048576.0, (double)fr / 1048576.0, (double)tot / 1048576.0, c->prop.name);
 }
 
-/* Stream-ordered scratch: grows (never shrinks) with cudaMallocAsync on the stream. */
+static void drop_graphs(cuda_impl *c) {
+    bool any = false;
+    for (cu_graph &g : c->graphs) any |= g.exec != NULL;
+    if (!any) return;
+    cudaStreamSynchronize(c->st); /* no launch of them is still running */
+    for (cu_graph &g : c->graphs) {
+        if (g.exec) cudaGraphExecDestroy(g.exec);
+        free(g.ops);
+        g = cu_graph{};
+    }
+    cudaGetLastError();
+}
+
+/* Stream-ordered scratch: grows (never shrinks) with cudaMallocAsync on the stream. Graphs
+ * hold the old addresses, so growing drops them; while capturing, growing is refused. */
 static int ensure(cuda_impl *c, cu_buf *b, size_t need, const char *what) {
     if (need <= b->size) return 0;
+    if (c->capturing) return hllm_fail("CUDA: %s would grow during a graph capture", what);
+    drop_graphs(c);
     size_t sz = need + need / 4;
     sz = (sz + 255) / 256 * 256;
     if (b->p) cudaFreeAsync(b->p, c->st);
@@ -107,6 +177,7 @@ static int ensure(cuda_impl *c, cu_buf *b, size_t need, const char *what) {
 
 static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     c->xq_src = NULL;
     use_dev(c->dev);
     void *ptr = NULL;
@@ -137,14 +208,18 @@ static bool is_pinned_host(const void *ptr) {
 
 static void cu_free(hllm_proc *p, void *ptr) {
     if (!ptr) return;
-    impl_of(p)->xq_src = NULL;
-    use_dev(impl_of(p)->dev);
+    cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
+    c->xq_src = NULL;
+    use_dev(c->dev);
+    drop_graphs(c); /* they may read or write this buffer */
     if (is_pinned_host(ptr)) cudaFreeHost(ptr);
     else cudaFree(ptr);
 }
 
 static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     c->xq_src = NULL;
     if (!bytes) return 0;
     use_dev(c->dev);
@@ -161,6 +236,7 @@ static int flush_pending(cuda_impl *c) {
 
 static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     if (!bytes) return 0;
     use_dev(c->dev);
     if (is_pinned_host(dst)) return cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->st), "copy_out");
@@ -242,7 +318,9 @@ static void repack_rows(const hllm_tensor *t, int64_t r0, int64_t r1, uint8_t *d
 
 static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     use_dev(c->dev);
+    if (t->rows > 1 && cu_type_quantized(t->type)) c->any_quant = true;
     hllm_pweight *w = (hllm_pweight *)calloc(1, sizeof *w);
     if (!w) {
         hllm_fail("out of memory loading %s", t->name);
@@ -357,7 +435,10 @@ static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t 
 
 static void cu_weight_free(hllm_proc *p, hllm_pweight *w) {
     if (!w) return;
-    use_dev(impl_of(p)->dev);
+    cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
+    use_dev(c->dev);
+    drop_graphs(c);
     if (w->vec) cudaFree(w->vec);
     if (w->data) {
         if (w->host) {
@@ -397,6 +478,30 @@ static int gemm(cuda_impl *c, cudaDataType ta, const void *W, int64_t lda, cudaD
                       "gemm");
 }
 
+/* The q8_1 copy of an activation of n_tok rows of cols (cols % 32 == 0): xq [n_tok][cols],
+ * then the (d, d * sum) pairs. */
+static int xq_buffer(cuda_impl *c, int n_tok, int64_t cols, cu_qout *qo) {
+    const size_t qb = (size_t)n_tok * (size_t)cols, db = (size_t)n_tok * (size_t)(cols / 32) * sizeof(float2);
+    const size_t qpad = (qb + 255) / 256 * 256;
+    if (ensure(c, &c->xq, qpad + db, "quantized activations")) return -1;
+    qo->xq = (int8_t *)c->xq.p;
+    qo->xds = (float2 *)((char *)c->xq.p + qpad);
+    return 0;
+}
+
+/* Ops whose output feeds GEMVs (rmsnorm, swiglu, attention) also write its q8_1 copy when a
+ * quantized matrix is loaded, so the matmuls after them skip the quantization kernel. */
+static bool produce_q(const cuda_impl *c, int n_tok, int64_t cols) {
+    return c->any_quant && n_tok >= 1 && n_tok <= g_gemv_max_tok && cols % 32 == 0;
+}
+
+static void xq_set(cuda_impl *c, const float *src, int64_t ld, int64_t cols, int n_tok) {
+    c->xq_src = src;
+    c->xq_ld = ld;
+    c->xq_cols = cols;
+    c->xq_ntok = n_tok;
+}
+
 /* A matmul whose output overlaps the input the quantized-activation cache holds ends the
  * cache's validity for the matmuls after it (the GEMV reads the quantized copy, not src). */
 static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w) {
@@ -422,15 +527,12 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
         int8_t *xq = NULL;
         float2 *xds = NULL;
         if (quant) {
-            const size_t qb = (size_t)n_tok * (size_t)m.cols, db = (size_t)n_tok * (size_t)m.nb * sizeof(float2);
-            const size_t qpad = (qb + 255) / 256 * 256;
             const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == m.cols && c->xq_ntok == n_tok;
-            if (!reuse) {
-                c->xq_src = NULL;
-                if (ensure(c, &c->xq, qpad + db, "quantized activations")) return -1;
-            }
-            xq = (int8_t *)c->xq.p;
-            xds = (float2 *)((char *)c->xq.p + qpad);
+            if (!reuse) c->xq_src = NULL;
+            cu_qout qo;
+            if (xq_buffer(c, n_tok, m.cols, &qo)) return -1;
+            xq = qo.xq;
+            xds = qo.xds;
             if (!reuse) {
                 if (cu_quantize_q8_1(c->st, op->src, op->ld_src, n_tok, m.cols, xq, xds)) return -1;
                 c->xq_src = op->src;
@@ -487,6 +589,8 @@ static int run_embed(cuda_impl *c, const hllm_op *op) {
             return hllm_fail("CUDA: token %d is outside the embedding rows held", op->tokens[t]);
     cu_tok8 inl;
     memset(&inl, 0, sizeof inl);
+    if (c->dtok && op->n_tok <= 8) /* capturing a step: the ids of the step state */
+        return cu_embed(c->st, cu_mat_of(w), w->row0, c->dtok, inl, op->n_tok, op->dst, op->ld_dst);
     if (op->n_tok <= 8) { /* decode: the ids travel as kernel arguments */
         memcpy(inl.t, op->tokens, (size_t)op->n_tok * sizeof(int32_t));
         return cu_embed(c->st, cu_mat_of(w), w->row0, NULL, inl, op->n_tok, op->dst, op->ld_dst);
@@ -503,38 +607,242 @@ static int run_attention(cuda_impl *c, const hllm_op *op) {
     if (op->head_dim > 512) return hllm_fail("CUDA: head_dim %d > 512", op->head_dim);
     if (op->kv->type != HLLM_TYPE_F16 && op->kv->type != HLLM_TYPE_F32)
         return hllm_fail("CUDA: KV cache type %s is not supported (f16 or f32)", hllm_type_name(op->kv->type));
+    if (op->pos0 < 0 || op->pos0 + op->n_tok > op->kv->n_ctx)
+        return hllm_fail("CUDA: attention over %d rows at %d exceeds the cache", op->n_tok, op->pos0);
     if (op->n_tok > g_split_max_tok) {
         const int r = cu_attn_flash(c->st, op, c->prop.sharedMemPerBlockOptin);
         if (r <= 0) return r;
     }
-    int chunk, n_chunks;
-    const size_t need = cu_attn_split_scratch(op, c->prop.multiProcessorCount, &chunk, &n_chunks);
+    int n_chunks;
+    const size_t need = cu_attn_split_scratch(op, c->prop.multiProcessorCount, &n_chunks);
     if (need && ensure(c, &c->part, need * sizeof(float), "attention partials")) return -1;
-    return cu_attn_split(c->st, op, chunk, n_chunks, (float *)c->part.p);
+    const size_t n_cnt = (size_t)op->n_tok * (size_t)(op->h1 - op->h0) * sizeof(unsigned);
+    if (n_chunks > 1 && n_cnt > c->cnt.size) { /* merge counters: zero, and every launch leaves them zero */
+        if (ensure(c, &c->cnt, n_cnt, "attention counters")) return -1;
+        if (cu_check(cudaMemsetAsync(c->cnt.p, 0, c->cnt.size, c->st), "attention counters")) return -1;
+    }
+    const int64_t cols = (int64_t)op->n_head * op->head_dim;
+    cu_qout qo = {NULL, NULL};
+    const bool q = op->h0 == 0 && op->h1 == op->n_head && op->head_dim % 32 == 0 && produce_q(c, op->n_tok, cols);
+    if (q && xq_buffer(c, op->n_tok, cols, &qo)) return -1;
+    if (cu_attn_split(c->st, op, n_chunks, (float *)c->part.p, (unsigned *)c->cnt.p, qo, c->dpos)) return -1;
+    if (q) xq_set(c, op->dst, op->ld_dst, cols, op->n_tok);
+    return 0;
+}
+
+static int run_rmsnorm(cuda_impl *c, const hllm_op *op) {
+    if (!op->w || !op->w->vec) return hllm_fail("CUDA: rmsnorm without a weight vector");
+    cu_qout qo = {NULL, NULL};
+    const bool q = op->n_rows == op->n_tok && produce_q(c, op->n_tok, op->dim);
+    if (q && xq_buffer(c, op->n_tok, op->dim, &qo)) return -1;
+    if (cu_rmsnorm(c->st, op, op->w->vec, qo)) return -1;
+    if (q) xq_set(c, op->dst, op->ld_dst, op->dim, op->n_tok);
+    return 0;
+}
+
+static int run_swiglu(cuda_impl *c, const hllm_op *op) {
+    cu_qout qo = {NULL, NULL};
+    const bool q = produce_q(c, op->n_tok, op->dim);
+    if (q && xq_buffer(c, op->n_tok, op->dim, &qo)) return -1;
+    if (cu_swiglu(c->st, op, qo)) return -1;
+    if (q) xq_set(c, op->dst, op->ld_dst, op->dim, op->n_tok);
+    return 0;
+}
+
+/* Issues one op on the stream (or into the graph being captured). */
+static int run_op(cuda_impl *c, const hllm_op *op) {
+    if (op->kind != HLLM_OP_MATMUL) c->xq_src = NULL;
+    switch (op->kind) {
+    case HLLM_OP_EMBED: return run_embed(c, op);
+    case HLLM_OP_RMSNORM: return run_rmsnorm(c, op);
+    case HLLM_OP_MATMUL: return run_matmul(c, op);
+    case HLLM_OP_ROPE:
+        if (op->n_rot > op->head_dim || (op->n_rot & 1)) return hllm_fail("CUDA: n_rot %d (head_dim %d)", op->n_rot, op->head_dim);
+        return cu_rope(c->st, op, op->freq_factors ? op->freq_factors->vec : NULL, c->dpos);
+    case HLLM_OP_KV_STORE:
+        if (!op->kv || op->pos0 < 0 || op->pos0 + op->n_tok > op->kv->n_ctx)
+            return hllm_fail("CUDA: KV store of %d rows at %d exceeds the cache", op->n_tok, op->pos0);
+        return cu_kv_store(c->st, op, c->dpos);
+    case HLLM_OP_ATTENTION: return run_attention(c, op);
+    case HLLM_OP_SWIGLU: return run_swiglu(c, op);
+    case HLLM_OP_ADD: return cu_add(c->st, op);
+    default: return hllm_fail("CUDA processor: unknown op %d", (int)op->kind);
+    }
+}
+
+/* ---- captured decode steps (proc.h step_begin / step_end) ---- */
+
+/* Same op apart from pos0 and the ids (what the step state carries). */
+static bool op_same(const hllm_op *a, const hllm_op *b) {
+    return a->kind == b->kind && a->n_tok == b->n_tok && a->dst == b->dst && a->src == b->src && a->src2 == b->src2 &&
+           a->ld_dst == b->ld_dst && a->ld_src == b->ld_src && a->ld_src2 == b->ld_src2 && a->w == b->w &&
+           a->bias == b->bias && a->r0 == b->r0 && a->r1 == b->r1 && a->dim == b->dim && a->n_rows == b->n_rows &&
+           a->eps == b->eps && a->n_head == b->n_head && a->n_head_kv == b->n_head_kv && a->head_dim == b->head_dim &&
+           a->h0 == b->h0 && a->h1 == b->h1 && a->attn_scale == b->attn_scale && a->n_rot == b->n_rot &&
+           a->rope_type == b->rope_type && a->freq_base == b->freq_base && a->freq_scale == b->freq_scale &&
+           a->freq_factors == b->freq_factors && a->kv == b->kv &&
+           (!a->kv || (a->kv->k == b->kv->k && a->kv->v == b->kv->v && a->kv->type == b->kv->type &&
+                       a->kv->n_ctx == b->kv->n_ctx));
+}
+
+static int record_op(cuda_impl *c, const hllm_op *op) {
+    if (c->n_rec == c->cap_rec) {
+        const int cap = c->cap_rec ? 2 * c->cap_rec : 512;
+        hllm_op *n = (hllm_op *)realloc(c->rec, (size_t)cap * sizeof *n);
+        if (!n) return -1;
+        c->rec = n;
+        c->cap_rec = cap;
+    }
+    c->rec[c->n_rec++] = *op;
+    return 0;
+}
+
+/* Runs the recorded ops as issued (a replayed step that cannot use its graph). */
+static int run_recorded(cuda_impl *c) {
+    c->xq_src = NULL;
+    for (int i = 0; i < c->n_rec; i++)
+        if (run_op(c, &c->rec[i])) return -1;
+    return 0;
+}
+
+/* Something other than run() came between step_begin and step_end: a replayed step's ops run
+ * now, and this step is not captured. */
+static void step_interrupt(cuda_impl *c) {
+    const int mode = c->mode;
+    c->mode = STEP_PLAIN;
+    if (mode == STEP_REPLAY) run_recorded(c);
+}
+
+/* Captures the recorded ops (which already ran) into a graph for this step's shape. A failed
+ * capture is not an error: the step simply stays uncaptured. */
+static void capture(cuda_impl *c) {
+    if (c->n_rec == 0) return;
+    int slot = 0;
+    for (int i = 0; i < CU_GRAPHS; i++) {
+        if (!c->graphs[i].exec) {
+            slot = i;
+            break;
+        }
+        if (c->graphs[i].last_use < c->graphs[slot].last_use) slot = i;
+    }
+    cu_graph *g = &c->graphs[slot];
+    if (g->exec) {
+        cudaStreamSynchronize(c->st);
+        cudaGraphExecDestroy(g->exec);
+        free(g->ops);
+        *g = cu_graph{};
+    }
+    hllm_op *ops = (hllm_op *)malloc((size_t)c->n_rec * sizeof *ops);
+    if (!ops) return;
+    memcpy(ops, c->rec, (size_t)c->n_rec * sizeof *ops);
+    if (cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        cudaGetLastError();
+        free(ops);
+        return;
+    }
+    c->capturing = true;
+    c->dpos = &c->dstate->pos0;
+    c->dtok = c->dstate->tok;
+    int rc = run_recorded(c);
+    cudaGraph_t graph = NULL;
+    const cudaError_t e = cudaStreamEndCapture(c->st, &graph);
+    c->capturing = false;
+    c->dpos = c->dtok = NULL;
+    c->xq_src = NULL;
+    cudaGraphExec_t ex = NULL;
+    if (!rc && e == cudaSuccess && graph && cudaGraphInstantiate(&ex, graph, 0) == cudaSuccess) {
+        g->shape = c->shape;
+        g->n_tok = c->step_ntok;
+        g->exec = ex;
+        g->ops = ops;
+        g->n_ops = c->n_rec;
+        g->last_use = ++c->use_clock;
+        c->n_captures++;
+        ops = NULL;
+    }
+    if (graph) cudaGraphDestroy(graph);
+    free(ops);
+    cudaGetLastError();
+}
+
+static int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok) {
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    c->mode = STEP_PLAIN; /* also ends a step that never reached step_end (an op failed) */
+    c->n_rec = 0;
+    if (!graphs_on() || n_tok < 1 || n_tok > 8 || n_tok > g_gemv_max_tok || n_tok > g_split_max_tok || pos0 < 0)
+        return 0;
+    /* the step state, by one async copy from a pinned slot no earlier copy still reads */
+    const int slot = c->ring_i;
+    c->ring_i = (c->ring_i + 1) % CU_RING;
+    if (cudaEventQuery(c->ring_ev[slot]) != cudaSuccess && cu_check(cudaEventSynchronize(c->ring_ev[slot]), "step state"))
+        return -1;
+    cu_dstate *h = &c->hstate[slot];
+    memset(h, 0, sizeof *h);
+    h->pos0 = pos0;
+    h->n_tok = n_tok;
+    if (tokens) memcpy(h->tok, tokens, (size_t)n_tok * sizeof(int32_t));
+    if (cu_check(cudaMemcpyAsync(c->dstate, h, sizeof *h, cudaMemcpyHostToDevice, c->st), "step state") ||
+        cu_check(cudaEventRecord(c->ring_ev[slot], c->st), "step state"))
+        return -1;
+    c->shape = shape;
+    c->step_ntok = n_tok;
+    c->cur = -1;
+    for (int i = 0; i < CU_GRAPHS; i++)
+        if (c->graphs[i].exec && c->graphs[i].shape == shape && c->graphs[i].n_tok == n_tok) c->cur = i;
+    c->mode = c->cur >= 0 ? STEP_REPLAY : STEP_RECORD;
+    return 0;
+}
+
+static int cu_step_end(hllm_proc *p) {
+    cuda_impl *c = impl_of(p);
+    use_dev(c->dev);
+    const int mode = c->mode;
+    c->mode = STEP_NONE;
+    if (mode == STEP_REPLAY) {
+        cu_graph *g = &c->graphs[c->cur];
+        bool same = g->n_ops == c->n_rec;
+        for (int i = 0; same && i < c->n_rec; i++) same = op_same(&g->ops[i], &c->rec[i]);
+        if (same) {
+            g->last_use = ++c->use_clock;
+            c->n_replays++;
+            c->xq_src = NULL;
+            return cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch");
+        }
+        /* other ops than captured (new buffers, say): run them, and capture them instead */
+        c->n_mismatch++;
+        if (run_recorded(c)) return -1;
+        capture(c);
+        return 0;
+    }
+    if (mode == STEP_RECORD) capture(c);
+    return 0;
 }
 
 static int cu_run(hllm_proc *p, const hllm_op *op) {
     cuda_impl *c = impl_of(p);
     use_dev(c->dev);
-    if (op->kind != HLLM_OP_MATMUL) c->xq_src = NULL;
-    switch (op->kind) {
-    case HLLM_OP_EMBED: return run_embed(c, op);
-    case HLLM_OP_RMSNORM:
-        if (!op->w || !op->w->vec) return hllm_fail("CUDA: rmsnorm without a weight vector");
-        return cu_rmsnorm(c->st, op, op->w->vec);
-    case HLLM_OP_MATMUL: return run_matmul(c, op);
-    case HLLM_OP_ROPE:
-        if (op->n_rot > op->head_dim || (op->n_rot & 1)) return hllm_fail("CUDA: n_rot %d (head_dim %d)", op->n_rot, op->head_dim);
-        return cu_rope(c->st, op, op->freq_factors ? op->freq_factors->vec : NULL);
-    case HLLM_OP_KV_STORE:
-        if (!op->kv || op->pos0 + op->n_tok > op->kv->n_ctx)
-            return hllm_fail("CUDA: KV store of %d rows at %d exceeds the cache", op->n_tok, op->pos0);
-        return cu_kv_store(c->st, op);
-    case HLLM_OP_ATTENTION: return run_attention(c, op);
-    case HLLM_OP_SWIGLU: return cu_swiglu(c->st, op);
-    case HLLM_OP_ADD: return cu_add(c->st, op);
-    default: return hllm_fail("CUDA processor: unknown op %d", (int)op->kind);
+    if (c->mode == STEP_RECORD || c->mode == STEP_REPLAY) {
+        if (record_op(c, op)) {
+            step_interrupt(c); /* out of memory for the record: run this step as issued */
+        } else if (c->mode == STEP_REPLAY) {
+            if (op->kind == HLLM_OP_EMBED && op->w && !op->w->vec)
+                for (int t = 0; t < op->n_tok; t++)
+                    if (op->tokens[t] < op->w->row0 || op->tokens[t] >= op->w->row0 + op->w->rows) {
+                        step_interrupt(c);
+                        return hllm_fail("CUDA: token %d is outside the embedding rows held", op->tokens[t]);
+                    }
+            return 0; /* runs at step_end, in the graph */
+        }
     }
+    return run_op(c, op);
+}
+
+extern "C" void hllm_cuda_graph_stats(hllm_proc *p, long *captures, long *replays, long *mismatches) {
+    cuda_impl *c = impl_of(p);
+    if (captures) *captures = c->n_captures;
+    if (replays) *replays = c->n_replays;
+    if (mismatches) *mismatches = c->n_mismatch;
 }
 
 /* ---- synchronization through host flags ---- */
@@ -586,6 +894,7 @@ static void *flag_device_ptr(volatile uint32_t *flag) {
 
 static void cu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     use_dev(c->dev);
     void *dp = flag_device_ptr(flag);
     if (!dp) { /* not mapped memory: a host callback writes it */
@@ -599,6 +908,7 @@ static void cu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
 
 static void cu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     c->xq_src = NULL; /* another processor may write activations before what follows */
     use_dev(c->dev);
     void *dp = flag_device_ptr(flag);
@@ -612,6 +922,7 @@ static void cu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
 
 static int cu_finish(hllm_proc *p) {
     cuda_impl *c = impl_of(p);
+    STEP_GUARD(c);
     use_dev(c->dev);
     if (c->n_pend) return flush_pending(c);
     return cu_check(cudaStreamSynchronize(c->st), "stream synchronize");
@@ -622,10 +933,16 @@ static void cu_destroy(hllm_proc *p) {
     cuda_impl *c = impl_of(p);
     use_dev(c->dev);
     cudaStreamSynchronize(c->st);
-    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok};
+    drop_graphs(c);
+    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok, &c->cnt};
     for (cu_buf *b : bufs)
         if (b->p) cudaFreeAsync(b->p, c->st);
     cudaStreamSynchronize(c->st);
+    for (cudaEvent_t ev : c->ring_ev)
+        if (ev) cudaEventDestroy(ev);
+    if (c->dstate) cudaFree(c->dstate);
+    if (c->hstate) cudaFreeHost(c->hstate);
+    free(c->rec);
     if (c->blas_ok) cublasDestroy(c->blas);
     cudaStreamDestroy(c->st);
     if (c->stage) cudaFreeHost(c->stage);
@@ -637,7 +954,7 @@ static void cu_destroy(hllm_proc *p) {
 
 static const hllm_proc_ops k_cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_copy_in, cu_copy_out, cu_weight_load, cu_weight_free,
-    cu_run, cu_signal, cu_wait, cu_finish, cu_destroy, NULL, NULL,
+    cu_run, cu_signal, cu_wait, cu_finish, cu_destroy, cu_step_begin, cu_step_end,
 };
 
 __global__ void k_probe(int *x) {
@@ -728,6 +1045,18 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
     c->write32 = (pfn_stream_value32)f1;
     c->wait32 = (pfn_stream_value32)f2;
     c->memops = f1 && f2 && q1 == cudaDriverEntryPointSuccess && q2 == cudaDriverEntryPointSuccess;
+    cu_n_sm = c->prop.multiProcessorCount;
+    /* the step state of captured decode steps */
+    bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&
+              cudaHostAlloc((void **)&c->hstate, CU_RING * sizeof(cu_dstate), cudaHostAllocDefault) == cudaSuccess;
+    for (int i = 0; ok && i < CU_RING; i++)
+        ok = cudaEventCreateWithFlags(&c->ring_ev[i], cudaEventDisableTiming) == cudaSuccess;
+    if (!ok || cudaMemsetAsync(c->dstate, 0, sizeof(cu_dstate), c->st) != cudaSuccess) {
+        hllm_fail("CUDA: cannot set up the step state on %s: %s", c->prop.name, cudaGetErrorString(cudaGetLastError()));
+        p->impl = c;
+        cu_destroy(p);
+        return NULL;
+    }
     snprintf(c->name, sizeof c->name, "cuda");
     p->ops = &k_cuda_ops;
     p->name = c->name;

@@ -15,6 +15,16 @@ extern "C" {
  *               larger ones use the tiled flash-attention kernel (head_dim <= 256). */
 void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok);
 
+/* Captured decode steps (proc.h step_begin / step_end): on (1, the default unless the
+ * environment sets HLLM_CUDA_GRAPHS=0) or off (0); -1 keeps the current value. Off, every op
+ * runs as issued. Process-wide. */
+void hllm_cuda_set_graphs(int on);
+
+/* Counters of a CUDA processor's captured steps: graphs captured, steps replayed from a graph,
+ * and steps whose ops differed from their shape's graph (run as issued, then captured anew). */
+struct hllm_proc;
+void hllm_cuda_graph_stats(struct hllm_proc *p, long *captures, long *replays, long *mismatches);
+
 /* Number of CUDA devices usable by this build (0 when there is no GPU or driver); when 0 and
  * why != NULL, *why is a one-line reason. Never fails hard. */
 int hllm_cuda_device_count(const char **why);

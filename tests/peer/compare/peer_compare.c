@@ -509,29 +509,31 @@ static int write_perturbed(const char *in, const char *out, const char *kind) {
 /* ------------------------------------------------------------------ (b) teacher-forced comparison */
 
 /* Logit tolerances, relative to llama.cpp's largest |logit| over the sequence (the synthetic tiny
- * models' logits are small: max |logit| ~0.3 (qwen2) to ~1.3; an absolute tolerance would mean
- * different things per model). Measured on this machine (llama.cpp's AVX-512 CPU variant;
- * 16 prompt seeds x {batch, per-token}, all 3 architectures), max |diff| / max |logit|:
- *   f32   <= 1.2e-6  only summation order differs                          -> tol 1e-4
- *   f16   <= 6.5e-4  llama.cpp rounds the activations to f16 for f16 weights -> tol 2.5e-3
- *                     (its own batch-vs-single-token difference is ~4e-4)
- *   bf16  <= 5.3e-3  llama.cpp rounds the activations to bf16 (8-bit mantissa) -> tol 1.5e-2
+ * models' logits are small, max |logit| ~1.3 (qwen2) to ~5.5, and change with the synth code; an
+ * absolute tolerance would mean different things per model). Measured on this machine
+ * (llama.cpp's AVX-512 CPU variant; 16 prompt seeds x {batch, per-token} x 3 architectures),
+ * max |diff| / max |logit|:
+ *   f32   <= 1.9e-6  only the summation order differs                        -> tol 1e-4
+ *   f16   <= 1.1e-3  llama.cpp rounds the activations to f16 for f16 weights  -> tol 4e-3
+ *                    (its own batch-vs-single-token difference is ~5e-4)
+ *   bf16  <= 8.8e-3  llama.cpp rounds the activations to bf16 (8-bit mantissa) -> tol 2.5e-2
  *   q8_0, q4_0, q4_k, q6_k: usually 0 to 1e-6 (both engines quantize the activations to q8_0 /
- *         q8_K the same way and the integer dot products are exact), but any 1-ulp difference
- *         elsewhere (rmsnorm, softmax, rope: allowed) occasionally moves an activation across a
- *         q8 rounding boundary, and that one-step change shows as up to 1.3e-2 -> tol 4e-2.
- * Sensitivity (negative controls in run.sh, and tried by hand): the wrong rope layout gives
- * 5e-2 (qwen2: rope base 1e6, short sequence) to 6e-1; scaling the final norm by 1% gives 1e-2
- * (caught by f32 and f16 tolerances, which exercise the same norm/rope/attention code as the
- * quantized types); a 10% wrong block scale in the ffn_down weights is caught at every type.
+ *         q8_K the same way and the integer dot products are exact), but a 1-ulp difference
+ *         elsewhere (rmsnorm, softmax, rope, f32 attention: allowed) now and then moves an
+ *         activation across a q8 rounding boundary; that one-step change reaches 2.1e-2 -> 6e-2.
+ * Sensitivity (negative controls in run.sh; more tried by hand): the wrong rope layout gives
+ * ~0.8-1.1 at every arch and type; a 10% wrong weight scale (ffn_down or attn_v blocks, or the
+ * final norm) gives 7e-2 to 5e-1 and a 25% one about twice that; a 1% wrong final-norm scale gives
+ * 1e-2, caught by the f32 and f16 tolerances (the same norm/rope/attention code runs for every
+ * weight type; quantized kernel bugs - block scales, nibble order - are gross errors).
  * The top-1 rule uses tol x max |logit| as the near-tie gap. */
 static double tol_for_type(const char *type) {
     static const struct {
         const char *type;
         double tol;
     } k[] = {
-        {"f32", 1e-4},  {"f16", 2.5e-3}, {"bf16", 1.5e-2}, {"q8_0", 4e-2},
-        {"q4_0", 4e-2}, {"q4_k", 4e-2},  {"q6_k", 4e-2},
+        {"f32", 1e-4},  {"f16", 4e-3}, {"bf16", 2.5e-2}, {"q8_0", 6e-2},
+        {"q4_0", 6e-2}, {"q4_k", 6e-2}, {"q6_k", 6e-2},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(k[i].type, type)) return k[i].tol;
@@ -676,7 +678,7 @@ static int cmd_forced(const char *model, const char *name, const char *type, int
     int failed = cb.max_diff > atol || cb.n_top1 > 0 || ci.max_diff > atol || ci.n_top1 > 0;
     char detail[1024];
     int o = snprintf(detail, sizeof detail,
-                     "max|diff| batch %.2e, per-token %.2e = %.1e, %.1e of max|logit| %.2f (tol %.0e; llama.cpp "
+                     "max|diff| batch %.2e, per-token %.2e = %.1e, %.1e of max|logit| %.2f (tol %.2g; llama.cpp "
                      "batch vs per-token %.1e); top-1 disagreements %d/%d + %d/%d",
                      cb.max_diff, ci.max_diff, cb.max_diff / scale, ci.max_diff / scale, scale, tol, self / scale,
                      cb.n_top1, n, ci.n_top1, steps);

@@ -4,8 +4,9 @@
 #   (b) synth tiny llama/qwen2/qwen3 x f32 f16 bf16 q8_0 q4_0 q4_k q6_k: teacher-forced logits
 #       and top-1 tokens (models generated into build/peer/models/), plus negative controls
 #       (deliberately broken copies that must fail);
-#   (c) tokenization and detokenization of tests/peer/vocab/strings.txt (else compare/strings.txt)
-#       with stories260K, the synth vocabularies and tests/peer/vocab/make_vocabs.sh's GGUFs.
+#   (c) tokenization and detokenization of tests/peer/vocab/strings.txt and compare/strings.txt
+#       with stories260K, the synth vocabularies and tests/peer/vocab/make_vocabs.sh's GGUFs
+#       (Llama 2 SPM 32K, Llama 3 BPE 128K; built into build/peer/vocab, redone when vocab/ changes).
 # Needs build/libhllm.a and build/hllm (make build) and the harness (tests/peer/setup.sh).
 # Prints "peer: ok|FAIL|skip ..." per case and ends with "peer: tally P passed, F failed, S skipped".
 # Env: MODEL (stories260K.gguf; default ../shared/models/ beside the repo), CC.
@@ -84,11 +85,15 @@ if [ $need = 1 ]; then
 fi
 
 # ---- (a) stories260K ----
+t_sec=$SECONDS
+took() { echo "peer: info $1 took $((SECONDS - t_sec)) s"; t_sec=$SECONDS; }
 if [ -f "$MODEL" ]; then
   cmp greedy -m "$MODEL" --name stories260K -n 64
 else
   skip "(a) stories260K: $MODEL not found (set MODEL=path/to/stories260K.gguf)"
 fi
+
+took "(a) stories260K"
 
 # ---- (b) synthetic tiny models of each architecture and weight type ----
 MODELS="$OUT/models"
@@ -112,10 +117,15 @@ for arch in llama qwen2 qwen3; do
     fi
   done
 done
-# Negative controls: llama.cpp gets a broken copy, the comparison must fail.
-#  rope: Q/K rows permuted per head = the wrong rope layout (NEOX vs interleaved);
-#  norm:1.01: output_norm scaled by 1% = a slightly wrong scale.
-for c in "llama f32 rope" "qwen2 q4_0 rope" "qwen3 q8_0 rope" "llama q4_k norm:1.01" "qwen2 f16 norm:1.01"; do
+took "(b) synth models"
+# Negative controls: llama.cpp gets a deliberately broken copy; the comparison must fail.
+#  rope            Q/K rows permuted per head: the other rope layout (NEOX <-> interleaved)
+#  norm:1.01       output_norm scaled by 1%: a slightly wrong scale
+#  wscale:T:1.25   every block scale of the T weights x1.25: a quant kernel's wrong scale
+#                  (attn_q: also a wrong attention temperature)
+for c in "llama f32 rope" "qwen2 f16 rope" "qwen3 q4_k rope" "llama f32 norm:1.01" "qwen3 f16 norm:1.01" \
+         "llama q4_0 wscale:ffn_down:1.25" "qwen2 q8_0 wscale:attn_v:1.25" "qwen3 q6_k wscale:ffn_down:1.25" \
+         "llama bf16 wscale:attn_q:1.25"; do
   # shellcheck disable=SC2086
   set -- $c
   f="$MODELS/synth-$1-tiny-$2.gguf"
@@ -126,9 +136,13 @@ for c in "llama f32 rope" "qwen2 q4_0 rope" "qwen3 q8_0 rope" "llama q4_k norm:1
   fi
 done
 
+took "(b) negative controls"
+
 # ---- (c) tokenization ----
-STRINGS="$PEER_DIR/vocab/strings.txt"
-[ -f "$STRINGS" ] || { echo "peer: info tests/peer/vocab/strings.txt absent: using tests/peer/compare/strings.txt"; STRINGS="$CMP_DIR/strings.txt"; }
+# the colleague's tricky strings (the spec) and ours (chat templates, invalid UTF-8, ...)
+strings=(--strings "$CMP_DIR/strings.txt")
+if [ -f "$PEER_DIR/vocab/strings.txt" ]; then strings+=(--strings "$PEER_DIR/vocab/strings.txt")
+else echo "peer: info tests/peer/vocab/strings.txt absent: only tests/peer/compare/strings.txt"; fi
 vocabs=()
 if [ -f "$MODEL" ]; then vocabs+=("stories260K=$MODEL"); else skip "(c) stories260K vocab: $MODEL not found"; fi
 for arch in llama qwen2; do
@@ -149,7 +163,8 @@ else
   skip "(c) real vocabularies: tests/peer/vocab/make_vocabs.sh does not exist (yet)"
 fi
 for v in "${vocabs[@]}"; do
-  cmp tokenize -m "${v#*=}" --name "${v%%=*}" --strings "$STRINGS"
+  cmp tokenize -m "${v#*=}" --name "${v%%=*}" "${strings[@]}"
 done
+took "(c) tokenization"
 
 finish

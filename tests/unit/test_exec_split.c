@@ -1,0 +1,209 @@
+/* The executor on multi-processor plans, with two CPU processors (two thread pools) standing in
+ * for CPU + GPU: layer-level placement, row-cut matmuls at several ratios and odd row counts,
+ * three-part cuts, batched prompts with per-token slice gathers and logits for every token.
+ * Every plan must give the single-processor run's greedy tokens and logits (the same kernels
+ * compute the same dot products per row, so the results are expected bit-identical). */
+#include "testutil.h"
+#include "core/error.h"
+#include "exec/exec.h"
+#include "gguf/gguf.h"
+#include "model/graph.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "plan/plan.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define N_PROMPT 7
+#define N_GEN 5
+#define N_CTX 32
+
+static hllm_proc *P[2];
+
+typedef struct {
+    int toks[N_GEN];
+    float *logits; /* (1 + N_GEN) evaluations x n_vocab */
+} run_out;
+
+static int argmax(const float *l, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (l[i] > l[b]) b = i;
+    return b;
+}
+
+/* Prompt (in batches of n_batch), then greedy generation. */
+static int run(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *plan, int n_batch, bool logits_all,
+               run_out *out) {
+    hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = n_batch, .kv_type = HLLM_TYPE_F16, .logits_all = logits_all};
+    hllm_exec *e = hllm_exec_new(m, g, plan, P, 2, &ep);
+    CHECKF(e != NULL, "exec_new (%s): %s", plan->why, hllm_error());
+    if (!e) return -1;
+    const int nv = m->hp.n_vocab;
+    float *buf = malloc((size_t)nv * (size_t)n_batch * sizeof(float));
+    int32_t prompt[N_PROMPT];
+    for (int i = 0; i < N_PROMPT; i++) prompt[i] = (int32_t)((i * 37 + 11) % nv);
+    int pos = 0, rc = 0;
+    while (pos < N_PROMPT && !rc) {
+        int k = N_PROMPT - pos < n_batch ? N_PROMPT - pos : n_batch;
+        rc = hllm_exec_eval(e, prompt + pos, k, pos, buf);
+        pos += k;
+        if (!rc) {
+            int last = logits_all ? k - 1 : 0;
+            if (pos == N_PROMPT) memcpy(out->logits, buf + (size_t)last * nv, (size_t)nv * sizeof(float));
+        }
+    }
+    for (int i = 0; i < N_GEN && !rc; i++) {
+        int32_t t = argmax(out->logits + (size_t)i * nv, nv);
+        out->toks[i] = t;
+        rc = hllm_exec_eval(e, &t, 1, pos++, buf);
+        if (!rc) memcpy(out->logits + (size_t)(i + 1) * nv, buf, (size_t)nv * sizeof(float));
+    }
+    CHECKF(rc == 0, "eval (%s): %s", plan->why, hllm_error());
+    free(buf);
+    hllm_exec_free(e);
+    return rc;
+}
+
+static void compare(const run_out *ref, const run_out *got, int nv, const char *what) {
+    int same = 1;
+    for (int i = 0; i < N_GEN; i++) same &= ref->toks[i] == got->toks[i];
+    CHECKF(same, "%s: greedy tokens differ", what);
+    double md = 0;
+    for (size_t i = 0; i < (size_t)(N_GEN + 1) * nv; i++) {
+        double d = fabs((double)ref->logits[i] - got->logits[i]);
+        if (!(d <= md)) md = d; /* NaN propagates */
+    }
+    CHECKF(md <= 1e-5, "%s: max logit difference %g", what, md);
+}
+
+/* Every matmul cut at `frac` of its rows between processors a and b; other steps alternate by layer. */
+static hllm_plan *plan_cut_all(const hllm_graph *g, int nl, double frac, int a, int b, const char *why) {
+    int lp[64];
+    for (int l = 0; l < nl; l++) lp[l] = l % 2;
+    hllm_plan *p = hllm_plan_layers(g, lp, 1, 0, 2, why);
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].kind == HLLM_OP_MATMUL) {
+            int procs[2] = {a, b};
+            double fr[2] = {frac, 1 - frac};
+            CHECK(hllm_plan_cut(p, g, i, 2, procs, fr, NULL, 1) == 0);
+        }
+    return p;
+}
+
+static void test_model(const char *arch, int type) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/hllm_test_exec_split_%s_%d_%d.gguf", arch, type, (int)getpid());
+    hllm_synth_opts o = {.arch = arch, .preset = "tiny", .type = type, .seed = 7, .n_threads = 2};
+    CHECKF(hllm_synth_write(&o, path) == 0, "synth: %s", hllm_error());
+    gguf_file *f = gguf_open(path);
+    CHECKF(f != NULL, "open: %s", hllm_error());
+    if (!f) return;
+    hllm_model_s *m = hllm_model_from_gguf(f);
+    CHECKF(m != NULL, "model: %s", hllm_error());
+    if (!m) {
+        gguf_close(f);
+        unlink(path);
+        return;
+    }
+    hllm_graph g;
+    CHECK(hllm_graph_build(m, &g) == 0);
+    const int nv = m->hp.n_vocab, nl = m->hp.n_layer;
+    /* references per prompt batch size: batched and token-by-token prompts may round differently */
+    run_out ref = {.logits = malloc((size_t)(N_GEN + 1) * nv * sizeof(float))};
+    run_out ref1 = {.logits = malloc((size_t)(N_GEN + 1) * nv * sizeof(float))};
+    run_out ref8 = {.logits = malloc((size_t)(N_GEN + 1) * nv * sizeof(float))};
+    run_out got = {.logits = malloc((size_t)(N_GEN + 1) * nv * sizeof(float))};
+    char what[160];
+
+    hllm_plan *p0 = hllm_plan_single(&g, 0, 2, "all on proc 0");
+    CHECK(run(m, &g, p0, 4, false, &ref) == 0);
+    CHECK(run(m, &g, p0, 1, false, &ref1) == 0);
+    CHECK(run(m, &g, p0, 8, true, &ref8) == 0);
+    hllm_plan_free(p0);
+
+    /* all on proc 1 (other pool size) */
+    hllm_plan *p = hllm_plan_single(&g, 1, 2, "all on proc 1");
+    if (run(m, &g, p, 4, false, &got) == 0) compare(&ref, &got, nv, "all on proc 1");
+    hllm_plan_free(p);
+
+    /* layer-level: alternate layers, embed on 1, head on 0; and the reverse */
+    for (int flip = 0; flip < 2; flip++) {
+        int lp[64];
+        for (int l = 0; l < nl; l++) lp[l] = (l + flip) % 2;
+        p = hllm_plan_layers(&g, lp, 1 - flip, flip, 2, "layers alternate");
+        snprintf(what, sizeof what, "%s layer-level flip %d", arch, flip);
+        if (run(m, &g, p, 4, false, &got) == 0) compare(&ref, &got, nv, what);
+        hllm_plan_free(p);
+    }
+
+    /* row-cut at ratios, batch 4 (prompt gathers slices token by token) and batch 1 */
+    const double ratios[] = {0.5, 0.1, 0.9, 1.0 / 3.0};
+    for (size_t r = 0; r < sizeof ratios / sizeof ratios[0]; r++)
+        for (int nb = 1; nb <= 4; nb += 3) {
+            snprintf(what, sizeof what, "%s row-cut %.3f batch %d", arch, ratios[r], nb);
+            p = plan_cut_all(&g, nl, ratios[r], r % 2, 1 - (int)(r % 2), what);
+            if (run(m, &g, p, nb, false, &got) == 0) compare(nb == 1 ? &ref1 : &ref, &got, nv, what);
+            hllm_plan_free(p);
+        }
+
+    /* odd cuts: 1 row, rows - 1 rows; three parts 0 | 1 | 0 */
+    for (int mode = 0; mode < 3; mode++) {
+        p = hllm_plan_single(&g, 0, 2, "odd cuts");
+        for (int i = 0; i < g.n_steps; i++) {
+            if (g.steps[i].kind != HLLM_OP_MATMUL) continue;
+            int64_t rows = g.steps[i].rows;
+            if (mode < 2) {
+                int procs[2] = {1, 0};
+                int64_t cuts[2] = {mode == 0 ? 1 : rows - 1, rows};
+                CHECK(hllm_plan_cut_rows(p, &g, i, 2, procs, cuts, NULL) == 0);
+            } else {
+                int procs[3] = {0, 1, 0};
+                int64_t cuts[3] = {rows / 3 + 1, rows - 17, rows};
+                CHECK(hllm_plan_cut_rows(p, &g, i, 3, procs, cuts, NULL) == 0);
+            }
+        }
+        snprintf(what, sizeof what, "%s odd cut mode %d", arch, mode);
+        if (run(m, &g, p, 4, false, &got) == 0) compare(&ref, &got, nv, what);
+        hllm_plan_free(p);
+    }
+
+    /* logits for every token, whole prompt in one batch, cut output head */
+    snprintf(what, sizeof what, "%s logits_all row-cut", arch);
+    p = plan_cut_all(&g, nl, 0.5, 1, 0, what);
+    if (run(m, &g, p, 8, true, &got) == 0) compare(&ref8, &got, nv, what);
+    hllm_plan_free(p);
+
+    /* a plan the executor must refuse: attention and kv_store apart */
+    p = hllm_plan_single(&g, 0, 2, "bad");
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_ATTENTION) p->steps[i].parts[0].proc = 1;
+    hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
+    hllm_exec *e = hllm_exec_new(m, &g, p, P, 2, &ep);
+    CHECK(e == NULL && strstr(hllm_error(), "attention"));
+    hllm_exec_free(e);
+    hllm_plan_free(p);
+
+    free(ref.logits);
+    free(ref1.logits);
+    free(ref8.logits);
+    free(got.logits);
+    hllm_graph_free(&g);
+    hllm_model_destroy(m);
+    unlink(path);
+}
+
+int main(void) {
+    P[0] = hllm_proc_cpu_new(1);
+    P[1] = hllm_proc_cpu_new(2);
+    CHECK(P[0] && P[1]);
+    if (!P[0] || !P[1]) return test_summary("test_exec_split");
+    test_model("llama", HLLM_TYPE_Q4_0);
+    test_model("qwen2", HLLM_TYPE_Q8_0);
+    test_model("qwen3", HLLM_TYPE_F16);
+    test_model("llama", HLLM_TYPE_Q4_K);
+    hllm_proc_free(P[0]);
+    hllm_proc_free(P[1]);
+    return test_summary("test_exec_split");
+}
