@@ -4,7 +4,7 @@ PROMPT ?= Once upon a time
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit asan peer bench clean
+.PHONY: all build run test unit cli asan peer bench clean
 
 all: build
 
@@ -26,10 +26,13 @@ asan:
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+cli: build
+	@bash tests/cli/test_cli.sh
+
 peer: build
 	@bash tests/peer/run.sh
 
-test: unit asan peer
+test: unit cli asan peer
 	@echo "all test suites passed"
 
 bench: build
