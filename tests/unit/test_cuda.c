@@ -519,6 +519,240 @@ static void test_sync_and_errors(void) {
     test_matmul_case(HLLM_TYPE_Q8_0, 40, 64, 1, 1, 0, 0, HLLM_MEM_DEVICE);
     printf("sync + errors: %s\n", g_test_fail == f0 ? "ok" : "FAILED");
 }
+/* ---------------- captured decode steps (step_begin / step_end) ---------------- */
+
+/* A two-layer llama-shaped model driven op by op as the executor does. Its steps run without
+ * the hooks, with them (graph capture and replay: results must be bit-identical), with them on
+ * a second set of buffers (same shapes, other pointers: the captured graphs must not be
+ * replayed), and on the CPU (a sanity bound). Positions cross the attention's chunk boundaries
+ * (every 64 keys early on, and the chunk size's growth past 17 * 64 keys with 32 heads). */
+enum { MM_EMBD = 512, MM_NH = 32, MM_NKV = 8, MM_HD = 64, MM_FF = 1024, MM_VOCAB = 1000, MM_LAYERS = 2, MM_CTX = 2048,
+       MM_BATCH = 1000 };
+#define MM_QD (MM_NH * MM_HD)
+#define MM_KVD (MM_NKV * MM_HD)
+
+typedef struct {
+    hllm_pweight *embd, *out, *onorm;
+    hllm_pweight *an[MM_LAYERS], *wq[MM_LAYERS], *wk[MM_LAYERS], *wv[MM_LAYERS], *wo[MM_LAYERS], *fn[MM_LAYERS],
+        *wg[MM_LAYERS], *wu[MM_LAYERS], *wd[MM_LAYERS];
+} mm_weights;
+
+typedef struct {
+    float *x, *xn, *q, *k, *v, *att, *gate, *up, *logits;
+    hllm_kv kv[MM_LAYERS];
+} mm_acts;
+
+typedef struct { /* host data of the weights (kept until the end) */
+    void *data[64];
+    int n;
+} mm_host;
+
+static hllm_pweight *mm_mat(hllm_proc *p, mm_host *h, int idx, int type, int64_t rows, int64_t cols) {
+    if (idx >= h->n) { /* first processor: make the data */
+        const size_t rb = hllm_row_bytes(type, cols);
+        float *f = malloc((size_t)cols * 4);
+        char *q = malloc((size_t)rows * rb);
+        const float sc = 1.7f / sqrtf((float)cols);
+        for (int64_t r = 0; r < rows; r++) {
+            fill(f, (size_t)cols, sc);
+            hllm_quantize_row(type, f, q + r * rb, cols);
+        }
+        free(f);
+        h->data[h->n++] = q;
+    }
+    hllm_tensor t = {.name = "w", .type = type, .rows = rows, .cols = cols, .data = h->data[idx],
+                     .row_bytes = hllm_row_bytes(type, cols)};
+    return p->ops->weight_load(p, &t, 0, rows, HLLM_MEM_DEVICE);
+}
+
+static hllm_pweight *mm_vec(hllm_proc *p, mm_host *h, int idx, int64_t n) {
+    if (idx >= h->n) {
+        float *v = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) v[i] = 1.0f + 0.3f * frand();
+        h->data[h->n++] = v;
+    }
+    return load_vec(p, h->data[idx], n);
+}
+
+static void mm_load(hllm_proc *p, mm_host *h, int type, mm_weights *w) {
+    int i = 0;
+    w->embd = mm_mat(p, h, i++, type, MM_VOCAB, MM_EMBD);
+    for (int l = 0; l < MM_LAYERS; l++) {
+        w->an[l] = mm_vec(p, h, i++, MM_EMBD);
+        w->wq[l] = mm_mat(p, h, i++, type, MM_QD, MM_EMBD);
+        w->wk[l] = mm_mat(p, h, i++, type, MM_KVD, MM_EMBD);
+        w->wv[l] = mm_mat(p, h, i++, type, MM_KVD, MM_EMBD);
+        w->wo[l] = mm_mat(p, h, i++, type, MM_EMBD, MM_QD);
+        w->fn[l] = mm_vec(p, h, i++, MM_EMBD);
+        w->wg[l] = mm_mat(p, h, i++, type, MM_FF, MM_EMBD);
+        w->wu[l] = mm_mat(p, h, i++, type, MM_FF, MM_EMBD);
+        w->wd[l] = mm_mat(p, h, i++, type, MM_EMBD, MM_FF);
+    }
+    w->onorm = mm_vec(p, h, i++, MM_EMBD);
+    w->out = mm_mat(p, h, i++, type, MM_VOCAB, MM_EMBD);
+}
+
+static void mm_free_weights(hllm_proc *p, mm_weights *w) {
+    hllm_pweight **all = (hllm_pweight **)w;
+    for (size_t i = 0; i < sizeof *w / sizeof(hllm_pweight *); i++)
+        if (all[i]) p->ops->weight_free(p, all[i]);
+}
+
+static void mm_alloc(hllm_proc *p, mm_acts *a) {
+    const int64_t widths[9] = {MM_EMBD, MM_QD, MM_QD, MM_KVD, MM_KVD, MM_QD, MM_FF, MM_FF, MM_VOCAB};
+    float **bufs[9] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->gate, &a->up, &a->logits};
+    for (int i = 0; i < 9; i++) {
+        *bufs[i] = p->ops->alloc(p, (size_t)MM_BATCH * widths[i] * 4, HLLM_MEM_DEVICE);
+        CHECK(*bufs[i] != NULL);
+    }
+    for (int l = 0; l < MM_LAYERS; l++) {
+        a->kv[l] = (hllm_kv){.type = HLLM_TYPE_F16, .n_ctx = MM_CTX};
+        a->kv[l].k = p->ops->alloc(p, (size_t)MM_CTX * MM_KVD * 2, HLLM_MEM_DEVICE);
+        a->kv[l].v = p->ops->alloc(p, (size_t)MM_CTX * MM_KVD * 2, HLLM_MEM_DEVICE);
+    }
+}
+
+static void mm_free_acts(hllm_proc *p, mm_acts *a) {
+    float *bufs[9] = {a->x, a->xn, a->q, a->k, a->v, a->att, a->gate, a->up, a->logits};
+    for (int i = 0; i < 9; i++) p->ops->free(p, bufs[i]);
+    for (int l = 0; l < MM_LAYERS; l++) p->ops->free(p, a->kv[l].k), p->ops->free(p, a->kv[l].v);
+}
+
+static int mm_run(hllm_proc *p, hllm_op op) {
+    const int rc = p->ops->run(p, &op);
+    CHECKF(rc == 0, "%s op %d: %s", p->name, (int)op.kind, hllm_error());
+    return rc;
+}
+
+/* One evaluation of n tokens at pos0; the last token's logits into out. */
+static void mm_eval(hllm_proc *p, const mm_weights *w, mm_acts *a, const int32_t *tok, int n, int pos0, int hooks,
+                    float *out) {
+    if (hooks) CHECKF(p->ops->step_begin(p, (uint64_t)n, pos0, tok, n) == 0, "step_begin: %s", hllm_error());
+    mm_run(p, (hllm_op){.kind = HLLM_OP_EMBED, .n_tok = n, .dst = a->x, .ld_dst = MM_EMBD, .w = w->embd, .tokens = tok});
+    for (int l = 0; l < MM_LAYERS; l++) {
+        const hllm_op base = {.n_tok = n, .pos0 = pos0, .n_head = MM_NH, .n_head_kv = MM_NKV, .head_dim = MM_HD,
+                              .eps = 1e-5f};
+        hllm_op o = base;
+#define MM_MM(D, LD, S, LS, W, R)                                                                                   \
+    o = base, o.kind = HLLM_OP_MATMUL, o.dst = D, o.ld_dst = LD, o.src = S, o.ld_src = LS, o.w = W, o.r0 = 0,      \
+    o.r1 = R, mm_run(p, o)
+        o.kind = HLLM_OP_RMSNORM, o.dst = a->xn, o.ld_dst = MM_QD, o.src = a->x, o.ld_src = MM_EMBD, o.w = w->an[l];
+        o.dim = MM_EMBD, o.n_rows = n;
+        mm_run(p, o);
+        MM_MM(a->q, MM_QD, a->xn, MM_QD, w->wq[l], MM_QD);
+        MM_MM(a->k, MM_KVD, a->xn, MM_QD, w->wk[l], MM_KVD);
+        MM_MM(a->v, MM_KVD, a->xn, MM_QD, w->wv[l], MM_KVD);
+        o = base, o.kind = HLLM_OP_ROPE, o.dst = a->q, o.ld_dst = MM_QD, o.src2 = a->k, o.ld_src2 = MM_KVD;
+        o.n_rot = MM_HD, o.rope_type = HLLM_ROPE_NORM, o.freq_base = 500000.0f, o.freq_scale = 1.0f;
+        mm_run(p, o);
+        o = base, o.kind = HLLM_OP_KV_STORE, o.src = a->k, o.ld_src = MM_KVD, o.src2 = a->v, o.ld_src2 = MM_KVD;
+        o.kv = &a->kv[l];
+        mm_run(p, o);
+        o = base, o.kind = HLLM_OP_ATTENTION, o.dst = a->att, o.ld_dst = MM_QD, o.src = a->q, o.ld_src = MM_QD;
+        o.kv = &a->kv[l], o.h0 = 0, o.h1 = MM_NH, o.attn_scale = 1.0f / sqrtf((float)MM_HD);
+        mm_run(p, o);
+        MM_MM(a->xn, MM_QD, a->att, MM_QD, w->wo[l], MM_EMBD);
+        o = base, o.kind = HLLM_OP_ADD, o.dst = a->x, o.ld_dst = MM_EMBD, o.src = a->xn, o.ld_src = MM_QD, o.dim = MM_EMBD;
+        mm_run(p, o);
+        o = base, o.kind = HLLM_OP_RMSNORM, o.dst = a->xn, o.ld_dst = MM_QD, o.src = a->x, o.ld_src = MM_EMBD;
+        o.w = w->fn[l], o.dim = MM_EMBD, o.n_rows = n;
+        mm_run(p, o);
+        MM_MM(a->gate, MM_FF, a->xn, MM_QD, w->wg[l], MM_FF);
+        MM_MM(a->up, MM_FF, a->xn, MM_QD, w->wu[l], MM_FF);
+        o = base, o.kind = HLLM_OP_SWIGLU, o.dst = a->gate, o.ld_dst = MM_FF, o.src = a->gate, o.ld_src = MM_FF;
+        o.src2 = a->up, o.ld_src2 = MM_FF, o.dim = MM_FF;
+        mm_run(p, o);
+        MM_MM(a->xn, MM_QD, a->gate, MM_FF, w->wd[l], MM_EMBD);
+        o = base, o.kind = HLLM_OP_ADD, o.dst = a->x, o.ld_dst = MM_EMBD, o.src = a->xn, o.ld_src = MM_QD, o.dim = MM_EMBD;
+        mm_run(p, o);
+#undef MM_MM
+    }
+    mm_run(p, (hllm_op){.kind = HLLM_OP_RMSNORM, .n_tok = 1, .dst = a->xn, .ld_dst = MM_QD,
+                        .src = a->x + (int64_t)(n - 1) * MM_EMBD, .ld_src = MM_EMBD, .w = w->onorm, .dim = MM_EMBD,
+                        .n_rows = 1, .eps = 1e-5f});
+    mm_run(p, (hllm_op){.kind = HLLM_OP_MATMUL, .n_tok = 1, .dst = a->logits, .ld_dst = MM_VOCAB, .src = a->xn,
+                        .ld_src = MM_QD, .w = w->out, .r0 = 0, .r1 = MM_VOCAB});
+    if (hooks) CHECKF(p->ops->step_end(p) == 0, "step_end: %s", hllm_error());
+    p->ops->copy_out(p, out, a->logits, MM_VOCAB * 4);
+    CHECKF(p->ops->finish(p) == 0, "finish: %s", hllm_error());
+}
+
+/* The steps: (pos0, n_tok) */
+static int mm_steps(int (*st)[2]) {
+    int k = 0, pos = 0;
+#define MM_STEP(N) (st[k][0] = pos, st[k][1] = (N), k++, pos += (N))
+    MM_STEP(5);
+    while (pos < 200) MM_STEP(1); /* active chunks change every 64 keys */
+    MM_STEP(3);
+    MM_STEP(3);
+    for (int i = 0; i < 4; i++) MM_STEP(1);
+    MM_STEP(1080 - pos); /* prefill (uncaptured), then decode across 1088 keys */
+    while (pos < 1100) MM_STEP(1);
+    MM_STEP(2);
+#undef MM_STEP
+    return k;
+}
+
+static void test_graph_type(int type) {
+    const int f0 = g_test_fail;
+    static int steps[512][2];
+    const int n_steps = mm_steps(steps);
+    int32_t *tok = malloc(MM_CTX * sizeof(int32_t));
+    for (int i = 0; i < MM_CTX; i++) tok[i] = (int32_t)((i * 7919u + 13u) % MM_VOCAB);
+    mm_host host = {.n = 0};
+    mm_weights gw, cw;
+    mm_load(G, &host, type, &gw);
+    mm_load(C, &host, type, &cw);
+    mm_acts ga, gb, ca;
+    mm_alloc(G, &ga);
+    mm_alloc(G, &gb);
+    mm_alloc(C, &ca);
+    float *ref = malloc((size_t)n_steps * MM_VOCAB * 4), *lg = malloc(MM_VOCAB * 4), *lc = malloc(MM_VOCAB * 4);
+    long cap0, rep0, mis0, cap1, rep1, mis1;
+    hllm_cuda_graph_stats(G, &cap0, &rep0, &mis0);
+    /* A: without the hooks (every op as issued), and the CPU beside it */
+    double worst = 0;
+    for (int i = 0; i < n_steps; i++) {
+        mm_eval(G, &gw, &ga, tok + steps[i][0], steps[i][1], steps[i][0], 0, ref + (size_t)i * MM_VOCAB);
+        mm_eval(C, &cw, &ca, tok + steps[i][0], steps[i][1], steps[i][0], 0, lc);
+        const double e = rel_err(ref + (size_t)i * MM_VOCAB, lc, MM_VOCAB);
+        if (e > worst) worst = e;
+    }
+    /* int8 activations on both sides (independently quantized) through two layers; f16 weights:
+     * f32 activations on the GPU against the CPU's f16-rounded ones */
+    CHECKF(worst <= 5e-2, "graph model %s: gpu vs cpu logits %.3g", hllm_type_name(type), worst);
+    hllm_cuda_graph_stats(G, &cap1, &rep1, &mis1);
+    CHECKF(cap1 == cap0 && rep1 == rep0, "graphs used without the hooks");
+    /* B: with the hooks, the same buffers; C: with the hooks, other buffers (twice, so the
+     * second round replays graphs captured on them) */
+    for (int pass = 0; pass < 3; pass++) {
+        mm_acts *a = pass == 0 ? &ga : &gb;
+        int bad = -1;
+        for (int i = 0; i < n_steps; i++) {
+            mm_eval(G, &gw, a, tok + steps[i][0], steps[i][1], steps[i][0], 1, lg);
+            if (bad < 0 && memcmp(lg, ref + (size_t)i * MM_VOCAB, MM_VOCAB * 4)) bad = i;
+        }
+        CHECKF(bad < 0, "graph model %s pass %d: step %d (pos0 %d n_tok %d) differs from the op-by-op run (%.3g)",
+               hllm_type_name(type), pass, bad, bad >= 0 ? steps[bad][0] : 0, bad >= 0 ? steps[bad][1] : 0,
+               bad >= 0 ? rel_err(lg, ref + (size_t)bad * MM_VOCAB, MM_VOCAB) : 0.0);
+    }
+    long cap2, rep2, mis2;
+    hllm_cuda_graph_stats(G, &cap2, &rep2, &mis2);
+    printf("graph model %s: gpu vs cpu %.3g; graphs captured %ld, replayed %ld, mismatched %ld\n", hllm_type_name(type),
+           worst, cap2 - cap1, rep2 - rep1, mis2 - mis1);
+    CHECKF(rep2 - rep1 >= 3 * (n_steps - 20), "graph model %s: only %ld replays", hllm_type_name(type), rep2 - rep1);
+    CHECKF(mis2 - mis1 >= 1, "graph model %s: new buffers were not noticed", hllm_type_name(type));
+    mm_free_acts(G, &ga), mm_free_acts(G, &gb), mm_free_acts(C, &ca);
+    mm_free_weights(G, &gw), mm_free_weights(C, &cw);
+    for (int i = 0; i < host.n; i++) free(host.data[i]);
+    free(tok), free(ref), free(lg), free(lc);
+    printf("graph steps %s: %s\n", hllm_type_name(type), g_test_fail == f0 ? "ok" : "FAILED");
+}
+
+static void test_graph(void) {
+    test_graph_type(HLLM_TYPE_Q4_0);
+    test_graph_type(HLLM_TYPE_F16);
+}
 #endif
 
 int main(void) {
@@ -544,6 +778,7 @@ int main(void) {
     test_attention();
     test_elementwise();
     test_sync_and_errors();
+    test_graph();
     hllm_proc_free(G);
     hllm_proc_free(C);
     return test_summary("test_cuda");

@@ -173,6 +173,13 @@ static void test_corruption(void) {
     }
     free(keep);
 
+    /* GGUF v2 has the same layout (64-bit counts): accepted. */
+    b.p[4] = 2;
+    f = open_copy(b.p, b.n, &keep);
+    CHECKF(f && gguf_version(f) == 2, "v2: %s", hllm_error());
+    gguf_close(f);
+    free(keep);
+
     /* Every single-field corruption gives an error that names the problem. */
     for (size_t i = 0; i < sizeof k_flaws / sizeof k_flaws[0]; i++) {
         build(&b, k_flaws[i].flaw);

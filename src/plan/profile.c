@@ -1,0 +1,452 @@
+#include "plan/profile.h"
+#include "core/error.h"
+#include "core/quant.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+hllm_profile *hllm_profile_new(void) {
+    hllm_profile *p = calloc(1, sizeof *p);
+    if (!p) hllm_fail("out of memory");
+    return p;
+}
+
+void hllm_profile_free(hllm_profile *p) {
+    if (!p) return;
+    free(p->kv);
+    free(p);
+}
+
+double hllm_profile_get(const hllm_profile *p, const char *key, double dflt) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->kv[i].key, key)) return p->kv[i].val;
+    return dflt;
+}
+
+int hllm_profile_set(hllm_profile *p, const char *key, double v) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->kv[i].key, key)) {
+            p->kv[i].val = v;
+            return 0;
+        }
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        hllm_profile_kv *nk = realloc(p->kv, (size_t)cap * sizeof *nk);
+        if (!nk) return hllm_fail("out of memory");
+        p->kv = nk;
+        p->cap = cap;
+    }
+    snprintf(p->kv[p->n].key, sizeof p->kv[p->n].key, "%s", key);
+    p->kv[p->n++].val = v;
+    return 0;
+}
+
+int hllm_profile_save(const hllm_profile *p, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return hllm_fail("cannot write %s", path);
+    fprintf(f, "# heterollm profile (hllm profile); GB/s are 1e9 bytes per second\n");
+    fprintf(f, "machine = %s\n", p->machine);
+    fprintf(f, "date = %s\n", p->date);
+    for (int i = 0; i < p->n; i++) fprintf(f, "%s = %.6g\n", p->kv[i].key, p->kv[i].val);
+    if (fclose(f)) return hllm_fail("cannot write %s", path);
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+    return s;
+}
+
+hllm_profile *hllm_profile_load(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        hllm_fail("cannot open profile %s", path);
+        return NULL;
+    }
+    hllm_profile *p = hllm_profile_new();
+    char line[512];
+    int ln = 0;
+    while (p && fgets(line, sizeof line, f)) {
+        ln++;
+        char *s = trim(line);
+        if (!*s || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            hllm_fail("%s:%d: expected key = value", path, ln);
+            hllm_profile_free(p);
+            p = NULL;
+            break;
+        }
+        *eq = 0;
+        char *k = trim(s), *v = trim(eq + 1);
+        if (!strcmp(k, "machine")) snprintf(p->machine, sizeof p->machine, "%s", v);
+        else if (!strcmp(k, "date")) snprintf(p->date, sizeof p->date, "%s", v);
+        else {
+            char *end;
+            double d = strtod(v, &end);
+            if (end == v || *trim(end)) {
+                hllm_fail("%s:%d: '%s' is not a number", path, ln, v);
+                hllm_profile_free(p);
+                p = NULL;
+                break;
+            }
+            if (hllm_profile_set(p, k, d)) {
+                hllm_profile_free(p);
+                p = NULL;
+            }
+        }
+    }
+    fclose(f);
+    return p;
+}
+
+static const int k_batches[] = {1, 16, 128, 512};
+
+double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem, int type, int batch, double dflt) {
+    char key[96];
+    const char *ms = mem == HLLM_MEM_HOST ? "host" : "dev";
+    /* nearest measured batch (in log distance), exact type first, then any type */
+    for (int pass = 0; pass < 2; pass++) {
+        double best = -1, best_d = 1e9;
+        for (int i = 0; i < p->n; i++) {
+            char pr[32], mm[8], ty[16];
+            int b;
+            if (sscanf(p->kv[i].key, "%31[^.].matmul.%7[^.].%15[^.].b%d", pr, mm, ty, &b) != 4) continue;
+            snprintf(key, sizeof key, "%s.matmul.%s.%s.b%d", pr, mm, ty, b);
+            if (strcmp(key, p->kv[i].key)) continue; /* a per-shape line */
+            if (strcmp(pr, proc) || strcmp(mm, ms)) continue;
+            if (pass == 0 && strcmp(ty, hllm_type_name(type))) continue;
+            double d = b > batch ? (double)b / batch : (double)batch / b;
+            if (d < best_d) best_d = d, best = p->kv[i].val;
+        }
+        if (best > 0) return best;
+    }
+    return dflt;
+}
+
+/* ---------------- measurement ---------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    int type;
+    int64_t rows, cols;
+    void *data; /* synthesized host rows */
+    size_t bytes;
+} shape;
+
+static void say(const hllm_profile_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const hllm_profile_opts *o, const char *fmt, ...) {
+    if (!o->progress) return;
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    o->progress(buf, o->user);
+}
+
+static int add_shape(shape *sh, int *n, int type, int64_t rows, int64_t cols) {
+    for (int i = 0; i < *n; i++)
+        if (sh[i].type == type && sh[i].rows == rows && sh[i].cols == cols) return 0;
+    if (*n >= 8) return 0;
+    sh[*n] = (shape){.type = type, .rows = rows, .cols = cols};
+    size_t rb = hllm_row_bytes(type, cols);
+    sh[*n].bytes = rb * (size_t)rows;
+    sh[*n].data = malloc(sh[*n].bytes);
+    float *row = malloc((size_t)cols * sizeof(float));
+    if (!sh[*n].data || !row) {
+        free(row);
+        free(sh[*n].data);
+        return hllm_fail("out of memory");
+    }
+    unsigned s = 12345;
+    for (int64_t c = 0; c < cols; c++) row[c] = (float)((s = s * 1664525u + 1013904223u) >> 9) / (float)(1u << 23) - 0.5f;
+    char *d = sh[*n].data;
+    hllm_quantize_row(type, row, d, cols);
+    for (int64_t r = 1; r < rows; r++) memcpy(d + (size_t)r * rb, d, rb);
+    free(row);
+    (*n)++;
+    return 0;
+}
+
+/* A working set of copies of one shape on one processor, large enough to leave the caches. */
+typedef struct {
+    hllm_proc *p;
+    hllm_pweight *w[64];
+    int n_w;
+    float *x, *y;
+    int64_t rows, cols;
+    size_t bytes;
+} mm_set;
+
+static int mm_set_init(mm_set *s, hllm_proc *p, const shape *sh, int mem, int max_batch, size_t min_total) {
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    s->rows = sh->rows;
+    s->cols = sh->cols;
+    s->bytes = sh->bytes;
+    int n = (int)((min_total + sh->bytes - 1) / sh->bytes);
+    if (n < 1) n = 1;
+    if (n > 64) n = 64;
+    hllm_tensor t = {.name = "profile", .type = sh->type, .rows = sh->rows, .cols = sh->cols, .data = sh->data,
+                     .row_bytes = hllm_row_bytes(sh->type, sh->cols)};
+    for (int i = 0; i < n; i++) {
+        s->w[i] = p->ops->weight_load(p, &t, 0, sh->rows, (hllm_mem_kind)mem);
+        if (!s->w[i]) return -1;
+        s->n_w++;
+    }
+    size_t xb = (size_t)max_batch * (size_t)sh->cols * sizeof(float), yb = (size_t)max_batch * (size_t)sh->rows * sizeof(float);
+    s->x = p->ops->alloc(p, xb, HLLM_MEM_DEVICE);
+    s->y = p->ops->alloc(p, yb, HLLM_MEM_DEVICE);
+    if (!s->x || !s->y) return -1;
+    float *hx = malloc(xb);
+    if (!hx) return hllm_fail("out of memory");
+    for (size_t i = 0; i < xb / sizeof(float); i++) hx[i] = (float)(i % 17) * 0.01f - 0.08f;
+    int rc = p->ops->copy_in(p, s->x, hx, xb);
+    rc |= p->ops->finish(p);
+    free(hx);
+    return rc;
+}
+
+static void mm_set_free(mm_set *s) {
+    if (!s->p) return;
+    for (int i = 0; i < s->n_w; i++) s->p->ops->weight_free(s->p, s->w[i]);
+    if (s->x) s->p->ops->free(s->p, s->x);
+    if (s->y) s->p->ops->free(s->p, s->y);
+    s->p = NULL;
+}
+
+static int mm_run(mm_set *s, int i, int b) {
+    hllm_op op = {.kind = HLLM_OP_MATMUL, .n_tok = b, .dst = s->y, .src = s->x, .ld_dst = s->rows, .ld_src = s->cols,
+                  .w = s->w[i % s->n_w], .r0 = 0, .r1 = s->rows};
+    return s->p->ops->run(s->p, &op);
+}
+
+/* Seconds per call at batch b: repeated until the budget is spent (queued processors run
+ * batches of calls between finishes). */
+static double mm_time(mm_set *s, int b, double budget) {
+    if (mm_run(s, 0, b) || s->p->ops->finish(s->p)) return -1;
+    int k = 1, done = 0;
+    double t0 = now_s(), el = 0;
+    while (el < budget && done < 4096) {
+        for (int i = 0; i < k; i++)
+            if (mm_run(s, done + i + 1, b)) return -1;
+        if (s->p->ops->finish(s->p)) return -1;
+        done += k;
+        el = now_s() - t0;
+        if (k < 64) k *= 2;
+    }
+    return el / done;
+}
+
+typedef struct {
+    mm_set *s;
+    double secs;
+    long calls;
+    atomic_int *stop;
+} conc_arg;
+
+static void *conc_cpu(void *arg) {
+    conc_arg *a = arg;
+    double t0 = now_s();
+    while (!atomic_load(a->stop)) {
+        if (mm_run(a->s, (int)a->calls, 1)) break;
+        a->calls++;
+    }
+    a->secs = now_s() - t0;
+    return NULL;
+}
+
+static const char *mem_name(int mem) { return mem == HLLM_MEM_HOST ? "host" : "dev"; }
+
+int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, const hllm_profile_opts *opts,
+                         hllm_profile *out) {
+    hllm_profile_opts o = opts ? *opts : (hllm_profile_opts){0};
+    if (o.budget_s <= 0) o.budget_s = 0.03;
+    char key[128];
+    if (gethostname(out->machine, sizeof out->machine)) snprintf(out->machine, sizeof out->machine, "unknown");
+    time_t now = time(NULL);
+    strftime(out->date, sizeof out->date, "%Y-%m-%d %H:%M:%S", localtime(&now));
+    shape sh[8];
+    int n_sh = 0, rc = 0;
+    if (m) {
+        const hllm_layer_tensors *L = &m->layers[0];
+        const hllm_tensor *ts[] = {&L->wq, &L->wk, &L->wo, &L->w_gate, &L->w_down, &m->output};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
+            if (ts[i]->data) rc = add_shape(sh, &n_sh, ts[i]->type, ts[i]->rows, ts[i]->cols);
+    } else {
+        rc = add_shape(sh, &n_sh, HLLM_TYPE_Q4_0, 4096, 4096);
+        if (!rc) rc = add_shape(sh, &n_sh, HLLM_TYPE_Q4_0, 1024, 4096);
+        if (!rc) rc = add_shape(sh, &n_sh, HLLM_TYPE_Q4_0, 14336, 4096);
+        if (!rc) rc = add_shape(sh, &n_sh, HLLM_TYPE_Q4_0, 4096, 14336);
+    }
+    const int n_b = o.quick ? 2 : 4;
+    const size_t min_total = o.quick ? 0 : (size_t)384 << 20; /* beyond the last-level caches */
+    int cpu = -1, gpu = -1;
+    for (int q = 0; q < n_procs; q++) {
+        if (procs[q]->n_threads > 0 && cpu < 0) cpu = q;
+        if (procs[q]->n_threads == 0 && gpu < 0) gpu = q;
+    }
+    int big = 0; /* the largest shape: bandwidth figures */
+    for (int i = 1; i < n_sh; i++)
+        if (sh[i].bytes > sh[big].bytes) big = i;
+    for (int q = 0; q < n_procs && !rc; q++) {
+        hllm_proc *p = procs[q];
+        const char *pn = p->name;
+        if (p->n_threads > 0) {
+            snprintf(key, sizeof key, "%s.threads", pn);
+            hllm_profile_set(out, key, p->n_threads);
+        }
+        /* op overhead: a tiny ADD */
+        {
+            float *a = p->ops->alloc(p, 64 * sizeof(float), HLLM_MEM_DEVICE), *b = p->ops->alloc(p, 64 * sizeof(float), HLLM_MEM_DEVICE);
+            if (!a || !b) return -1;
+            float z[64] = {0};
+            p->ops->copy_in(p, a, z, sizeof z);
+            p->ops->copy_in(p, b, z, sizeof z);
+            hllm_op op = {.kind = HLLM_OP_ADD, .n_tok = 1, .dst = a, .src = b, .ld_dst = 64, .ld_src = 64, .dim = 64};
+            p->ops->finish(p);
+            double t0 = now_s();
+            for (int i = 0; i < 2000; i++) p->ops->run(p, &op);
+            p->ops->finish(p);
+            snprintf(key, sizeof key, "%s.op_us", pn);
+            hllm_profile_set(out, key, (now_s() - t0) / 2000 * 1e6);
+            say(&o, "%s: op issue %.2f us", pn, (now_s() - t0) / 2000 * 1e6);
+            p->ops->free(p, a);
+            p->ops->free(p, b);
+        }
+        const int n_mem = p->n_threads > 0 ? 1 : 2;
+        for (int mem = 0; mem < n_mem && !rc; mem++) {
+            /* per type: total bytes and seconds over shapes, per batch */
+            double tb[8][4] = {{0}}, ts[8][4] = {{0}};
+            for (int si = 0; si < n_sh && !rc; si++) {
+                mm_set s;
+                if (mm_set_init(&s, p, &sh[si], mem, k_batches[n_b - 1], min_total)) {
+                    mm_set_free(&s);
+                    if (mem == HLLM_MEM_HOST) { /* optional path */
+                        say(&o, "%s: host-memory weights unavailable (%s)", pn, hllm_error());
+                        break;
+                    }
+                    rc = -1;
+                    break;
+                }
+                for (int bi = 0; bi < n_b; bi++) {
+                    double t = mm_time(&s, k_batches[bi], o.budget_s);
+                    if (t < 0) {
+                        rc = -1;
+                        break;
+                    }
+                    snprintf(key, sizeof key, "%s.matmul.%s.%s.%lldx%lld.b%d.us", pn, mem_name(mem), hllm_type_name(sh[si].type),
+                             (long long)sh[si].rows, (long long)sh[si].cols, k_batches[bi]);
+                    hllm_profile_set(out, key, t * 1e6);
+                    say(&o, "%s: matmul %s %s %lldx%lld b%-3d %9.1f us  %7.1f GB/s of weights  %8.1f GFLOP/s", pn,
+                        mem_name(mem), hllm_type_name(sh[si].type), (long long)sh[si].rows, (long long)sh[si].cols,
+                        k_batches[bi], t * 1e6, (double)sh[si].bytes / t / 1e9,
+                        2.0 * k_batches[bi] * (double)sh[si].rows * (double)sh[si].cols / t / 1e9);
+                    /* aggregate per type (index by first shape of that type) */
+                    int ti = si;
+                    for (int j = 0; j < si; j++)
+                        if (sh[j].type == sh[si].type) {
+                            ti = j;
+                            break;
+                        }
+                    tb[ti][bi] += (double)sh[si].bytes;
+                    ts[ti][bi] += t;
+                }
+                if (!rc && si == big) {
+                    double t = mm_time(&s, 1, o.budget_s);
+                    snprintf(key, sizeof key, "%s.%s", pn, mem == HLLM_MEM_HOST ? "host_read_gbs" : "read_gbs");
+                    hllm_profile_set(out, key, (double)s.bytes / t / 1e9);
+                }
+                mm_set_free(&s);
+            }
+            for (int ti = 0; ti < n_sh; ti++)
+                for (int bi = 0; bi < n_b; bi++)
+                    if (ts[ti][bi] > 0) {
+                        snprintf(key, sizeof key, "%s.matmul.%s.%s.b%d", pn, mem_name(mem), hllm_type_name(sh[ti].type), k_batches[bi]);
+                        hllm_profile_set(out, key, tb[ti][bi] / ts[ti][bi] / 1e9);
+                    }
+        }
+    }
+    /* GPU: copies, sync round trip, concurrent host reads with the CPU */
+    if (!rc && gpu >= 0 && cpu >= 0) {
+        hllm_proc *g = procs[gpu], *c = procs[cpu];
+        const size_t nb = (size_t)64 << 20;
+        void *h = g->ops->alloc(g, nb, HLLM_MEM_HOST), *d = g->ops->alloc(g, nb, HLLM_MEM_DEVICE);
+        uint32_t *flags = g->ops->alloc(g, 256, HLLM_MEM_HOST);
+        if (h && d && flags) {
+            memset(h, 1, nb);
+            memset(flags, 0, 256);
+            for (int dir = 0; dir < 2; dir++) {
+                g->ops->finish(g);
+                double t0 = now_s();
+                for (int i = 0; i < 4; i++) {
+                    if (dir == 0) g->ops->copy_in(g, d, h, nb);
+                    else g->ops->copy_out(g, h, d, nb);
+                }
+                g->ops->finish(g);
+                double gbs = 4.0 * (double)nb / (now_s() - t0) / 1e9;
+                snprintf(key, sizeof key, "%s.%s", g->name, dir == 0 ? "h2d_gbs" : "d2h_gbs");
+                hllm_profile_set(out, key, gbs);
+                say(&o, "%s: copy %s %.1f GB/s", g->name, dir == 0 ? "host->device" : "device->host", gbs);
+            }
+            volatile uint32_t *c2g = flags, *g2c = flags + 16;
+            const int rounds = 2000;
+            double t0 = now_s();
+            for (uint32_t i = 1; i <= (uint32_t)rounds; i++) {
+                g->ops->wait(g, c2g, i);
+                g->ops->signal(g, g2c, i);
+                c->ops->signal(c, c2g, i);
+                c->ops->wait(c, g2c, i);
+            }
+            double us = (now_s() - t0) / rounds * 1e6;
+            hllm_profile_set(out, "sync.round_trip_us", us);
+            say(&o, "sync: cpu -> %s -> cpu round trip %.2f us", g->name, us);
+            g->ops->finish(g);
+        }
+        if (h) g->ops->free(g, h);
+        if (d) g->ops->free(g, d);
+        if (flags) g->ops->free(g, flags);
+        /* concurrent host reads: CPU GEMV on its weights, GPU GEMV on host-resident weights */
+        mm_set sc, sg;
+        if (mm_set_init(&sc, c, &sh[big], HLLM_MEM_DEVICE, 1, min_total) == 0 &&
+            mm_set_init(&sg, g, &sh[big], HLLM_MEM_HOST, 1, min_total) == 0) {
+            atomic_int stop;
+            atomic_init(&stop, 0);
+            conc_arg ca = {.s = &sc, .stop = &stop};
+            pthread_t th;
+            double t0 = now_s();
+            long gcalls = 0;
+            if (pthread_create(&th, NULL, conc_cpu, &ca) == 0) {
+                while (now_s() - t0 < 10 * o.budget_s) {
+                    for (int i = 0; i < 8; i++) mm_run(&sg, (int)gcalls++, 1);
+                    g->ops->finish(g);
+                }
+                double gsec = now_s() - t0;
+                atomic_store(&stop, 1);
+                pthread_join(th, NULL);
+                double cg = (double)ca.calls * (double)sc.bytes / ca.secs / 1e9, gg = (double)gcalls * (double)sg.bytes / gsec / 1e9;
+                snprintf(key, sizeof key, "%s.concurrent_host_gbs", c->name);
+                hllm_profile_set(out, key, cg);
+                snprintf(key, sizeof key, "%s.concurrent_host_gbs", g->name);
+                hllm_profile_set(out, key, gg);
+                say(&o, "concurrent host reads: %s %.1f + %s %.1f = %.1f GB/s", c->name, cg, g->name, gg, cg + gg);
+            }
+        } else say(&o, "concurrent host reads: not measured (%s)", hllm_error());
+        mm_set_free(&sc);
+        mm_set_free(&sg);
+    }
+    for (int i = 0; i < n_sh; i++) free(sh[i].data);
+    return rc;
+}

@@ -1,0 +1,55 @@
+/* A measured profile of this machine's processors, as `key = value` lines the planner reads.
+ *
+ * Keys (PROC is a processor name: cpu, cuda; MEM is dev or host; TYPE a tensor type name):
+ *   PROC.threads                    CPU threads used when measuring
+ *   PROC.matmul.MEM.TYPE.bN         matmul speed at N tokens, in GB/s of weight bytes
+ *                                   (bandwidth at N = 1; compute rate, expressed per weight
+ *                                   byte, at large N), over the model's matrix shapes
+ *   PROC.matmul.MEM.TYPE.RxC.bN.us  the same per shape, microseconds per call (information)
+ *   PROC.read_gbs                   reading its own memory (CPU: DRAM; GPU: HBM), via GEMV
+ *   PROC.host_read_gbs              GPU reading pinned host memory directly (zero-copy)
+ *   PROC.concurrent_host_gbs        its host-read rate while the other processor reads too
+ *   PROC.h2d_gbs, PROC.d2h_gbs      copy bandwidth host <-> device (pinned)
+ *   PROC.op_us                      cost of issuing one small op
+ *   sync.round_trip_us              CPU signal -> GPU wait, GPU signal -> CPU wait
+ * plus `machine = NAME` and `date = ...` strings. */
+#ifndef HLLM_PLAN_PROFILE_H
+#define HLLM_PLAN_PROFILE_H
+#include "model/model.h"
+#include "proc/proc.h"
+
+typedef struct {
+    char key[96];
+    double val;
+} hllm_profile_kv;
+
+typedef struct {
+    char machine[128];
+    char date[64];
+    int n, cap;
+    hllm_profile_kv *kv;
+} hllm_profile;
+
+hllm_profile *hllm_profile_new(void);
+void hllm_profile_free(hllm_profile *p);
+double hllm_profile_get(const hllm_profile *p, const char *key, double dflt);
+int hllm_profile_set(hllm_profile *p, const char *key, double v);
+int hllm_profile_save(const hllm_profile *p, const char *path);
+hllm_profile *hllm_profile_load(const char *path); /* NULL + hllm_fail */
+
+/* Matmul speed (GB/s of weights) for a processor / memory / type / batch: the measured value,
+ * else the nearest measured batch, else any type's, else dflt. mem: HLLM_MEM_*. */
+double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem, int type, int batch, double dflt);
+
+typedef struct {
+    double budget_s;      /* target time per measurement (default 0.03) */
+    bool quick;           /* batches 1 and 16 only (tests) */
+    void (*progress)(const char *line, void *user);
+    void *user;
+} hllm_profile_opts;
+
+/* Measures procs on the matrix shapes of model m (NULL: llama3-8b's q4_0 shapes). */
+int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, const hllm_profile_opts *o,
+                         hllm_profile *out);
+
+#endif
