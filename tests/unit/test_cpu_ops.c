@@ -1,6 +1,7 @@
 /* The CPU processor's non-matmul ops against plain double-precision references written from
  * the definitions (not from the kernels), through the processor interface. */
 #include "proc/proc.h"
+#include "proc/cpu/cpu_matmul.h"
 #include "core/fp16.h"
 #include "testutil.h"
 #include <math.h>
@@ -167,8 +168,13 @@ int main(void) {
         test_rope(p, HLLM_ROPE_NORM, false);
         test_rope(p, HLLM_ROPE_NEOX, false);
         test_rope(p, HLLM_ROPE_NORM, true);
-        test_attention(p, HLLM_TYPE_F32);
-        test_attention(p, HLLM_TYPE_F16);
+        /* the scalar reference and the SIMD path (where this CPU has one) */
+        for (int isa = HLLM_ISA_SCALAR; isa <= HLLM_ISA_AVX512; isa++) {
+            if (hllm_cpu_set_isa((hllm_isa)isa) != 0) continue;
+            test_attention(p, HLLM_TYPE_F32);
+            test_attention(p, HLLM_TYPE_F16);
+        }
+        hllm_cpu_set_isa(hllm_cpu_isa_detect());
         test_swiglu_add(p);
         hllm_proc_free(p);
     }

@@ -10,6 +10,11 @@ void hllm_cpu_rmsnorm_rows(const hllm_op *op, const float *w, int64_t i0, int64_
 void hllm_cpu_rope_tokens(const hllm_op *op, const float *ff, int t0, int t1);
 /* Attention output for work items [i0, i1) of n_tok * (h1 - h0); scratch holds n_ctx floats. */
 void hllm_cpu_attention_items(const hllm_op *op, int64_t i0, int64_t i1, float *scratch);
+#if defined(__x86_64__)
+/* The AVX2 path: work items are (token, kv head) pairs over n_tok * (h1 - h0) / group. */
+bool hllm_cpu_attention_fast_ok(const hllm_op *op);
+void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1);
+#endif
 void hllm_cpu_kv_store_tokens(const hllm_op *op, int t0, int t1);
 void hllm_cpu_swiglu_tokens(const hllm_op *op, int t0, int t1);
 void hllm_cpu_add_tokens(const hllm_op *op, int t0, int t1);

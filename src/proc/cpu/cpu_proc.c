@@ -38,6 +38,8 @@ typedef struct {
     atomic_llong next;     /* dynamic chunk counter */
     int64_t chunk;
     size_t q_row_bytes;
+    int64_t n_items;       /* ATTENTION: work items */
+    bool fast;             /* ATTENTION: SIMD path */
 } cpu_task;
 
 static void *cpu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
@@ -160,14 +162,19 @@ static void kv_store_task(void *arg, int ith, int nth) {
 static void attention_task(void *arg, int ith, int nth) {
     cpu_task *tk = arg;
     const hllm_op *op = tk->op;
-    const int64_t n_items = (int64_t)op->n_tok * (op->h1 - op->h0);
     float *scratch = tk->cpu->scratch + (size_t)ith * (size_t)op->kv->n_ctx;
     /* later tokens see more keys: dynamic chunks balance the triangle */
     for (;;) {
         int64_t c = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
         int64_t i0 = c * tk->chunk;
-        if (i0 >= n_items) break;
-        int64_t i1 = i0 + tk->chunk < n_items ? i0 + tk->chunk : n_items;
+        if (i0 >= tk->n_items) break;
+        int64_t i1 = i0 + tk->chunk < tk->n_items ? i0 + tk->chunk : tk->n_items;
+#if defined(__x86_64__)
+        if (tk->fast) {
+            hllm_cpu_attention_items_avx2(op, i0, i1);
+            continue;
+        }
+#endif
         hllm_cpu_attention_items(op, i0, i1, scratch);
     }
     (void)nth;
@@ -233,6 +240,12 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
         size_t need = (size_t)cpu->n_threads * (size_t)op->kv->n_ctx * sizeof(float);
         if (ensure((void **)&cpu->scratch, &cpu->scratch_size, need)) return -1;
         int64_t items = (int64_t)op->n_tok * (op->h1 - op->h0);
+#if defined(__x86_64__)
+        /* the SIMD path takes (token, kv head) items: a GQA group shares each K/V load */
+        tk.fast = hllm_cpu_isa() != HLLM_ISA_SCALAR && hllm_cpu_attention_fast_ok(op);
+        if (tk.fast) items /= op->n_head / op->n_head_kv;
+#endif
+        tk.n_items = items;
         tk.chunk = items / ((int64_t)cpu->n_threads * 8);
         if (tk.chunk < 1) tk.chunk = 1;
         fn = attention_task;
