@@ -30,21 +30,24 @@ fi
 if [ -f "$MODEL" ]; then
   # 1. tokenizer: BOS + "Once upon a time"
   ids="$("$REF" tokenize -m "$MODEL" -p "Once upon a time")"
-  [ "$ids" = "1 403 407 261 378" ] && ok "llama.cpp tokenize 'Once upon a time' = $ids" \
-                                   || bad "llama.cpp tokenize 'Once upon a time' = $ids (want 1 403 407 261 378)"
+  if [ "$ids" = "1 403 407 261 378" ]; then ok "llama.cpp tokenize 'Once upon a time' = $ids"
+  else bad "llama.cpp tokenize 'Once upon a time' = $ids (want 1 403 407 261 378)"; fi
 
   # 2. greedy decoding against the README reference and the stored 256-token golden ids
   want_ids="$(cat "$PEER_DIR/golden/stories260K_once_upon_a_time_greedy256.ids")"
   want_txt=", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball."
-  for cfg in "--kv f32" "--kv f16" "--kv f32 -t 2"; do
+  # (2 threads: 64 tokens only; llama.cpp's spinning threads crawl when the 2 cores are busy)
+  for cfg in "256 --kv f32" "256 --kv f16" "64 --kv f32 -t 2"; do
+    n="${cfg%% *}" cfg="${cfg#* }"
+    want="$(printf '%s\n' "$want_ids" | tr ' ' '\n' | head -n "$n" | paste -sd ' ')"
     # shellcheck disable=SC2086
-    out="$("$REF" generate -m "$MODEL" -p "Once upon a time" -n 256 --text $cfg)"
+    out="$("$REF" generate -m "$MODEL" -p "Once upon a time" -n "$n" --text $cfg)"
     got_ids="$(printf '%s\n' "$out" | head -n 1)"
     got_txt="$(printf '%s\n' "$out" | tail -n +2)"
-    if [ "$got_ids" = "$want_ids" ] && [ "${got_txt:0:${#want_txt}}" = "$want_txt" ]; then
-      ok "llama.cpp greedy 256 tokens ($cfg) = golden; starts '${want_txt:0:40}...'"
+    if [ "$got_ids" = "$want" ] && [ "${got_txt:0:${#want_txt}}" = "$want_txt" ]; then
+      ok "llama.cpp greedy $n tokens ($cfg) = golden; starts '${want_txt:0:40}...'"
     else
-      bad "llama.cpp greedy 256 tokens ($cfg): got '${got_txt:0:120}'"
+      bad "llama.cpp greedy $n tokens ($cfg): got '${got_txt:0:120}'"
     fi
   done
 

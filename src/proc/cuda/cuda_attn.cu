@@ -62,6 +62,7 @@ static __device__ __forceinline__ int attn_chunk(int n_keys, int n_chunks) {
 template <bool F16, bool Q>
 __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_t *dpos, int n_chunks, float *part,
                                                     unsigned *cnt, cu_qout qo) {
+    cu_pdl_wait();
     extern __shared__ float sm[];
     __shared__ int s_last;
     const int hd = a.hd;
@@ -223,7 +224,7 @@ int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part,
             cu_check(cudaFuncSetAttribute(k_attn_split<F, Q>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), \
                      "attention (split) shared memory"))                                                             \
             return -1;                                                                                               \
-        k_attn_split<F, Q><<<grid, 128, smem, st>>>(a, dpos, n_chunks, part, cnt, qo);                               \
+        cu_launch(k_attn_split<F, Q>, grid, 128, smem, st, a, dpos, n_chunks, part, cnt, qo);                               \
     } while (0)
     if (op->kv->type == HLLM_TYPE_F16) {
         if (q) SPLIT(true, true);
@@ -240,6 +241,7 @@ int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part,
 
 template <int HDM, bool F16>
 __global__ void __launch_bounds__(128) k_attn_flash(const attn_p a) {
+    cu_pdl_wait();
     extern __shared__ float sm[];
     const int hd = a.hd, hdp = hd + 1;
     float *Qs = sm, *Ks = Qs + 32 * hdp, *Vs = Ks + 32 * hdp, *Ps = Vs + 32 * hdp;
@@ -340,7 +342,7 @@ static int launch_flash(cudaStream_t st, const attn_p &a, size_t smem) {
                  "attention (flash) shared memory"))
         return -1;
     const dim3 grid((unsigned)((a.n_tok + 31) / 32), (unsigned)a.nh);
-    k_attn_flash<HDM, F16><<<grid, 128, smem, st>>>(a);
+    cu_launch(k_attn_flash<HDM, F16>, grid, 128, smem, st, a);
     return CU_LAUNCHED("attention (flash)");
 }
 

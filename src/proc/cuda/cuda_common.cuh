@@ -71,6 +71,39 @@ struct cu_dstate {
 /* SMs of the device in use (set when the processor is created): sizes GEMV grids. */
 extern int cu_n_sm;
 
+/* Programmatic dependent launch (compute capability 9.0+; HLLM_CUDA_PDL=0 turns it off): each
+ * kernel may be scheduled while the one before it still runs, and waits at its start
+ * (cu_pdl_wait, before touching memory) until that one has finished and its writes are
+ * visible. This hides the launch and ramp-up of the hundreds of small kernels of a decode
+ * step. Every kernel launched through cu_launch must begin with cu_pdl_wait(). */
+extern bool cu_pdl;
+/* Set per op by the processor: PDL only for decode-sized ops (n_tok <= 8); on prefill's large
+ * grids the early-scheduled blocks cost more than they save (pp512 -12% measured on H100). */
+extern bool cu_pdl_op;
+
+static __device__ __forceinline__ void cu_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
+template <typename... KArgs, typename... Args>
+static inline void cu_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                             Args &&...args) {
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = at;
+    cfg.numAttrs = cu_pdl && cu_pdl_op ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, kernel, static_cast<Args &&>(args)...); /* errors: CU_LAUNCHED */
+}
+
 /* Quantizes one 32-element unit held one element per lane of a whole warp (v = element lane)
  * to q8_1 style: q[lane] = round(v / d), ds = (d, d * sum q), d = amax / 127. Every kernel that
  * quantizes activations uses this one function, so fused and separate paths agree bit for bit. */

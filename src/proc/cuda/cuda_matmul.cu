@@ -168,6 +168,7 @@ __device__ __forceinline__ void deq_unit<HLLM_TYPE_Q6_K>(const cu_mat &m, int64_
 
 __global__ void k_quantize_q8_1(const float *__restrict__ x, int64_t ldx, int64_t cols, int8_t *__restrict__ xq,
                                 float2 *__restrict__ xds) {
+    cu_pdl_wait();
     const int64_t nb = cols / 32;
     const int64_t u = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     const int t = blockIdx.y, lane = threadIdx.x & 31;
@@ -178,7 +179,7 @@ __global__ void k_quantize_q8_1(const float *__restrict__ x, int64_t ldx, int64_
 int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, int8_t *xq, float2 *xds) {
     const int64_t nb = cols / 32;
     dim3 grid((unsigned)((nb + 7) / 8), (unsigned)n_tok);
-    k_quantize_q8_1<<<grid, 256, 0, st>>>(x, ldx, cols, xq, xds);
+    cu_launch(k_quantize_q8_1, grid, 256, 0, st, x, ldx, cols, xq, xds);
     return CU_LAUNCHED("quantize_q8_1");
 }
 
@@ -189,6 +190,8 @@ int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, in
  * bit for bit. */
 
 int cu_n_sm = 132;
+bool cu_pdl = false;
+bool cu_pdl_op = false;
 
 /* Sums acc over the WPR warps of each row (fixed order); true for the lanes of the row's first
  * warp, which then hold the totals. */
@@ -215,6 +218,7 @@ template <int TYPE, int NT>
 __global__ void __launch_bounds__(128) k_gemv_q(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
                                                 const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
                                                 float *__restrict__ y, int64_t ldy, const float *__restrict__ bias, int wpr) {
+    cu_pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
     const int64_t r = lr0 + (int64_t)blockIdx.x * (4 / wpr) + warp / wpr;
     const bool live = r < lr1;
@@ -292,6 +296,7 @@ template <int TYPE, int NT, bool VEC>
 __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
                                                 const float *__restrict__ x, int64_t ldx, float *__restrict__ y,
                                                 int64_t ldy, const float *__restrict__ bias, int wpr) {
+    cu_pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
     const int64_t r = lr0 + (int64_t)blockIdx.x * (4 / wpr) + warp / wpr;
     const bool live = r < lr1;
@@ -362,14 +367,14 @@ static void launch_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t l
     const int wpr = gemv_wpr(lr1 - lr0, units), rpb = 4 / wpr;
     const dim3 grid((unsigned)((lr1 - lr0 + rpb - 1) / rpb));
     switch (m.type) {
-    case HLLM_TYPE_Q4_0: k_gemv_q<HLLM_TYPE_Q4_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-    case HLLM_TYPE_Q8_0: k_gemv_q<HLLM_TYPE_Q8_0, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-    case HLLM_TYPE_Q4_K: k_gemv_q<HLLM_TYPE_Q4_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-    case HLLM_TYPE_Q6_K: k_gemv_q<HLLM_TYPE_Q6_K, NT><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q4_0: cu_launch(k_gemv_q<HLLM_TYPE_Q4_0, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q8_0: cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q4_K: cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
+    case HLLM_TYPE_Q6_K: cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
 #define F_CASE(T)                                                                                                  \
     case T:                                                                                                        \
-        if (vec) k_gemv_f<T, NT, true><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);           \
-        else k_gemv_f<T, NT, false><<<grid, 128, 0, st>>>(m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);              \
+        if (vec) cu_launch(k_gemv_f<T, NT, true>, grid, 128, 0, st, m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);           \
+        else cu_launch(k_gemv_f<T, NT, false>, grid, 128, 0, st, m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);              \
         break;
         F_CASE(HLLM_TYPE_F32)
         F_CASE(HLLM_TYPE_F16)
@@ -400,6 +405,7 @@ int cu_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t 
 
 template <int TYPE, bool BF>
 __global__ void k_dequant_rows(const cu_mat m, int64_t lr0, int64_t n_units, void *dst) {
+    cu_pdl_wait();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n_units) return;
     const int64_t rr = i / m.nb, u = i % m.nb;
@@ -428,8 +434,8 @@ int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, 
     const unsigned grid = (unsigned)((n + 127) / 128);
 #define DQ(T)                                                                                   \
     case T:                                                                                     \
-        if (bf16) k_dequant_rows<T, true><<<grid, 128, 0, st>>>(m, lr0, n, dst);               \
-        else k_dequant_rows<T, false><<<grid, 128, 0, st>>>(m, lr0, n, dst);                   \
+        if (bf16) cu_launch(k_dequant_rows<T, true>, grid, 128, 0, st, m, lr0, n, dst);               \
+        else cu_launch(k_dequant_rows<T, false>, grid, 128, 0, st, m, lr0, n, dst);                   \
         break;
     switch (m.type) {
         DQ(HLLM_TYPE_Q4_0)
@@ -444,6 +450,7 @@ int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, 
 
 template <bool BF>
 __global__ void k_convert_act(const float *__restrict__ x, int64_t ldx, int64_t cols, int64_t n, void *dst) {
+    cu_pdl_wait();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const int64_t t = i / cols, c = i % cols;
@@ -455,12 +462,13 @@ __global__ void k_convert_act(const float *__restrict__ x, int64_t ldx, int64_t 
 int cu_convert_act(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, void *dst, bool bf16) {
     const int64_t n = (int64_t)n_tok * cols;
     const unsigned grid = (unsigned)((n + 255) / 256);
-    if (bf16) k_convert_act<true><<<grid, 256, 0, st>>>(x, ldx, cols, n, dst);
-    else k_convert_act<false><<<grid, 256, 0, st>>>(x, ldx, cols, n, dst);
+    if (bf16) cu_launch(k_convert_act<true>, grid, 256, 0, st, x, ldx, cols, n, dst);
+    else cu_launch(k_convert_act<false>, grid, 256, 0, st, x, ldx, cols, n, dst);
     return CU_LAUNCHED("convert_act");
 }
 
 __global__ void k_add_bias(float *y, int64_t ldy, int64_t c0, int64_t n, int64_t total, const float *__restrict__ bias) {
+    cu_pdl_wait();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     const int64_t t = i / n, c = c0 + i % n;
@@ -470,7 +478,7 @@ __global__ void k_add_bias(float *y, int64_t ldy, int64_t c0, int64_t n, int64_t
 int cu_add_bias(cudaStream_t st, float *y, int64_t ldy, int n_tok, int64_t c0, int64_t n, const float *bias) {
     const int64_t total = (int64_t)n_tok * n;
     if (total <= 0) return 0;
-    k_add_bias<<<(unsigned)((total + 255) / 256), 256, 0, st>>>(y, ldy, c0, n, total, bias);
+    cu_launch(k_add_bias, (unsigned)((total + 255) / 256), 256, 0, st, y, ldy, c0, n, total, bias);
     return CU_LAUNCHED("add_bias");
 }
 
@@ -479,6 +487,7 @@ int cu_add_bias(cudaStream_t st, float *y, int64_t ldy, int n_tok, int64_t c0, i
 template <int TYPE>
 __global__ void k_embed_q(const cu_mat m, int64_t row0, const int32_t *__restrict__ tokens, const cu_tok8 inl, float *dst,
                           int64_t ldd) {
+    cu_pdl_wait();
     const int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int t = blockIdx.y;
     if (u >= m.nb) return;
@@ -493,6 +502,7 @@ __global__ void k_embed_q(const cu_mat m, int64_t row0, const int32_t *__restric
 template <int TYPE>
 __global__ void k_embed_f(const cu_mat m, int64_t row0, const int32_t *__restrict__ tokens, const cu_tok8 inl, float *dst,
                           int64_t ldd) {
+    cu_pdl_wait();
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int t = blockIdx.y;
     if (c >= m.cols) return;
@@ -505,18 +515,18 @@ int cu_embed(cudaStream_t st, const cu_mat &m, int64_t row0, const int32_t *toke
     if (cu_type_quantized(m.type)) {
         const dim3 grid((unsigned)((m.nb + 63) / 64), (unsigned)n_tok);
         switch (m.type) {
-        case HLLM_TYPE_Q4_0: k_embed_q<HLLM_TYPE_Q4_0><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
-        case HLLM_TYPE_Q8_0: k_embed_q<HLLM_TYPE_Q8_0><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
-        case HLLM_TYPE_Q4_K: k_embed_q<HLLM_TYPE_Q4_K><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
-        case HLLM_TYPE_Q6_K: k_embed_q<HLLM_TYPE_Q6_K><<<grid, 64, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q4_0: cu_launch(k_embed_q<HLLM_TYPE_Q4_0>, grid, 64, 0, st, m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q8_0: cu_launch(k_embed_q<HLLM_TYPE_Q8_0>, grid, 64, 0, st, m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q4_K: cu_launch(k_embed_q<HLLM_TYPE_Q4_K>, grid, 64, 0, st, m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_Q6_K: cu_launch(k_embed_q<HLLM_TYPE_Q6_K>, grid, 64, 0, st, m, row0, tokens, inl, dst, ldd); break;
         default: break;
         }
     } else {
         const dim3 grid((unsigned)((m.cols + 255) / 256), (unsigned)n_tok);
         switch (m.type) {
-        case HLLM_TYPE_F32: k_embed_f<HLLM_TYPE_F32><<<grid, 256, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
-        case HLLM_TYPE_F16: k_embed_f<HLLM_TYPE_F16><<<grid, 256, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
-        case HLLM_TYPE_BF16: k_embed_f<HLLM_TYPE_BF16><<<grid, 256, 0, st>>>(m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_F32: cu_launch(k_embed_f<HLLM_TYPE_F32>, grid, 256, 0, st, m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_F16: cu_launch(k_embed_f<HLLM_TYPE_F16>, grid, 256, 0, st, m, row0, tokens, inl, dst, ldd); break;
+        case HLLM_TYPE_BF16: cu_launch(k_embed_f<HLLM_TYPE_BF16>, grid, 256, 0, st, m, row0, tokens, inl, dst, ldd); break;
         default: return hllm_fail("CUDA: cannot embed from %s", hllm_type_name(m.type));
         }
     }

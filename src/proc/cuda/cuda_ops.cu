@@ -10,6 +10,7 @@ template <int THREADS, bool Q> /* threads per row: 32 (four rows per 128-thread 
 __global__ void __launch_bounds__(THREADS == 32 ? 128 : THREADS) k_rmsnorm(const float *src, int64_t ld_src, float *dst,
                                                      int64_t ld_dst, const float *__restrict__ w, int64_t dim,
                                                      int64_t n_rows, int64_t per_tok, float eps, cu_qout qo) {
+    cu_pdl_wait();
     const int rows_per_block = THREADS == 32 ? 4 : 1;
     const int lane = THREADS == 32 ? (threadIdx.x & 31) : threadIdx.x;
     const int64_t i = (int64_t)blockIdx.x * rows_per_block + (THREADS == 32 ? (threadIdx.x >> 5) : 0);
@@ -43,7 +44,7 @@ int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w, cu_qout qo) {
     const int64_t per_tok = op->n_rows / (op->n_tok > 0 ? op->n_tok : 1);
     const bool q = qo.xq && per_tok == 1 && op->dim % 32 == 0;
 #define RMS_LAUNCH(TH, Q)                                                                                            \
-    k_rmsnorm<TH, Q><<<TH == 32 ? (unsigned)((op->n_rows + 3) / 4) : (unsigned)op->n_rows, TH == 32 ? 128 : TH, 0, st>>>( \
+    cu_launch(k_rmsnorm<TH, Q>, TH == 32 ? (unsigned)((op->n_rows + 3) / 4) : (unsigned)op->n_rows, TH == 32 ? 128 : TH, 0, st,  \
         op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim, op->n_rows, per_tok, op->eps, qo)
     if (op->dim <= 1024) {
         if (q) RMS_LAUNCH(32, true);
@@ -61,6 +62,7 @@ int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w, cu_qout qo) {
 __global__ void k_rope(float *q, int64_t ldq, float *k, int64_t ldk, int n_tok, int n_head, int n_head_kv, int head_dim,
                        int n_rot, int neox, int pos0, const int32_t *dpos, float theta_scale, float freq_scale,
                        const float *__restrict__ ff) {
+    cu_pdl_wait();
     if (dpos) pos0 = *dpos;
     const int half = n_rot / 2;
     const int64_t n = (int64_t)n_tok * (n_head + n_head_kv) * half;
@@ -89,7 +91,7 @@ int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff, const int32_t *
     if (n <= 0) return 0;
     /* the same float the CPU computes with powf on the host */
     const float theta_scale = powf(op->freq_base, -2.0f / (float)op->n_rot);
-    k_rope<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, (float *)op->src2, op->ld_src2, op->n_tok,
+    cu_launch(k_rope, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, (float *)op->src2, op->ld_src2, op->n_tok,
                                                         op->n_head, op->n_head_kv, op->head_dim, op->n_rot,
                                                         op->rope_type == HLLM_ROPE_NEOX, op->pos0, dpos, theta_scale,
                                                         op->freq_scale, ff);
@@ -101,6 +103,7 @@ int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff, const int32_t *
 template <bool F16>
 __global__ void k_kv_store(const float *__restrict__ k, int64_t ldk, const float *__restrict__ v, int64_t ldv, void *kc,
                            void *vc, int64_t kv_dim, int64_t n, int pos0, const int32_t *dpos) {
+    cu_pdl_wait();
     if (dpos) pos0 = *dpos;
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n) return;
@@ -122,10 +125,10 @@ int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos) {
     if (n <= 0) return 0;
     const unsigned grid = (unsigned)((n + 255) / 256);
     if (op->kv->type == HLLM_TYPE_F16)
-        k_kv_store<true><<<grid, 256, 0, st>>>(op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
+        cu_launch(k_kv_store<true>, grid, 256, 0, st, op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
                                                n, op->pos0, dpos);
     else if (op->kv->type == HLLM_TYPE_F32)
-        k_kv_store<false><<<grid, 256, 0, st>>>(op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
+        cu_launch(k_kv_store<false>, grid, 256, 0, st, op->src, op->ld_src, op->src2, op->ld_src2, op->kv->k, op->kv->v, kv_dim,
                                                 n, op->pos0, dpos);
     else return hllm_fail("CUDA: KV cache type %s is not supported (f16 or f32)", hllm_type_name(op->kv->type));
     return CU_LAUNCHED("kv_store");
@@ -136,6 +139,7 @@ int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos) {
 template <bool Q>
 __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, const float *__restrict__ u,
                          int64_t ldu, int64_t dim, int64_t n, cu_qout qo) {
+    cu_pdl_wait();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n) return; /* with Q, n and dim are multiples of 32: whole warps leave */
     const int64_t t = idx / dim, i = idx % dim;
@@ -149,15 +153,16 @@ int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo) {
     const int64_t n = (int64_t)op->n_tok * op->dim;
     if (n <= 0) return 0;
     if (qo.xq && op->dim % 32 == 0)
-        k_swiglu<true><<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
+        cu_launch(k_swiglu<true>, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
                                                                     op->ld_src2, op->dim, n, qo);
     else
-        k_swiglu<false><<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
+        cu_launch(k_swiglu<false>, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
                                                                      op->ld_src2, op->dim, n, qo);
     return CU_LAUNCHED("swiglu");
 }
 
 __global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int64_t ldx, int64_t dim, int64_t n) {
+    cu_pdl_wait();
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n) return;
     const int64_t t = idx / dim, i = idx % dim;
@@ -167,6 +172,6 @@ __global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int6
 int cu_add(cudaStream_t st, const hllm_op *op) {
     const int64_t n = (int64_t)op->n_tok * op->dim;
     if (n <= 0) return 0;
-    k_add<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(op->dst, op->ld_dst, op->src, op->ld_src, op->dim, n);
+    cu_launch(k_add, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->dim, n);
     return CU_LAUNCHED("add");
 }

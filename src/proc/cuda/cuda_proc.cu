@@ -7,6 +7,14 @@
  * points are fetched through the runtime, so the engine never links libcuda and a machine
  * without a driver still runs the CPU processor).
  *
+ * Decode steps (step_begin / step_end, n_tok <= 8) are captured into CUDA graphs, one per
+ * shape (a few cached), on the first step of that shape, which runs as issued; later steps of
+ * the shape only record their ops and, if they match the captured ones (same operands apart
+ * from pos0 and ids), replay the graph after one async copy of the step state (pos0, ids) that
+ * the captured EMBED / ROPE / KV_STORE / ATTENTION kernels read. Growing a scratch buffer,
+ * freeing memory or a weight drops the graphs. RMSNORM, SWIGLU and ATTENTION also write the
+ * q8_1 copy of their output that the next GEMV would otherwise quantize in its own kernel.
+ *
  * Failures never abort: no GPU, an old driver, missing kernels for the GPU's architecture and
  * out-of-memory each return NULL / -1 with one hllm_fail line, and the CPU stays usable. */
 #include "proc/cuda/cuda_common.cuh"
@@ -652,6 +660,7 @@ static int run_swiglu(cuda_impl *c, const hllm_op *op) {
 /* Issues one op on the stream (or into the graph being captured). */
 static int run_op(cuda_impl *c, const hllm_op *op) {
     if (op->kind != HLLM_OP_MATMUL) c->xq_src = NULL;
+    cu_pdl_op = op->n_tok <= 8;
     switch (op->kind) {
     case HLLM_OP_EMBED: return run_embed(c, op);
     case HLLM_OP_RMSNORM: return run_rmsnorm(c, op);
@@ -1046,6 +1055,10 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
     c->wait32 = (pfn_stream_value32)f2;
     c->memops = f1 && f2 && q1 == cudaDriverEntryPointSuccess && q2 == cudaDriverEntryPointSuccess;
     cu_n_sm = c->prop.multiProcessorCount;
+    {
+        const char *e = getenv("HLLM_CUDA_PDL");
+        cu_pdl = c->prop.major >= 9 && !(e && e[0] == '0');
+    }
     /* the step state of captured decode steps */
     bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&
               cudaHostAlloc((void **)&c->hstate, CU_RING * sizeof(cu_dstate), cudaHostAllocDefault) == cudaSuccess;

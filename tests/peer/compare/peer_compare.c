@@ -26,8 +26,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <math.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +52,10 @@ static void report(int ok, const char *name, const char *fmt, ...) {
     printf("\n");
     fflush(stdout);
     va_end(ap);
-    if (ok) g_pass++;
-    else g_fail++;
+    if (ok)
+        g_pass++;
+    else
+        g_fail++;
 }
 
 /* C-escaped, truncated copy of s[0..n) for messages. */
@@ -62,12 +64,18 @@ static const char *esc(const char *s, size_t n, char *buf, size_t cap) {
     for (size_t i = 0; i < n && o + 8 < cap; i++) {
         unsigned char c = (unsigned char)s[i];
         if (o + 12 >= cap) break;
-        if (c == '\n') o += (size_t)snprintf(buf + o, cap - o, "\\n");
-        else if (c == '\t') o += (size_t)snprintf(buf + o, cap - o, "\\t");
-        else if (c == '\r') o += (size_t)snprintf(buf + o, cap - o, "\\r");
-        else if (c == '\\') o += (size_t)snprintf(buf + o, cap - o, "\\\\");
-        else if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-        else buf[o++] = (char)c;
+        if (c == '\n')
+            o += (size_t)snprintf(buf + o, cap - o, "\\n");
+        else if (c == '\t')
+            o += (size_t)snprintf(buf + o, cap - o, "\\t");
+        else if (c == '\r')
+            o += (size_t)snprintf(buf + o, cap - o, "\\r");
+        else if (c == '\\')
+            o += (size_t)snprintf(buf + o, cap - o, "\\\\");
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+        else
+            buf[o++] = (char)c;
         if (i + 1 < n && o + 12 >= cap) {
             o += (size_t)snprintf(buf + o, cap - o, "...");
             break;
@@ -81,8 +89,10 @@ static const char *esc(const char *s, size_t n, char *buf, size_t cap) {
 static const char *ids_str(const int32_t *ids, int n, int from, char *buf, size_t cap) {
     size_t o = 0;
     const int show = 24;
-    if (from > 0) o += (size_t)snprintf(buf + o, cap - o, "[@%d: ", from);
-    else o += (size_t)snprintf(buf + o, cap - o, "[");
+    if (from > 0)
+        o += (size_t)snprintf(buf + o, cap - o, "[@%d: ", from);
+    else
+        o += (size_t)snprintf(buf + o, cap - o, "[");
     for (int i = from; i < n && o + 16 < cap; i++) {
         if (i - from == show) {
             o += (size_t)snprintf(buf + o, cap - o, " ...(%d)", n);
@@ -109,7 +119,8 @@ static float top2_gap(const float *x, int n) {
         if (x[i] > a) {
             b = a;
             a = x[i];
-        } else if (x[i] > b) b = x[i];
+        } else if (x[i] > b)
+            b = x[i];
     }
     return a - b;
 }
@@ -241,7 +252,8 @@ static int cmd_greedy(const char *model, const char *name, int n_gen) {
         if (d >= 0)
             report(0, nb, "heterollm %s != llama.cpp %s", ids_str(ph, nph, 0, b1, sizeof b1),
                    ids_str(pr, npr, 0, b2, sizeof b2));
-        else report(1, nb, "%s", ids_str(pr, npr, 0, b1, sizeof b1));
+        else
+            report(1, nb, "%s", ids_str(pr, npr, 0, b1, sizeof b1));
         /* the rest uses llama.cpp's ids for both engines */
 
         /* F32 KV: tokens and logits */
@@ -276,11 +288,13 @@ static int cmd_greedy(const char *model, const char *name, int n_gen) {
 
         /* F32 KV, heterollm on 2 threads: same tokens */
         snprintf(nb, sizeof nb, "%s greedy%d f32kv 2 threads '%s'", name, n_gen, eb);
-        if (hllm_greedy(h32t2, nv, pr, npr, n_gen, th, NULL) != 0) report(0, nb, "heterollm eval failed: %s", hllm_last_error());
+        if (hllm_greedy(h32t2, nv, pr, npr, n_gen, th, NULL) != 0)
+            report(0, nb, "heterollm eval failed: %s", hllm_last_error());
         else if ((d = first_diff(tref, n_gen, th, n_gen)) >= 0)
             report(0, nb, "token %d differs: heterollm %s, llama.cpp %s", d, ids_str(th, n_gen, d, b1, sizeof b1),
                    ids_str(tref, n_gen, d, b2, sizeof b2));
-        else report(1, nb, "%d tokens equal", n_gen);
+        else
+            report(1, nb, "%d tokens equal", n_gen);
 
         /* F16 KV in both: same tokens */
         snprintf(nb, sizeof nb, "%s greedy%d f16kv '%s'", name, n_gen, eb);
@@ -296,7 +310,8 @@ static int cmd_greedy(const char *model, const char *name, int n_gen) {
         if ((d = first_diff(tref, n_gen, th, n_gen)) >= 0)
             report(0, nb, "token %d differs: heterollm %s, llama.cpp %s", d, ids_str(th, n_gen, d, b1, sizeof b1),
                    ids_str(tref, n_gen, d, b2, sizeof b2));
-        else report(1, nb, "%d tokens equal; logits max|diff| after prompt %.2e", n_gen, first);
+        else
+            report(1, nb, "%d tokens equal; logits max|diff| after prompt %.2e", n_gen, first);
     }
     printf("peer: info %s: f32 KV logits max|diff|: after prompt %.3e, over all equal-context steps %.3e\n", name,
            worst_first, worst_all);
@@ -326,27 +341,57 @@ static int kv_i64(const gguf_file *f, const char *key, int64_t *out) {
     const gguf_kv *kv = gguf_find_kv(f, key);
     if (!kv) return -1;
     switch (kv->type) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_UINT16: case GGUF_TYPE_UINT32: case GGUF_TYPE_UINT64:
-        *out = (int64_t)kv->v.u64;
-        return 0;
-    case GGUF_TYPE_INT8: case GGUF_TYPE_INT16: case GGUF_TYPE_INT32: case GGUF_TYPE_INT64:
-        *out = kv->v.i64;
-        return 0;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_UINT64: *out = (int64_t)kv->v.u64; return 0;
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_INT16:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_INT64: *out = kv->v.i64; return 0;
     default: return -1;
     }
 }
 
 static void copy_kv(gguf_writer *w, const gguf_kv *kv, const char *key) {
     switch (kv->type) {
-    case GGUF_TYPE_UINT8: { uint8_t v = (uint8_t)kv->v.u64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
-    case GGUF_TYPE_INT8: { int8_t v = (int8_t)kv->v.i64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
-    case GGUF_TYPE_UINT16: { uint16_t v = (uint16_t)kv->v.u64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
-    case GGUF_TYPE_INT16: { int16_t v = (int16_t)kv->v.i64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
-    case GGUF_TYPE_UINT32: { uint32_t v = (uint32_t)kv->v.u64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
-    case GGUF_TYPE_INT32: { int32_t v = (int32_t)kv->v.i64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
+    case GGUF_TYPE_UINT8: {
+        uint8_t v = (uint8_t)kv->v.u64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
+    case GGUF_TYPE_INT8: {
+        int8_t v = (int8_t)kv->v.i64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
+    case GGUF_TYPE_UINT16: {
+        uint16_t v = (uint16_t)kv->v.u64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
+    case GGUF_TYPE_INT16: {
+        int16_t v = (int16_t)kv->v.i64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
+    case GGUF_TYPE_UINT32: {
+        uint32_t v = (uint32_t)kv->v.u64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
+    case GGUF_TYPE_INT32: {
+        int32_t v = (int32_t)kv->v.i64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
     case GGUF_TYPE_UINT64: gguf_writer_set_scalar(w, key, kv->type, &kv->v.u64); break;
     case GGUF_TYPE_INT64: gguf_writer_set_scalar(w, key, kv->type, &kv->v.i64); break;
-    case GGUF_TYPE_FLOAT32: { float v = (float)kv->v.f64; gguf_writer_set_scalar(w, key, kv->type, &v); break; }
+    case GGUF_TYPE_FLOAT32: {
+        float v = (float)kv->v.f64;
+        gguf_writer_set_scalar(w, key, kv->type, &v);
+        break;
+    }
     case GGUF_TYPE_FLOAT64: gguf_writer_set_scalar(w, key, kv->type, &kv->v.f64); break;
     case GGUF_TYPE_BOOL: gguf_writer_set_bool(w, key, kv->v.b); break;
     case GGUF_TYPE_STRING: {
@@ -356,8 +401,10 @@ static void copy_kv(gguf_writer *w, const gguf_kv *kv, const char *key) {
         break;
     }
     case GGUF_TYPE_ARRAY:
-        if (kv->arr_type == GGUF_TYPE_STRING) gguf_writer_set_arr_str(w, key, kv->v.arr_str, kv->arr_n);
-        else gguf_writer_set_arr(w, key, kv->arr_type, kv->v.arr, kv->arr_n);
+        if (kv->arr_type == GGUF_TYPE_STRING)
+            gguf_writer_set_arr_str(w, key, kv->v.arr_str, kv->arr_n);
+        else
+            gguf_writer_set_arr(w, key, kv->arr_type, kv->v.arr, kv->arr_n);
         break;
     default: break;
     }
@@ -391,13 +438,15 @@ static void scale_weights(int type, unsigned char *buf, size_t nbytes, float f) 
     size_t bb = 0, off = 0;
     switch (type) {
     case HLLM_TYPE_F32:
-        for (size_t i = 0; i < nbytes / 4; i++) ((float *)buf)[i] *= f;
+        for (size_t i = 0; i < nbytes / 4; i++)
+            ((float *)buf)[i] *= f;
         return;
     case HLLM_TYPE_F16:
     case HLLM_TYPE_BF16:
         for (size_t i = 0; i < nbytes / 2; i++) {
             uint16_t *h = (uint16_t *)buf + i;
-            *h = type == HLLM_TYPE_F16 ? hllm_f32_to_fp16(hllm_fp16_to_f32(*h) * f) : hllm_f32_to_bf16(hllm_bf16_to_f32(*h) * f);
+            *h = type == HLLM_TYPE_F16 ? hllm_f32_to_fp16(hllm_fp16_to_f32(*h) * f)
+                                       : hllm_f32_to_bf16(hllm_bf16_to_f32(*h) * f);
         }
         return;
     case HLLM_TYPE_Q8_0: bb = sizeof(hllm_block_q8_0), off = 0; break;
@@ -446,8 +495,10 @@ static int write_perturbed(const char *in, const char *out, const char *kind) {
     if (kv_i64(f, key, &head_dim) != 0 && n_head > 0) head_dim = n_embd / n_head;
     const int neox = strcmp(arch, "llama") != 0; /* qwen2/qwen3 use NEOX rope in llama.cpp */
     double factor = 1.0;
-    if (!strncmp(kind, "norm:", 5) || !strncmp(kind, "eps:", 4)) factor = atof(strchr(kind, ':') + 1);
-    else if (!strncmp(kind, "wscale:", 7) && strchr(kind + 7, ':')) factor = atof(strchr(kind + 7, ':') + 1);
+    if (!strncmp(kind, "norm:", 5) || !strncmp(kind, "eps:", 4))
+        factor = atof(strchr(kind, ':') + 1);
+    else if (!strncmp(kind, "wscale:", 7) && strchr(kind + 7, ':'))
+        factor = atof(strchr(kind + 7, ':') + 1);
     else if (strcmp(kind, "rope") && strncmp(kind, "only:", 5)) {
         fprintf(stderr, "peer-compare: unknown --perturb %s (rope, norm:F, eps:E)\n", kind);
         free(arch);
@@ -479,7 +530,8 @@ static int write_perturbed(const char *in, const char *out, const char *kind) {
                 permute_heads(buf, (size_t)t->ne[0], t->nbytes / (size_t)t->ne[0], (int)head_dim, neox);
         } else if (!strncmp(kind, "norm:", 5) && !strcmp(name, "output_norm.weight") && t->type == 0) {
             float *x = (float *)buf;
-            for (size_t j = 0; j < t->nbytes / 4; j++) x[j] = (float)(x[j] * factor);
+            for (size_t j = 0; j < t->nbytes / 4; j++)
+                x[j] = (float)(x[j] * factor);
         }
         if (!strncmp(kind, "wscale:", 7) && strstr(name, "weight")) {
             char sub[128];
@@ -491,10 +543,12 @@ static int write_perturbed(const char *in, const char *out, const char *kind) {
             size_t ne = (size_t)t->ne[0] * (size_t)t->ne[1] * (size_t)t->ne[2] * (size_t)t->ne[3];
             float *x = malloc(ne * sizeof(float));
             size_t rows = ne / (size_t)t->ne[0], rb = t->nbytes / rows;
-            for (size_t j = 0; j < rows; j++) hllm_dequantize_row(t->type, buf + j * rb, x + j * (size_t)t->ne[0], t->ne[0]);
+            for (size_t j = 0; j < rows; j++)
+                hllm_dequantize_row(t->type, buf + j * rb, x + j * (size_t)t->ne[0], t->ne[0]);
             gguf_writer_add_tensor(w, name, 0, t->n_dims, t->ne, x);
             free(x);
-        } else gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, buf);
+        } else
+            gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, buf);
         free(buf);
         free(name);
     }
@@ -532,8 +586,7 @@ static double tol_for_type(const char *type) {
         const char *type;
         double tol;
     } k[] = {
-        {"f32", 1e-4},  {"f16", 4e-3}, {"bf16", 2.5e-2}, {"q8_0", 6e-2},
-        {"q4_0", 6e-2}, {"q4_k", 6e-2}, {"q6_k", 6e-2},
+        {"f32", 1e-4}, {"f16", 4e-3}, {"bf16", 2.5e-2}, {"q8_0", 6e-2}, {"q4_0", 6e-2}, {"q4_k", 6e-2}, {"q6_k", 6e-2},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(k[i].type, type)) return k[i].tol;
@@ -571,8 +624,8 @@ static cmp_result compare_rows(const float *h, const float *r, int n_pos, int nv
     return c;
 }
 
-static int cmd_forced(const char *model, const char *name, const char *type, int steps, double tol,
-                      const char *perturb, int expect_fail, const char *variant, int dump) {
+static int cmd_forced(const char *model, const char *name, const char *type, int steps, double tol, const char *perturb,
+                      int expect_fail, const char *variant, int dump) {
     char nb[256], b1[512], var_path[4096];
     if (variant) { /* a changed model for both engines (diagnosis) */
         snprintf(var_path, sizeof var_path, "%s.variant.gguf", model);
@@ -654,8 +707,10 @@ static int cmd_forced(const char *model, const char *name, const char *type, int
     for (int i = 0; i < steps && rc == 0; i++) {
         if (i > 0) rc = hllm_eval(hi, &seq[np + i - 1], 1);
         const float *x = rc == 0 ? hllm_get_logits(hi) : NULL;
-        if (!x) rc = -1;
-        else memcpy(hil + (size_t)i * nv, x, (size_t)nv * sizeof(float));
+        if (!x)
+            rc = -1;
+        else
+            memcpy(hil + (size_t)i * nv, x, (size_t)nv * sizeof(float));
     }
     if (rc != 0) {
         report(0, nb, "heterollm eval (one token at a time) failed: %s", hllm_last_error());
@@ -665,9 +720,11 @@ static int cmd_forced(const char *model, const char *name, const char *type, int
         for (int i = 0; i < n; i++) {
             size_t w;
             double d = max_abs_diff(hbl + (size_t)i * nv, lb + (size_t)i * nv, (size_t)nv, &w);
-            double di = i >= np - 1 ? max_abs_diff(hil + (size_t)(i - np + 1) * nv, lstep + (size_t)(i - np + 1) * nv, (size_t)nv, NULL) : 0;
-            printf("  pos %2d tok %4d: batch max|diff| %.3e (token %zu: %.5f vs %.5f)  per-token %.3e\n", i, seq[i], d, w,
-                   hbl[(size_t)i * nv + w], lb[(size_t)i * nv + w], di);
+            double di = i >= np - 1 ? max_abs_diff(hil + (size_t)(i - np + 1) * nv, lstep + (size_t)(i - np + 1) * nv,
+                                                   (size_t)nv, NULL)
+                                    : 0;
+            printf("  pos %2d tok %4d: batch max|diff| %.3e (token %zu: %.5f vs %.5f)  per-token %.3e\n", i, seq[i], d,
+                   w, hbl[(size_t)i * nv + w], lb[(size_t)i * nv + w], di);
         }
     /* the tolerance is relative to llama.cpp's largest |logit| in the sequence */
     const double scale = max_abs(lb, (size_t)n * nv), atol = tol * scale;
@@ -693,14 +750,15 @@ static int cmd_forced(const char *model, const char *name, const char *type, int
         if (c->first_bad >= 0 && o < (int)sizeof detail)
             o += snprintf(detail + o, sizeof detail - (size_t)o,
                           "; %s: first top-1 disagreement at position %d: heterollm %d, llama.cpp %d (gap %.3g)",
-                          k ? "per-token" : "batch", c->first_bad + (k ? np - 1 : 0), c->bad_h, c->bad_r,
-                          c->bad_gap);
+                          k ? "per-token" : "batch", c->first_bad + (k ? np - 1 : 0), c->bad_h, c->bad_r, c->bad_gap);
     }
     if (expect_fail) {
-        if (failed) report(1, nb, "caught as expected: %s", detail);
-        else report(0, nb, "NOT caught (the tolerance is too loose for this kind of bug): %s", detail);
+        if (failed)
+            report(1, nb, "caught as expected: %s", detail);
+        else
+            report(0, nb, "NOT caught (the tolerance is too loose for this kind of bug): %s", detail);
     } else {
-        report(!failed, nb, "%s%s", detail, failed ? ids_str(seq, n, 0, b1, sizeof b1) : "");
+        report(!failed, nb, "%s%s%s", detail, failed ? "; sequence " : "", failed ? ids_str(seq, n, 0, b1, sizeof b1) : "");
     }
     free(lstep);
     free(lb);
@@ -717,8 +775,8 @@ static int cmd_forced(const char *model, const char *name, const char *type, int
 /* ------------------------------------------------------------------ (c) tokenization */
 
 typedef struct {
-    hllm_model *m;       /* the public API, when the file loads as a model */
-    gguf_file *f;        /* else the tokenizer alone (vocab-only files) */
+    hllm_model *m; /* the public API, when the file loads as a model */
+    gguf_file *f;  /* else the tokenizer alone (vocab-only files) */
     hllm_tokenizer *t;
 } htok;
 
@@ -746,11 +804,13 @@ static void htok_close(htok *h) {
 }
 
 static int htok_tokenize(htok *h, const char *s, size_t n, bool add, bool parse, int32_t *out, int max) {
-    return h->m ? hllm_model_tokenize(h->m, s, n, add, parse, out, max) : hllm_tokenize(h->t, s, n, add, parse, out, max);
+    return h->m ? hllm_model_tokenize(h->m, s, n, add, parse, out, max)
+                : hllm_tokenize(h->t, s, n, add, parse, out, max);
 }
 
 static int htok_piece(htok *h, int32_t id, char *buf, int size, bool special) {
-    return h->m ? hllm_model_token_to_piece(h->m, id, buf, size, special) : hllm_token_to_piece(h->t, id, buf, size, special);
+    return h->m ? hllm_model_token_to_piece(h->m, id, buf, size, special)
+                : hllm_token_to_piece(h->t, id, buf, size, special);
 }
 
 /* Decodes one line of the strings file (tests/peer/vocab's format: \n \r \t \\ \xHH \u{HEX};
@@ -764,18 +824,25 @@ static size_t unescape(const char *line, size_t n, char *out) {
         }
         char c = line[i + 1];
         const char *close = c == 'u' && i + 2 < n && line[i + 2] == '{' ? memchr(line + i + 3, '}', n - i - 3) : NULL;
-        if (c == 'n') out[o++] = '\n', i++;
-        else if (c == 't') out[o++] = '\t', i++;
-        else if (c == 'r') out[o++] = '\r', i++;
-        else if (c == '\\') out[o++] = '\\', i++;
-        else if (c == 'x' && i + 3 < n && isxdigit((unsigned char)line[i + 2]) && isxdigit((unsigned char)line[i + 3])) {
+        if (c == 'n')
+            out[o++] = '\n', i++;
+        else if (c == 't')
+            out[o++] = '\t', i++;
+        else if (c == 'r')
+            out[o++] = '\r', i++;
+        else if (c == '\\')
+            out[o++] = '\\', i++;
+        else if (c == 'x' && i + 3 < n && isxdigit((unsigned char)line[i + 2]) &&
+                 isxdigit((unsigned char)line[i + 3])) {
             char hx[3] = {line[i + 2], line[i + 3], 0};
             out[o++] = (char)strtol(hx, NULL, 16);
             i += 3;
         } else if (close) {
             unsigned long cp = strtoul(line + i + 3, NULL, 16);
-            if (cp < 0x80) out[o++] = (char)cp;
-            else if (cp < 0x800) out[o++] = (char)(0xC0 | cp >> 6), out[o++] = (char)(0x80 | (cp & 63));
+            if (cp < 0x80)
+                out[o++] = (char)cp;
+            else if (cp < 0x800)
+                out[o++] = (char)(0xC0 | cp >> 6), out[o++] = (char)(0x80 | (cp & 63));
             else if (cp < 0x10000)
                 out[o++] = (char)(0xE0 | cp >> 12), out[o++] = (char)(0x80 | ((cp >> 6) & 63)),
                 out[o++] = (char)(0x80 | (cp & 63));
@@ -783,7 +850,8 @@ static size_t unescape(const char *line, size_t n, char *out) {
                 out[o++] = (char)(0xF0 | cp >> 18), out[o++] = (char)(0x80 | ((cp >> 12) & 63)),
                 out[o++] = (char)(0x80 | ((cp >> 6) & 63)), out[o++] = (char)(0x80 | (cp & 63));
             i = (size_t)(close - line);
-        } else out[o++] = '\\';
+        } else
+            out[o++] = '\\';
     }
     return o;
 }
@@ -827,86 +895,95 @@ static int cmd_tokenize(const char *model, const char *name, const char *const *
     char piece[1024];
     int first = 1;
     for (int fi = 0; fi < n_paths; fi++) {
-    FILE *fp = fopen(paths[fi], "rb");
-    if (!fp) {
-        snprintf(nb, sizeof nb, "%s tokenize", name);
-        report(0, nb, "cannot read %s", paths[fi]);
-        continue;
-    }
-    while (first || (ln = getline(&line, &lcap, fp)) >= 0) {
-        size_t n = first ? 0 : (size_t)ln; /* the empty string first, then the file's lines */
-        if (n && line[n - 1] == '\n') n--;
-        if (n && line[n - 1] == '\r') n--;
-        if (!first && n == 0) continue; /* blank lines are not test strings */
-        first = 0;
-        char *text = malloc(2 * n + 1);
-        size_t tn = unescape(line, n, text);
-        text[tn] = 0;
-        n_strings++;
-        esc(text, tn, eb, sizeof eb);
-        snprintf(nb, sizeof nb, "%s tokenize '%s'", name, eb);
-        char why[2048] = "";
-        int wo = 0;
-        for (int mode = 0; mode < 4 && !why[0]; mode++) {
-            int add = mode & 1, parse = (mode >> 1) & 1;
-            int32_t *ir = NULL;
-            int nr = llama_ref_tokenize_alloc(r, text, (int)tn, add, parse, &ir);
-            int cap = (int)tn * 2 + 16;
-            int32_t *ih = malloc((size_t)cap * sizeof *ih);
-            int nh = htok_tokenize(&h, text, tn, add, parse, ih, cap);
-            if (nh < 0) {
-                cap = -nh;
-                ih = realloc(ih, (size_t)cap * sizeof *ih);
-                nh = htok_tokenize(&h, text, tn, add, parse, ih, cap);
-            }
-            if (nr < 0) wo += snprintf(why + wo, sizeof why - (size_t)wo, "add_special=%d parse_special=%d: llama.cpp failed", add, parse);
-            else if (nh < 0)
-                wo += snprintf(why + wo, sizeof why - (size_t)wo, "add_special=%d parse_special=%d: heterollm failed (%d): %s", add,
-                               parse, nh, hllm_last_error());
-            else {
-                int d = first_diff(ih, nh, ir, nr);
-                if (d >= 0)
+        FILE *fp = fopen(paths[fi], "rb");
+        if (!fp) {
+            snprintf(nb, sizeof nb, "%s tokenize", name);
+            report(0, nb, "cannot read %s", paths[fi]);
+            continue;
+        }
+        while (first || (ln = getline(&line, &lcap, fp)) >= 0) {
+            size_t n = first ? 0 : (size_t)ln; /* the empty string first, then the file's lines */
+            if (n && line[n - 1] == '\n') n--;
+            if (n && line[n - 1] == '\r') n--;
+            if (!first && n == 0) continue; /* blank lines are not test strings */
+            first = 0;
+            char *text = malloc(2 * n + 1);
+            size_t tn = unescape(line, n, text);
+            text[tn] = 0;
+            n_strings++;
+            esc(text, tn, eb, sizeof eb);
+            snprintf(nb, sizeof nb, "%s tokenize '%s'", name, eb);
+            char why[2048] = "";
+            int wo = 0;
+            for (int mode = 0; mode < 4 && !why[0]; mode++) {
+                int add = mode & 1, parse = (mode >> 1) & 1;
+                int32_t *ir = NULL;
+                int nr = llama_ref_tokenize_alloc(r, text, (int)tn, add, parse, &ir);
+                int cap = (int)tn * 2 + 16;
+                int32_t *ih = malloc((size_t)cap * sizeof *ih);
+                int nh = htok_tokenize(&h, text, tn, add, parse, ih, cap);
+                if (nh < 0) {
+                    cap = -nh;
+                    ih = realloc(ih, (size_t)cap * sizeof *ih);
+                    nh = htok_tokenize(&h, text, tn, add, parse, ih, cap);
+                }
+                if (nr < 0)
                     wo += snprintf(why + wo, sizeof why - (size_t)wo,
-                                   "add_special=%d parse_special=%d: ids differ at %d: heterollm %s (%d), llama.cpp %s (%d)", add,
-                                   parse, d, ids_str(ih, nh, d > 4 ? d - 4 : 0, b1, sizeof b1), nh,
-                                   ids_str(ir, nr, d > 4 ? d - 4 : 0, b2, sizeof b2), nr);
-                for (int sp = 0; sp < 2 && d < 0 && !why[0]; sp++) {
-                    da.len = db.len = 0;
-                    append(&da, "", 0, &cap_a);
-                    append(&db, "", 0, &cap_b);
-                    for (int i = 0; i < nr && !why[0]; i++) {
-                        int k = llama_ref_token_to_piece(r, ir[i], piece, (int)sizeof piece, sp);
-                        if (k < 0) k = 0;
-                        append(&db, piece, (size_t)k, &cap_b);
-                        k = htok_piece(&h, ir[i], piece, (int)sizeof piece, sp);
-                        if (k < 0) {
-                            wo += snprintf(why + wo, sizeof why - (size_t)wo, "token_to_piece(%d) failed (%d)", ir[i], k);
-                            break;
+                                   "add_special=%d parse_special=%d: llama.cpp failed", add, parse);
+                else if (nh < 0)
+                    wo += snprintf(why + wo, sizeof why - (size_t)wo,
+                                   "add_special=%d parse_special=%d: heterollm failed (%d): %s", add, parse, nh,
+                                   hllm_last_error());
+                else {
+                    int d = first_diff(ih, nh, ir, nr);
+                    if (d >= 0)
+                        wo += snprintf(
+                            why + wo, sizeof why - (size_t)wo,
+                            "add_special=%d parse_special=%d: ids differ at %d: heterollm %s (%d), llama.cpp %s (%d)",
+                            add, parse, d, ids_str(ih, nh, d > 4 ? d - 4 : 0, b1, sizeof b1), nh,
+                            ids_str(ir, nr, d > 4 ? d - 4 : 0, b2, sizeof b2), nr);
+                    for (int sp = 0; sp < 2 && d < 0 && !why[0]; sp++) {
+                        da.len = db.len = 0;
+                        append(&da, "", 0, &cap_a);
+                        append(&db, "", 0, &cap_b);
+                        for (int i = 0; i < nr && !why[0]; i++) {
+                            int k = llama_ref_token_to_piece(r, ir[i], piece, (int)sizeof piece, sp);
+                            if (k < 0) k = 0;
+                            append(&db, piece, (size_t)k, &cap_b);
+                            k = htok_piece(&h, ir[i], piece, (int)sizeof piece, sp);
+                            if (k < 0) {
+                                wo += snprintf(why + wo, sizeof why - (size_t)wo, "token_to_piece(%d) failed (%d)",
+                                               ir[i], k);
+                                break;
+                            }
+                            append(&da, piece, (size_t)k, &cap_a);
                         }
-                        append(&da, piece, (size_t)k, &cap_a);
-                    }
-                    if (!why[0] && (da.len != db.len || memcmp(da.buf, db.buf, da.len))) {
-                        char e1[160], e2[160];
-                        wo += snprintf(why + wo, sizeof why - (size_t)wo,
-                                       "add_special=%d parse_special=%d: detokenized (special=%d) differs: heterollm "
-                                       "'%s', llama.cpp '%s'",
-                                       add, parse, sp, esc(da.buf, da.len, e1, sizeof e1), esc(db.buf, db.len, e2, sizeof e2));
+                        if (!why[0] && (da.len != db.len || memcmp(da.buf, db.buf, da.len))) {
+                            char e1[160], e2[160];
+                            wo += snprintf(
+                                why + wo, sizeof why - (size_t)wo,
+                                "add_special=%d parse_special=%d: detokenized (special=%d) differs: heterollm "
+                                "'%s', llama.cpp '%s'",
+                                add, parse, sp, esc(da.buf, da.len, e1, sizeof e1), esc(db.buf, db.len, e2, sizeof e2));
+                        }
                     }
                 }
+                free(ir);
+                free(ih);
             }
-            free(ir);
-            free(ih);
+            if (why[0])
+                report(0, nb, "%s", why);
+            else
+                n_ok++;
+            free(text);
         }
-        if (why[0]) report(0, nb, "%s", why);
-        else n_ok++;
-        free(text);
-    }
-    fclose(fp);
+        fclose(fp);
     }
     snprintf(nb, sizeof nb, "%s tokenize", name);
     if (n_ok == n_strings) {
-        printf("peer: info %s: all %d strings x add_special{0,1} x parse_special{0,1}: same ids, same detokenized bytes\n", nb,
-               n_strings);
+        printf(
+            "peer: info %s: all %d strings x add_special{0,1} x parse_special{0,1}: same ids, same detokenized bytes\n",
+            nb, n_strings);
     }
     g_pass += n_ok; /* one case per string; failures were reported one by one */
     free(line);
@@ -940,17 +1017,28 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = 1;
-        if (!strcmp(a, "-m")) model = v;
-        else if (!strcmp(a, "--name")) name = v;
-        else if (!strcmp(a, "--type")) type = v;
-        else if (!strcmp(a, "--strings") && n_strings < 8) strings[n_strings++] = v;
-        else if (!strcmp(a, "--perturb")) perturb = v;
-        else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) n = v ? atoi(v) : -1;
-        else if (!strcmp(a, "--tol")) tol = v ? atof(v) : -1;
-        else if (!strcmp(a, "--variant")) variant = v;
-        else if (!strcmp(a, "--seed")) g_seed = v ? (uint32_t)strtoul(v, NULL, 10) : 0;
-        else if (!strcmp(a, "--expect-fail")) expect_fail = 1, used = 0;
-        else if (!strcmp(a, "--dump")) dump = 1, used = 0;
+        if (!strcmp(a, "-m"))
+            model = v;
+        else if (!strcmp(a, "--name"))
+            name = v;
+        else if (!strcmp(a, "--type"))
+            type = v;
+        else if (!strcmp(a, "--strings") && n_strings < 8)
+            strings[n_strings++] = v;
+        else if (!strcmp(a, "--perturb"))
+            perturb = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--steps"))
+            n = v ? atoi(v) : -1;
+        else if (!strcmp(a, "--tol"))
+            tol = v ? atof(v) : -1;
+        else if (!strcmp(a, "--variant"))
+            variant = v;
+        else if (!strcmp(a, "--seed"))
+            g_seed = v ? (uint32_t)strtoul(v, NULL, 10) : 0;
+        else if (!strcmp(a, "--expect-fail"))
+            expect_fail = 1, used = 0;
+        else if (!strcmp(a, "--dump"))
+            dump = 1, used = 0;
         else {
             fprintf(stderr, "peer-compare: unknown argument %s\n", a);
             usage();
@@ -970,9 +1058,12 @@ int main(int argc, char **argv) {
         const char *b = strrchr(model, '/');
         name = b ? b + 1 : model;
     }
-    if (!strcmp(cmd, "greedy")) cmd_greedy(model, name, n > 0 ? n : 64);
-    else if (!strcmp(cmd, "forced") && type) cmd_forced(model, name, type, n > 0 ? n : 32, tol, perturb, expect_fail, variant, dump);
-    else if (!strcmp(cmd, "tokenize") && n_strings) cmd_tokenize(model, name, strings, n_strings);
+    if (!strcmp(cmd, "greedy"))
+        cmd_greedy(model, name, n > 0 ? n : 64);
+    else if (!strcmp(cmd, "forced") && type)
+        cmd_forced(model, name, type, n > 0 ? n : 32, tol, perturb, expect_fail, variant, dump);
+    else if (!strcmp(cmd, "tokenize") && n_strings)
+        cmd_tokenize(model, name, strings, n_strings);
     else {
         usage();
         return 2;

@@ -101,9 +101,12 @@ mkdir -p "$MODELS"
 synth() { # arch type -> path (regenerated when build/hllm is newer: synth output may change)
   local f="$MODELS/synth-$1-tiny-$2.gguf"
   if [ ! -s "$f" ] || [ "$HLLM" -nt "$f" ]; then
-    if ! "$HLLM" synth --arch "$1" --preset tiny --type "$2" --seed 42 -o "$f.tmp" >"$f.log" 2>&1; then
-      sed 's/^/    /' "$f.log" >&2; rm -f "$f.tmp"; return 1
-    fi
+    local try
+    for try in 1 2 3; do # (a colleague's build may be relinking build/hllm right now)
+      "$HLLM" synth --arch "$1" --preset tiny --type "$2" --seed 42 -o "$f.tmp" >"$f.log" 2>&1 && break
+      [ $try = 3 ] && { sed 's/^/    /' "$f.log" >&2; rm -f "$f.tmp"; return 1; }
+      sleep 2
+    done
     mv "$f.tmp" "$f"
   fi
   echo "$f"
