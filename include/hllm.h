@@ -72,7 +72,24 @@ typedef struct {
     const char *proc;     /* "cpu", "cuda", or NULL for the default (cpu) */
     void (*progress)(float fraction, void *user);
     void *progress_user;
+    /* Heterogeneous placement (CPU + GPU). With split = HLLM_SPLIT_DEFAULT and gpu_mem NULL the
+     * context runs on `proc` alone, as before. Otherwise, when a GPU is present, the planner
+     * places the model on the CPU and the GPU from a measured profile (`hllm profile`) and the
+     * VRAM budget; without a GPU it runs on the CPU. */
+    int split;            /* hllm_split_mode */
+    const char *gpu_mem;  /* VRAM for weights: "50%" (of the model's weights), "6G", "512M"; NULL = no limit */
+    const char *profile;  /* profile file from `hllm profile`; NULL = built-in estimates */
 } hllm_context_params;
+
+typedef enum {
+    HLLM_SPLIT_DEFAULT = 0, /* one processor (proc), unless gpu_mem is set (then: tensor) */
+    HLLM_SPLIT_MODE_NONE = 1,   /* best single processor (GPU weights beyond gpu_mem read from host memory) */
+    HLLM_SPLIT_MODE_LAYER = 2,  /* whole layers on the GPU or the CPU */
+    HLLM_SPLIT_MODE_TENSOR = 3, /* matmuls row-cut across CPU and GPU */
+} hllm_split_mode;
+
+/* The placement of a context as text (plan listing and why it was chosen). */
+const char *hllm_context_plan(hllm_context *c);
 
 hllm_context_params hllm_context_default_params(void);
 hllm_context *hllm_context_new(hllm_model *m, const hllm_context_params *params);

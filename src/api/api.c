@@ -4,6 +4,8 @@
 #include "exec/exec.h"
 #include "model/graph.h"
 #include "model/model.h"
+#include "plan/profile.h"
+#include "plan/solve.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,11 @@ struct hllm_model {
 
 struct hllm_context {
     hllm_model *model;
-    hllm_proc *proc;
+    hllm_proc *proc;      /* procs[0] */
+    hllm_proc *procs[2];  /* heterogeneous: cpu, cuda */
+    int n_procs;
+    char proc_name[32];
+    char *plan_text;
     hllm_graph graph;
     hllm_plan *plan;
     hllm_exec *exec;
@@ -87,6 +93,58 @@ hllm_context_params hllm_context_default_params(void) {
     return (hllm_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .kv_type = HLLM_KV_F16};
 }
 
+/* Built-in estimates when no profile file is given (the device host of DESIGN.md: 16 Xeon cores
+ * and an H100); `hllm profile` measures the real machine. */
+static hllm_profile *default_profile(void) {
+    hllm_profile *pf = hllm_profile_new();
+    if (!pf) return NULL;
+    static const struct {
+        const char *k;
+        double v;
+    } d[] = {
+        {"cpu.matmul.dev.q4_0.b1", 100}, {"cpu.matmul.dev.q4_0.b512", 0.6}, {"cuda.matmul.dev.q4_0.b1", 2500},
+        {"cuda.matmul.dev.q4_0.b512", 150}, {"cuda.matmul.host.q4_0.b1", 48}, {"cuda.matmul.host.q4_0.b512", 40},
+        {"cpu.read_gbs", 110}, {"cuda.read_gbs", 2500}, {"cuda.host_read_gbs", 48}, {"cpu.concurrent_host_gbs", 92},
+        {"cuda.concurrent_host_gbs", 42}, {"cuda.h2d_gbs", 50}, {"cuda.d2h_gbs", 50}, {"sync.round_trip_us", 4},
+        {"cpu.op_us", 1}, {"cuda.op_us", 3},
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) hllm_profile_set(pf, d[i].k, d[i].v);
+    snprintf(pf->machine, sizeof pf->machine, "built-in estimates");
+    return pf;
+}
+
+/* CPU + GPU (when present) placed by the solver. */
+static int place_hetero(hllm_context *c, hllm_model *m, const hllm_context_params *p) {
+    c->procs[0] = c->proc = hllm_proc_new("cpu", p->n_threads);
+    if (!c->proc) return -1;
+    c->n_procs = 1;
+    c->p.n_threads = c->proc->n_threads;
+    if (hllm_graph_build(m->m, &c->graph)) return -1;
+    hllm_proc *gpu = hllm_proc_new("cuda", 0);
+    if (gpu) c->procs[c->n_procs++] = gpu;
+    snprintf(c->proc_name, sizeof c->proc_name, "%s", gpu ? "cpu+cuda" : "cpu");
+    hllm_profile *pf = p->profile ? hllm_profile_load(p->profile) : default_profile();
+    if (!pf) return -1;
+    double weights = 0;
+    for (int i = 0; i < c->graph.n_steps; i++) {
+        const hllm_step *s = &c->graph.steps[i];
+        if (s->kind == HLLM_OP_MATMUL) weights += (double)s->w->row_bytes * (double)s->w->rows;
+    }
+    hllm_solve_opts so = {.split = p->split == HLLM_SPLIT_MODE_NONE    ? HLLM_SPLIT_NONE
+                                   : p->split == HLLM_SPLIT_MODE_LAYER ? HLLM_SPLIT_LAYER
+                                                                       : HLLM_SPLIT_TENSOR,
+                          .gpu_mem = -1, .n_batch = p->n_batch > 0 ? p->n_batch : 512, .cpu = 0, .gpu = gpu ? 1 : -1};
+    const char *names[2] = {"cpu", "cuda"};
+    so.names = names;
+    if (p->gpu_mem && (so.gpu_mem = hllm_parse_mem(p->gpu_mem, weights)) < 0) {
+        hllm_profile_free(pf);
+        return hllm_fail("bad GPU memory size '%s' (e.g. 50%%, 6G, 512M)", p->gpu_mem);
+    }
+    c->plan = hllm_solve(&c->graph, pf, &so, NULL);
+    hllm_profile_free(pf);
+    return c->plan ? 0 : -1;
+}
+
 hllm_context *hllm_context_new(hllm_model *m, const hllm_context_params *params) {
     hllm_context_params p = params ? *params : hllm_context_default_params();
     if (p.n_ctx <= 0) p.n_ctx = m->m->hp.n_ctx_train < 4096 ? m->m->hp.n_ctx_train : 4096;
@@ -103,16 +161,22 @@ hllm_context *hllm_context_new(hllm_model *m, const hllm_context_params *params)
     }
     c->model = m;
     c->p = p;
-    c->proc = hllm_proc_new(p.proc ? p.proc : "cpu", p.n_threads);
-    if (!c->proc) goto fail;
-    c->p.n_threads = c->proc->n_threads;
-    if (hllm_graph_build(m->m, &c->graph)) goto fail;
-    c->plan = hllm_plan_single(&c->graph, 0, 1, "one processor");
-    if (!c->plan) goto fail;
+    if (p.split != HLLM_SPLIT_DEFAULT || p.gpu_mem) {
+        if (place_hetero(c, m, &p)) goto fail;
+    } else {
+        c->proc = c->procs[0] = hllm_proc_new(p.proc ? p.proc : "cpu", p.n_threads);
+        if (!c->proc) goto fail;
+        c->n_procs = 1;
+        snprintf(c->proc_name, sizeof c->proc_name, "%s", c->proc->name);
+        c->p.n_threads = c->proc->n_threads;
+        if (hllm_graph_build(m->m, &c->graph)) goto fail;
+        c->plan = hllm_plan_single(&c->graph, 0, 1, "one processor");
+        if (!c->plan) goto fail;
+    }
     hllm_exec_params ep = {.n_ctx = p.n_ctx, .n_batch = p.n_batch,
                            .kv_type = p.kv_type == HLLM_KV_F32 ? HLLM_TYPE_F32 : HLLM_TYPE_F16,
                            .logits_all = p.logits_all, .progress = p.progress, .progress_user = p.progress_user};
-    c->exec = hllm_exec_new(m->m, &c->graph, c->plan, &c->proc, 1, &ep);
+    c->exec = hllm_exec_new(m->m, &c->graph, c->plan, c->procs, c->n_procs, &ep);
     if (!c->exec) goto fail;
     size_t n_logits = (size_t)m->m->hp.n_vocab * (p.logits_all ? (size_t)p.n_batch : 1);
     c->logits = calloc(n_logits, sizeof(float));
@@ -131,7 +195,8 @@ void hllm_context_free(hllm_context *c) {
     hllm_exec_free(c->exec);
     hllm_plan_free(c->plan);
     hllm_graph_free(&c->graph);
-    hllm_proc_free(c->proc);
+    for (int i = 0; i < c->n_procs; i++) hllm_proc_free(c->procs[i]);
+    free(c->plan_text);
     free(c->logits);
     free(c);
 }
@@ -139,7 +204,20 @@ void hllm_context_free(hllm_context *c) {
 int hllm_context_n_ctx(const hllm_context *c) { return c->p.n_ctx; }
 int hllm_context_pos(const hllm_context *c) { return c->pos; }
 void hllm_context_reset(hllm_context *c) { c->pos = 0; }
-const char *hllm_context_proc(const hllm_context *c) { return c->proc->name; }
+const char *hllm_context_proc(const hllm_context *c) { return c->proc_name; }
+
+const char *hllm_context_plan(hllm_context *c) {
+    if (c->plan_text) return c->plan_text;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return c->plan->why;
+    const char *names[2] = {c->procs[0]->name, c->n_procs > 1 ? c->procs[1]->name : NULL};
+    hllm_plan_print(f, c->plan, &c->graph, names);
+    fclose(f);
+    c->plan_text = buf;
+    return buf ? buf : c->plan->why;
+}
 int hllm_context_n_threads(const hllm_context *c) { return c->p.n_threads; }
 
 static double now_s(void) {
@@ -196,7 +274,7 @@ const char *hllm_context_profile_report(hllm_context *c) {
     hllm_exec_op_times(c->exec, secs, calls);
     double total = 0;
     for (int i = 0; i < HLLM_OP_COUNT; i++) total += secs[i];
-    int off = snprintf(c->report, sizeof c->report, "time per op on %s (%d threads):\n", c->proc->name, c->p.n_threads);
+    int off = snprintf(c->report, sizeof c->report, "time per op on %s (%d threads):\n", c->proc_name, c->p.n_threads);
     for (int i = 0; i < HLLM_OP_COUNT && off < (int)sizeof c->report; i++)
         if (calls[i])
             off += snprintf(c->report + off, sizeof c->report - (size_t)off, "  %-10s %9.3f ms %6.1f%% %8ld calls\n",

@@ -69,6 +69,9 @@ struct hllm_exec {
     uint32_t pending_read[HLLM_MAX_PROCS][HLLM_ACT_COUNT][HLLM_MAX_PROCS]; /* [owner][act][reader] = reader's signal */
     act_state st[HLLM_ACT_COUNT];
     int out_proc;           /* where the logits are gathered */
+    bool defer;             /* collect host-side waits instead of waiting (see hllm_exec_eval) */
+    int n_deferred;
+    struct { int waiter, q; uint32_t v; } deferred[HLLM_ACT_COUNT * HLLM_MAX_PARTS * 2];
     bool profiling;
     double op_secs[HLLM_OP_COUNT];
     long op_calls[HLLM_OP_COUNT];
@@ -332,7 +335,14 @@ static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1,
             if (ps->ops->copy_out(ps, dst + off, src + off, bytes)) return -1;
         }
         e->dirty[s] = true;
-        wait_for(e, d, s, ensure_signaled(e, s));
+        uint32_t v = ensure_signaled(e, s);
+        const int cap = (int)(sizeof e->deferred / sizeof e->deferred[0]);
+        if (e->defer && e->n_deferred < cap) { /* the host waits after the device's parts are queued */
+            e->deferred[e->n_deferred].waiter = d;
+            e->deferred[e->n_deferred].q = s;
+            e->deferred[e->n_deferred++].v = v;
+        } else
+            wait_for(e, d, s, v);
     }
     return 0;
 }
@@ -371,6 +381,74 @@ static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matm
     }
 }
 
+/* Issues part k of step i. */
+static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, const int32_t *tokens) {
+    const hllm_hparams *hp = &e->m->hp;
+    const hllm_graph *g = e->g;
+    const hllm_step *s = &g->steps[i];
+    const hllm_step_plan *sp = &e->plan->steps[i];
+    const bool last_only = s->last_only && !e->p.logits_all;
+    const bool multi = e->proc < 0;
+    const hllm_part *part = &sp->parts[k];
+    const int q = part->proc;
+    float *const *act = e->act[q];
+    hllm_proc *pr = e->procs[q];
+    hllm_op op = {.kind = s->kind, .n_tok = n_tok, .w = e->sw[i].w[k], .bias = e->sw[i].bias[k], .pos0 = pos0,
+                  .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .eps = hp->rms_eps};
+    int64_t src_off = 0;
+    if (last_only && s->src == HLLM_ACT_X) src_off = (int64_t)(n - 1) * g->act_width[s->src];
+    if (s->dst != HLLM_ACT_NONE) {
+        op.dst = act[s->dst];
+        op.ld_dst = g->act_width[s->dst];
+    }
+    if (s->src != HLLM_ACT_NONE) {
+        op.src = act[s->src] + src_off;
+        op.ld_src = g->act_width[s->src];
+    }
+    if (s->src2 != HLLM_ACT_NONE) {
+        op.src2 = act[s->src2];
+        op.ld_src2 = g->act_width[s->src2];
+    }
+    switch (s->kind) {
+    case HLLM_OP_EMBED: op.tokens = tokens; break;
+    case HLLM_OP_RMSNORM:
+        op.dim = s->w->cols;
+        op.n_rows = s->per_head ? (int64_t)op.n_tok * (g->act_width[s->src] / hp->head_dim) : op.n_tok;
+        break;
+    case HLLM_OP_MATMUL:
+        op.r0 = part->r0;
+        op.r1 = part->r1;
+        break;
+    case HLLM_OP_ROPE:
+        op.n_rot = hp->n_rot;
+        op.rope_type = hp->rope_type;
+        op.freq_base = hp->rope_base;
+        op.freq_scale = hp->rope_freq_scale;
+        op.freq_factors = e->sw[i].w[k];
+        op.w = NULL;
+        break;
+    case HLLM_OP_KV_STORE: op.kv = &e->kv[s->layer]; break;
+    case HLLM_OP_ATTENTION:
+        op.kv = &e->kv[s->layer];
+        op.h0 = 0;
+        op.h1 = hp->n_head;
+        op.attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+        break;
+    case HLLM_OP_SWIGLU:
+    case HLLM_OP_ADD: op.dim = g->act_width[s->dst]; break;
+    default: break;
+    }
+    double t0 = e->profiling ? now_s() : 0;
+    if (pr->ops->run(pr, &op)) return -1;
+    if (multi) e->dirty[q] = true;
+    if (e->profiling) {
+        pr->ops->finish(pr);
+        e->op_secs[s->kind] += now_s() - t0;
+        e->op_calls[s->kind]++;
+    }
+    return 0;
+}
+
 int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *logits) {
     const hllm_hparams *hp = &e->m->hp;
     const hllm_graph *g = e->g;
@@ -396,74 +474,34 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         const hllm_step_plan *sp = &e->plan->steps[i];
         const bool last_only = s->last_only && !e->p.logits_all;
         const int n_tok = last_only ? 1 : n;
-        if (multi) { /* inputs onto every processor that runs a part; wait out readers of outputs */
+        /* Issue order, so that a queued processor (GPU) overlaps with a synchronous one (CPU):
+         * 0. the copies host processors need from device processors are queued with their
+         *    signals, the host-side waits deferred; 1. device processors get their inputs and
+         *    their parts are queued; 2. host processors wait, then run their parts. */
+        if (!multi) {
+            for (int k = 0; k < sp->n_parts; k++)
+                if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
+        } else {
             hllm_act rd[3], wr[2];
             int nr = step_reads(s, rd), nw = step_writes(s, wr);
-            for (int k = 0; k < sp->n_parts; k++) {
-                const int q = sp->parts[k].proc;
-                if (k > 0 && sp->parts[k - 1].proc == q) continue;
-                for (int j = 0; j < nr; j++)
-                    if (e->st[rd[j]].n && gather(e, rd[j], q)) return -1;
-                for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
-            }
-        }
-        for (int k = 0; k < sp->n_parts; k++) {
-            const hllm_part *part = &sp->parts[k];
-            const int q = part->proc;
-            float *const *act = e->act[q];
-            hllm_proc *pr = e->procs[q];
-            hllm_op op = {.kind = s->kind, .n_tok = n_tok, .w = e->sw[i].w[k], .bias = e->sw[i].bias[k], .pos0 = pos0,
-                          .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .eps = hp->rms_eps};
-            int64_t src_off = 0;
-            if (last_only && s->src == HLLM_ACT_X) src_off = (int64_t)(n - 1) * g->act_width[s->src];
-            if (s->dst != HLLM_ACT_NONE) {
-                op.dst = act[s->dst];
-                op.ld_dst = g->act_width[s->dst];
-            }
-            if (s->src != HLLM_ACT_NONE) {
-                op.src = act[s->src] + src_off;
-                op.ld_src = g->act_width[s->src];
-            }
-            if (s->src2 != HLLM_ACT_NONE) {
-                op.src2 = act[s->src2];
-                op.ld_src2 = g->act_width[s->src2];
-            }
-            switch (s->kind) {
-            case HLLM_OP_EMBED: op.tokens = tokens; break;
-            case HLLM_OP_RMSNORM:
-                op.dim = s->w->cols;
-                op.n_rows = s->per_head ? (int64_t)op.n_tok * (g->act_width[s->src] / hp->head_dim) : op.n_tok;
-                break;
-            case HLLM_OP_MATMUL:
-                op.r0 = part->r0;
-                op.r1 = part->r1;
-                break;
-            case HLLM_OP_ROPE:
-                op.n_rot = hp->n_rot;
-                op.rope_type = hp->rope_type;
-                op.freq_base = hp->rope_base;
-                op.freq_scale = hp->rope_freq_scale;
-                op.freq_factors = e->sw[i].w[k];
-                op.w = NULL;
-                break;
-            case HLLM_OP_KV_STORE: op.kv = &e->kv[s->layer]; break;
-            case HLLM_OP_ATTENTION:
-                op.kv = &e->kv[s->layer];
-                op.h0 = 0;
-                op.h1 = hp->n_head;
-                op.attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-                break;
-            case HLLM_OP_SWIGLU:
-            case HLLM_OP_ADD: op.dim = g->act_width[s->dst]; break;
-            default: break;
-            }
-            double t0 = e->profiling ? now_s() : 0;
-            if (pr->ops->run(pr, &op)) return -1;
-            if (multi) e->dirty[q] = true;
-            if (e->profiling) {
-                pr->ops->finish(pr);
-                e->op_secs[s->kind] += now_s() - t0;
-                e->op_calls[s->kind]++;
+            for (int pass = 0; pass < 3; pass++) {
+                e->defer = pass == 0;
+                if (pass == 2) {
+                    for (int d = 0; d < e->n_deferred; d++) wait_for(e, e->deferred[d].waiter, e->deferred[d].q, e->deferred[d].v);
+                    e->n_deferred = 0;
+                }
+                for (int k = 0; k < sp->n_parts; k++) {
+                    const int q = sp->parts[k].proc;
+                    if ((pass == 1) == is_host_proc(e->procs[q])) continue; /* passes 0, 2: host parts; 1: device */
+                    if (pass < 2 && !(k > 0 && sp->parts[k - 1].proc == q))
+                        for (int j = 0; j < nr; j++)
+                            if (e->st[rd[j]].n && gather(e, rd[j], q)) return -1;
+                    if (pass == 0) continue;
+                    if (!(k > 0 && sp->parts[k - 1].proc == q))
+                        for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
+                    if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
+                }
+                e->defer = false;
             }
         }
         if (multi) {

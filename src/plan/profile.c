@@ -2,6 +2,7 @@
 #include "core/error.h"
 #include "core/quant.h"
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,6 +421,8 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
         if (flags) g->ops->free(g, flags);
         /* concurrent host reads: CPU GEMV on its weights, GPU GEMV on host-resident weights */
         mm_set sc, sg;
+        memset(&sc, 0, sizeof sc);
+        memset(&sg, 0, sizeof sg);
         if (mm_set_init(&sc, c, &sh[big], HLLM_MEM_DEVICE, 1, min_total) == 0 &&
             mm_set_init(&sg, g, &sh[big], HLLM_MEM_HOST, 1, min_total) == 0) {
             atomic_int stop;

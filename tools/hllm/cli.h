@@ -7,5 +7,7 @@ int hllm_cmd_run(int argc, char **argv);
 int hllm_cmd_bench(int argc, char **argv);
 int hllm_cmd_synth(int argc, char **argv);
 int hllm_cmd_info(int argc, char **argv);
+int hllm_cmd_profile(int argc, char **argv);
+int hllm_cmd_plan(int argc, char **argv);
 
 #endif

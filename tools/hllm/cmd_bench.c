@@ -22,7 +22,11 @@ static void usage(FILE *f) {
             "  -b, --batch-size N    prompt batch size (default 512)\n"
             "      --proc NAME       processor: cpu or cuda (default cpu)\n"
             "      --kv-type T       f16 (default) or f32\n"
-            "  -o, --output FMT      md (default) or json (llama-bench's JSON shape)\n");
+            "  -o, --output FMT      md (default) or json (llama-bench's JSON shape)\n"
+            "      --gpu-mem X       CPU + GPU with at most X of weights in VRAM (50%%, 6G, 512M)\n"
+            "      --split MODE      none | layer | tensor (default tensor when --gpu-mem is given)\n"
+            "      --profile FILE    measured profile from `hllm profile`\n"
+            "      --show-plan       print each context's plan on stderr\n");
 }
 
 static double now_s(void) {
@@ -61,7 +65,8 @@ int hllm_cmd_bench(int argc, char **argv) {
     const char *models[MAX_LIST];
     int n_models = 0, pp[MAX_LIST] = {512}, tg[MAX_LIST] = {128}, th[MAX_LIST] = {0};
     int n_pp = 1, n_tg = 1, n_th = 1, reps = 3, n_batch = 512, json = 0;
-    const char *proc = "cpu";
+    const char *proc = "cpu", *gpu_mem = NULL, *profile = NULL;
+    int split = 0, show_plan = 0;
     hllm_kv_type kv = HLLM_KV_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -94,6 +99,23 @@ int hllm_cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--proc")) {
             VAL();
             proc = v;
+        } else if (!strcmp(a, "--gpu-mem")) {
+            VAL();
+            gpu_mem = v;
+        } else if (!strcmp(a, "--profile")) {
+            VAL();
+            profile = v;
+        } else if (!strcmp(a, "--show-plan")) {
+            show_plan = 1;
+        } else if (!strcmp(a, "--split")) {
+            VAL();
+            if (!strcmp(v, "none")) split = HLLM_SPLIT_MODE_NONE;
+            else if (!strcmp(v, "layer")) split = HLLM_SPLIT_MODE_LAYER;
+            else if (!strcmp(v, "tensor")) split = HLLM_SPLIT_MODE_TENSOR;
+            else {
+                fprintf(stderr, "hllm bench: bad value '%s' for --split (none, layer or tensor)\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--kv-type")) {
             VAL();
             if (!strcmp(v, "f16")) kv = HLLM_KV_F16;
@@ -150,12 +172,16 @@ int hllm_cmd_bench(int argc, char **argv) {
             cp.n_threads = th[ti];
             cp.kv_type = kv;
             cp.proc = proc;
+            cp.gpu_mem = gpu_mem;
+            cp.split = split;
+            cp.profile = profile;
             hllm_context *ctx = hllm_context_new(m, &cp);
             if (!ctx) {
                 fprintf(stderr, "hllm: %s\n", hllm_last_error());
                 rc = 1;
                 break;
             }
+            if (show_plan) fprintf(stderr, "%s", hllm_context_plan(ctx));
             for (int k = 0; k < n_tests && !rc; k++) {
                 const int np = tests[k][0], ng = tests[k][1];
                 double warm, samples[1000], sum = 0, sq = 0;

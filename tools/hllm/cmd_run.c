@@ -28,7 +28,11 @@ static void usage(FILE *f) {
             "      --repeat-last-n N   tokens the penalty looks back over (default 64)\n"
             "  -s, --seed N            sampling seed (default: random)\n"
             "      --no-bos            do not add the BOS token\n"
-            "      --verbose           per-op timings and more detail on stderr\n");
+            "      --verbose           per-op timings and more detail on stderr\n"
+            "      --gpu-mem X         place the model on CPU + GPU with at most X of weights in VRAM\n"
+            "                          (50%% of the weights, 6G, 512M); CPU only without a GPU\n"
+            "      --split MODE        none | layer | tensor: how the planner may split (default tensor)\n"
+            "      --profile FILE      measured profile from `hllm profile` (default: built-in estimates)\n");
 }
 
 static void progress(float frac, void *user) {
@@ -126,6 +130,21 @@ int hllm_cmd_run(int argc, char **argv) {
             no_bos = 1;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             verbose = 1;
+        } else if (!strcmp(a, "--gpu-mem")) {
+            VAL();
+            cp.gpu_mem = v;
+        } else if (!strcmp(a, "--profile")) {
+            VAL();
+            cp.profile = v;
+        } else if (!strcmp(a, "--split")) {
+            VAL();
+            if (!strcmp(v, "none")) cp.split = HLLM_SPLIT_MODE_NONE;
+            else if (!strcmp(v, "layer")) cp.split = HLLM_SPLIT_MODE_LAYER;
+            else if (!strcmp(v, "tensor")) cp.split = HLLM_SPLIT_MODE_TENSOR;
+            else {
+                fprintf(stderr, "hllm run: bad value '%s' for --split (none, layer or tensor)\n", v);
+                return 2;
+            }
         } else {
             fprintf(stderr, "hllm run: unknown option '%s' (see hllm run --help)\n", a);
             return 2;
@@ -171,6 +190,7 @@ int hllm_cmd_run(int argc, char **argv) {
     fprintf(stderr, "model: %s, %d layers, vocab %d, context %d, processor %s, %d threads\n", hllm_model_desc(model),
             hllm_model_n_layer(model), hllm_model_n_vocab(model), hllm_context_n_ctx(ctx), hllm_context_proc(ctx),
             hllm_context_n_threads(ctx));
+    if (verbose && (cp.split || cp.gpu_mem)) fprintf(stderr, "%s", hllm_context_plan(ctx));
     const size_t plen = strlen(prompt);
     const int max_toks = (int)(plen + 8);
     toks = malloc((size_t)max_toks * sizeof *toks);

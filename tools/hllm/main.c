@@ -13,6 +13,8 @@ static void usage(FILE *f) {
             "  bench   measure prompt processing and generation speed (llama-bench style)\n"
             "  synth   write a GGUF with random weights of a real model's shapes\n"
             "  info    print a GGUF's metadata and tensors\n"
+            "  profile measure this machine's processors for the planner\n"
+            "  plan    show how a model would be placed on CPU + GPU\n"
             "\n"
             "  hllm --version      version, commit and the processors compiled in\n"
             "  hllm <command> --help\n");
@@ -37,6 +39,7 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {
         {"run", hllm_cmd_run}, {"bench", hllm_cmd_bench}, {"synth", hllm_cmd_synth}, {"info", hllm_cmd_info},
+        {"profile", hllm_cmd_profile}, {"plan", hllm_cmd_plan},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

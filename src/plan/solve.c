@@ -1,0 +1,369 @@
+#include "plan/solve.h"
+#include "core/error.h"
+#include "core/types.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double hllm_parse_mem(const char *s, double total) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0) return -1;
+    if (*end == '%') return end[1] ? -1 : total * v / 100.0;
+    double mul = 1;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    default: return -1;
+    }
+    if (*end == 'i' && end[1] == 'B') end += 2;
+    else if (*end == 'B') end++;
+    return *end ? -1 : v * mul;
+}
+
+static double step_bytes(const hllm_step *s, int64_t r0, int64_t r1) {
+    return s->w ? (double)hllm_row_bytes(s->w->type, s->w->cols) * (double)(r1 - r0) : 0.0;
+}
+
+typedef struct {
+    const hllm_profile *prof;
+    const hllm_solve_opts *o;
+    double sync_s, cpu_op_s, gpu_op_s, h2d, d2h;
+    double conc_cpu, conc_gpu; /* factors (<= 1) on host-read speeds when both read host memory */
+} model_ctx;
+
+static const char *pname(const hllm_solve_opts *o, int q) {
+    return o->names && o->names[q] ? o->names[q] : q == o->cpu ? "cpu" : "cuda";
+}
+
+static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_opts *o) {
+    char key[96];
+    c->prof = prof;
+    c->o = o;
+    c->sync_s = hllm_profile_get(prof, "sync.round_trip_us", 5.0) * 1e-6;
+    c->cpu_op_s = c->gpu_op_s = 2e-6;
+    c->h2d = c->d2h = 20;
+    c->conc_cpu = c->conc_gpu = 1;
+    if (o->cpu >= 0) {
+        snprintf(key, sizeof key, "%s.op_us", pname(o, o->cpu));
+        c->cpu_op_s = hllm_profile_get(prof, key, 2.0) * 1e-6;
+    }
+    if (o->gpu >= 0) {
+        const char *gn = pname(o, o->gpu);
+        snprintf(key, sizeof key, "%s.op_us", gn);
+        c->gpu_op_s = hllm_profile_get(prof, key, 5.0) * 1e-6;
+        snprintf(key, sizeof key, "%s.h2d_gbs", gn);
+        c->h2d = hllm_profile_get(prof, key, 20);
+        snprintf(key, sizeof key, "%s.d2h_gbs", gn);
+        c->d2h = hllm_profile_get(prof, key, 20);
+        if (o->cpu >= 0) {
+            char k2[96];
+            snprintf(key, sizeof key, "%s.concurrent_host_gbs", pname(o, o->cpu));
+            snprintf(k2, sizeof k2, "%s.read_gbs", pname(o, o->cpu));
+            double a = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
+            if (a > 0 && b > 0) c->conc_cpu = a / b < 1 ? a / b : 1;
+            snprintf(key, sizeof key, "%s.concurrent_host_gbs", gn);
+            snprintf(k2, sizeof k2, "%s.host_read_gbs", gn);
+            a = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
+            if (a > 0 && b > 0) c->conc_gpu = a / b < 1 ? a / b : 1;
+        }
+    }
+}
+
+/* Seconds for rows [r0, r1) of a matmul step on proc q reading memory mem, n tokens. */
+static double mm_time(const model_ctx *c, const hllm_step *s, int q, int mem, int64_t r0, int64_t r1, int n,
+                      bool contended) {
+    const int nb = c->o->n_batch > 0 ? c->o->n_batch : 512;
+    const int b = n < nb ? n : nb;
+    const double chunks = ceil((double)n / b);
+    double gbs = hllm_profile_matmul_gbs(c->prof, pname(c->o, q), mem, s->w->type, b, 0);
+    if (gbs <= 0) gbs = q == c->o->cpu ? 50 : 500;
+    if (contended && mem == HLLM_MEM_HOST) gbs *= c->conc_gpu;
+    if (contended && q == c->o->cpu) gbs *= c->conc_cpu;
+    return chunks * (step_bytes(s, r0, r1) / (gbs * 1e9) + (q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s));
+}
+
+/* Time of one step, n tokens; holder[] tracks which processors hold each activation whole. */
+static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hllm_step_plan *sp, int n,
+                        unsigned holder[HLLM_ACT_COUNT]) {
+    const hllm_step *s = &g->steps[i];
+    const int n_tok = s->last_only ? 1 : n;
+    double t = 0;
+    /* inputs that must move to a part's processor */
+    hllm_act rd[3];
+    int nr = 0;
+    if (s->src != HLLM_ACT_NONE) rd[nr++] = s->src;
+    if (s->src2 != HLLM_ACT_NONE) rd[nr++] = s->src2;
+    if (s->kind == HLLM_OP_ADD || s->kind == HLLM_OP_ROPE) rd[nr++] = s->dst;
+    for (int k = 0; k < sp->n_parts; k++) {
+        const int q = sp->parts[k].proc;
+        for (int j = 0; j < nr; j++) {
+            if (holder[rd[j]] & (1u << q)) continue;
+            bool whole = holder[rd[j]] != 0; /* a whole copy elsewhere: one copy; else slices token by token */
+            double bytes = (double)g->act_width[rd[j]] * 4.0 * n_tok;
+            t += c->sync_s + bytes / ((q == c->o->cpu ? c->d2h : c->h2d) * 1e9) + (whole ? 1 : n_tok) * c->gpu_op_s;
+            holder[rd[j]] |= 1u << q;
+        }
+    }
+    if (s->kind == HLLM_OP_MATMUL) {
+        bool cpu_part = false, host_part = false;
+        for (int k = 0; k < sp->n_parts; k++) {
+            if (sp->parts[k].proc == c->o->cpu) cpu_part = true;
+            else if (sp->parts[k].mem == HLLM_MEM_HOST) host_part = true;
+        }
+        double per[HLLM_MAX_PROCS] = {0};
+        for (int k = 0; k < sp->n_parts; k++) {
+            const hllm_part *pt = &sp->parts[k];
+            per[pt->proc] += mm_time(c, s, pt->proc, pt->proc == c->o->cpu ? HLLM_MEM_DEVICE : pt->mem, pt->r0, pt->r1,
+                                     n_tok, cpu_part && host_part);
+        }
+        double mx = 0;
+        for (int q = 0; q < HLLM_MAX_PROCS; q++) mx = per[q] > mx ? per[q] : mx;
+        t += mx;
+    } else {
+        const int q = sp->parts[0].proc;
+        double op = q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s;
+        if (s->kind == HLLM_OP_EMBED && q != c->o->cpu) op += 0; /* one row per token */
+        t += op;
+    }
+    hllm_act wr[2];
+    int nw = 0;
+    if (s->dst != HLLM_ACT_NONE) wr[nw++] = s->dst;
+    if (s->kind == HLLM_OP_ROPE) wr[nw++] = s->src2;
+    for (int j = 0; j < nw; j++) {
+        bool one = true;
+        for (int k = 1; k < sp->n_parts; k++) one &= sp->parts[k].proc == sp->parts[0].proc;
+        holder[wr[j]] = one ? 1u << sp->parts[0].proc : 0;
+    }
+    return t;
+}
+
+static double plan_time(const model_ctx *c, const hllm_plan *p, const hllm_graph *g, int n) {
+    unsigned holder[HLLM_ACT_COUNT] = {0};
+    double t = 0;
+    for (int i = 0; i < g->n_steps; i++) t += step_time(c, g, i, &p->steps[i], n, holder);
+    return t;
+}
+
+hllm_prediction hllm_plan_predict(const hllm_plan *p, const hllm_graph *g, const hllm_profile *prof,
+                                  const hllm_solve_opts *o) {
+    model_ctx c;
+    ctx_init(&c, prof, o);
+    hllm_prediction r = {0};
+    r.decode_s = plan_time(&c, p, g, 1);
+    r.prefill_s = plan_time(&c, p, g, o->n_prompt > 0 ? o->n_prompt : 512);
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (!s->w || s->w->rows == 1) continue;
+        for (int k = 0; k < p->steps[i].n_parts; k++) {
+            const hllm_part *pt = &p->steps[i].parts[k];
+            double b = s->kind == HLLM_OP_MATMUL ? step_bytes(s, pt->r0, pt->r1) : step_bytes(s, 0, s->w->rows);
+            if (pt->proc == o->cpu) r.cpu_bytes += b;
+            else if (pt->mem == HLLM_MEM_HOST) r.gpu_host_bytes += b;
+            else r.gpu_dev_bytes += b;
+        }
+    }
+    return r;
+}
+
+/* ---- candidates ---- */
+
+/* GPU parts for rows [a, rows): VRAM rows first (up to dev_rows of them), then host rows. */
+static int gpu_parts(hllm_part *parts, int gpu, int64_t a, int64_t rows, int64_t dev_rows) {
+    int n = 0;
+    int64_t d_end = a + dev_rows < rows ? a + dev_rows : rows;
+    if (d_end > a) parts[n++] = (hllm_part){.proc = gpu, .r0 = a, .r1 = d_end, .mem = HLLM_MEM_DEVICE};
+    if (rows > d_end) parts[n++] = (hllm_part){.proc = gpu, .r0 = d_end, .r1 = rows, .mem = HLLM_MEM_HOST};
+    return n;
+}
+
+static int64_t align_down(int64_t v, int64_t a) { return v / a * a; }
+
+static double total_gpu_bytes(const hllm_graph *g, bool with_embed) {
+    double t = 0;
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (s->kind == HLLM_OP_MATMUL || (with_embed && s->kind == HLLM_OP_EMBED)) t += step_bytes(s, 0, s->w->rows);
+    }
+    return t;
+}
+
+/* Everything on the GPU; matmul rows beyond the budget's fraction read from host memory. */
+static hllm_plan *cand_gpu(const hllm_graph *g, const hllm_solve_opts *o, int n_procs) {
+    hllm_plan *p = hllm_plan_single(g, o->gpu, n_procs, "GPU only");
+    if (!p) return NULL;
+    const double total = total_gpu_bytes(g, false);
+    double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : o->gpu_mem / total;
+    if (f >= 1) return p;
+    /* the embedding then stays on the CPU (one row per token), when there is one */
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (s->kind == HLLM_OP_EMBED && o->cpu >= 0) p->steps[i].parts[0].proc = o->cpu;
+        if (s->kind != HLLM_OP_MATMUL) continue;
+        int64_t dev = align_down((int64_t)(f * (double)s->rows), o->align);
+        p->steps[i].n_parts = gpu_parts(p->steps[i].parts, o->gpu, 0, s->rows, dev);
+    }
+    snprintf(p->why, sizeof p->why, "GPU only, %.0f%% of matmul rows in VRAM, the rest read from host memory", 100 * f);
+    return p;
+}
+
+/* Whole layers in VRAM from the first on; the rest (and the head, if it does not fit) on the CPU. */
+static hllm_plan *cand_layers(const hllm_graph *g, const hllm_solve_opts *o, int n_procs, int n_layer) {
+    int *lp = calloc((size_t)n_layer, sizeof *lp);
+    if (!lp) return NULL;
+    double used = 0, budget = o->gpu_mem < 0 ? INFINITY : o->gpu_mem;
+    int n_gpu = 0;
+    for (int l = 0; l < n_layer; l++) {
+        double b = 0;
+        for (int i = 0; i < g->n_steps; i++)
+            if (g->steps[i].layer == l && g->steps[i].kind == HLLM_OP_MATMUL) b += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+        lp[l] = used + b <= budget ? o->gpu : o->cpu;
+        if (lp[l] == o->gpu) used += b, n_gpu++;
+    }
+    double head = 0;
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].layer < 0 && g->steps[i].kind == HLLM_OP_MATMUL) head += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+    int head_proc = used + head <= budget ? o->gpu : o->cpu;
+    char why[128];
+    snprintf(why, sizeof why, "layer-level: %d of %d layers on the GPU, head on %s", n_gpu, n_layer, head_proc == o->gpu ? "GPU" : "CPU");
+    hllm_plan *p = hllm_plan_layers(g, lp, o->cpu, head_proc, n_procs, why);
+    free(lp);
+    return p;
+}
+
+/* Row-cut every matmul: GPU share gs of the rows (VRAM rows first, up to fraction f), CPU the rest,
+ * gs chosen per step so both finish together (bisection on predicted step times). */
+static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, int n_procs) {
+    hllm_plan *p = hllm_plan_single(g, o->gpu, n_procs, "tensor-level");
+    if (!p) return NULL;
+    const double total = total_gpu_bytes(g, false);
+    double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : o->gpu_mem / total;
+    if (f > 1) f = 1;
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (s->kind == HLLM_OP_EMBED) p->steps[i].parts[0].proc = o->cpu;
+        if (s->kind != HLLM_OP_MATMUL) continue;
+        const int64_t rows = s->rows, dev_max = align_down((int64_t)(f * (double)rows), o->align);
+        /* CPU takes [0, cut); GPU [cut, rows): VRAM rows then host rows */
+        int64_t lo = 0, hi = rows;
+        for (int it = 0; it < 40 && hi - lo > o->align; it++) {
+            int64_t cut = align_down((lo + hi) / 2, o->align);
+            if (cut <= lo) cut = lo + o->align;
+            int64_t gdev = rows - cut < dev_max ? rows - cut : dev_max;
+            bool host = rows - cut > gdev;
+            double tc = mm_time(c, s, o->cpu, HLLM_MEM_DEVICE, 0, cut, 1, host);
+            double tg = mm_time(c, s, o->gpu, HLLM_MEM_DEVICE, 0, gdev, 1, false) +
+                        (host ? mm_time(c, s, o->gpu, HLLM_MEM_HOST, 0, rows - cut - gdev, 1, true) : 0);
+            if (tc < tg) lo = cut;
+            else hi = cut;
+        }
+        /* the balanced cut, or no CPU part at all when that is faster (no sync) */
+        int64_t cut = align_down(hi, o->align);
+        if (cut >= rows) cut = rows - o->align > 0 ? rows - o->align : rows;
+        hllm_step_plan best = {0};
+        double best_t = INFINITY;
+        int64_t cands[3] = {cut, lo, 0};
+        for (int k = 0; k < 3; k++) {
+            hllm_step_plan sp = {0};
+            int64_t cu = cands[k];
+            if (cu > 0) sp.parts[sp.n_parts++] = (hllm_part){.proc = o->cpu, .r0 = 0, .r1 = cu};
+            int64_t gdev = rows - cu < dev_max ? rows - cu : dev_max;
+            if (rows > cu) sp.n_parts += gpu_parts(sp.parts + sp.n_parts, o->gpu, cu, rows, gdev);
+            unsigned holder[HLLM_ACT_COUNT];
+            for (int a = 0; a < HLLM_ACT_COUNT; a++) holder[a] = 1u << o->gpu;
+            double t = step_time(c, g, i, &sp, 1, holder);
+            if (sp.n_parts > 1 && sp.parts[0].proc == o->cpu) t += c->sync_s; /* gathering the output */
+            if (t < best_t) best_t = t, best = sp;
+        }
+        p->steps[i] = best;
+    }
+    snprintf(p->why, sizeof p->why, "tensor-level row-cut, %.0f%% of matmul rows may sit in VRAM", 100 * f);
+    return p;
+}
+
+static void explain_steps(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, FILE *f) {
+    const hllm_solve_opts *o = c->o;
+    fprintf(f, "per-step decode choices (layer 0 and the head; predicted us: chosen | GPU only | CPU only):\n");
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (s->kind != HLLM_OP_MATMUL || s->layer > 0) continue;
+        unsigned h[HLLM_ACT_COUNT];
+        for (int a = 0; a < HLLM_ACT_COUNT; a++) h[a] = ~0u;
+        double tc = step_time(c, g, i, &p->steps[i], 1, h);
+        hllm_step_plan gp = {0}, cp = {.n_parts = 1, .parts = {{.proc = o->cpu, .r0 = 0, .r1 = s->rows}}};
+        int64_t gdev = 0;
+        for (int k = 0; k < p->steps[i].n_parts; k++)
+            if (p->steps[i].parts[k].proc == o->gpu && p->steps[i].parts[k].mem == HLLM_MEM_DEVICE)
+                gdev += p->steps[i].parts[k].r1 - p->steps[i].parts[k].r0;
+        gp.n_parts = gpu_parts(gp.parts, o->gpu, 0, s->rows, gdev);
+        for (int a = 0; a < HLLM_ACT_COUNT; a++) h[a] = ~0u;
+        double tg = step_time(c, g, i, &gp, 1, h);
+        for (int a = 0; a < HLLM_ACT_COUNT; a++) h[a] = ~0u;
+        double tcpu = o->cpu >= 0 ? step_time(c, g, i, &cp, 1, h) : INFINITY;
+        char d[256];
+        int off = 0;
+        for (int k = 0; k < p->steps[i].n_parts; k++) {
+            const hllm_part *pt = &p->steps[i].parts[k];
+            off += snprintf(d + off, sizeof d - (size_t)off, "%s%s%s %.0f%%", k ? " + " : "", pname(o, pt->proc),
+                            pt->proc != o->cpu && pt->mem == HLLM_MEM_HOST ? "(host)" : "",
+                            100.0 * (double)(pt->r1 - pt->r0) / (double)s->rows);
+        }
+        fprintf(f, "  %-12s %-40s %9.1f | %9.1f | %9.1f\n", s->label, d, tc * 1e6, tg * 1e6, tcpu * 1e6);
+    }
+}
+
+hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_solve_opts *oin, hllm_prediction *pred) {
+    hllm_solve_opts o = *oin;
+    if (o.align <= 0) o.align = 64;
+    if (o.n_prompt <= 0) o.n_prompt = 512;
+    if (o.n_batch <= 0) o.n_batch = 512;
+    int n_procs = (o.cpu > o.gpu ? o.cpu : o.gpu) + 1;
+    if (o.cpu < 0 && o.gpu < 0) {
+        hllm_fail("solver: no processors");
+        return NULL;
+    }
+    int n_layer = 0;
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].layer + 1 > n_layer) n_layer = g->steps[i].layer + 1;
+    model_ctx c;
+    ctx_init(&c, prof, &o);
+    hllm_plan *cand[4] = {0};
+    int n = 0;
+    if (o.cpu >= 0) cand[n++] = hllm_plan_single(g, o.cpu, n_procs, "CPU only");
+    if (o.gpu >= 0) cand[n++] = cand_gpu(g, &o, n_procs);
+    if (o.gpu >= 0 && o.cpu >= 0 && o.split >= HLLM_SPLIT_LAYER) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
+    if (o.gpu >= 0 && o.cpu >= 0 && o.split >= HLLM_SPLIT_TENSOR) cand[n++] = cand_tensor(&c, g, &o, n_procs);
+    int best = -1;
+    hllm_prediction pr[4];
+    for (int k = 0; k < n; k++) {
+        if (!cand[k]) continue;
+        pr[k] = hllm_plan_predict(cand[k], g, prof, &o);
+        if (best < 0 || pr[k].decode_s < pr[best].decode_s * 0.999) best = k;
+    }
+    if (best < 0) {
+        for (int k = 0; k < n; k++) hllm_plan_free(cand[k]);
+        return NULL;
+    }
+    if (o.explain) {
+        fprintf(o.explain, "candidates (predicted decode per token, prefill of %d tokens; weights GiB in VRAM / host via GPU / CPU):\n",
+                o.n_prompt);
+        for (int k = 0; k < n; k++)
+            if (cand[k])
+                fprintf(o.explain, "  %s %-72s decode %8.3f ms  prefill %9.1f ms  [%.2f / %.2f / %.2f]\n", k == best ? "*" : " ",
+                        cand[k]->why, pr[k].decode_s * 1e3, pr[k].prefill_s * 1e3, pr[k].gpu_dev_bytes / 1073741824.0,
+                        pr[k].gpu_host_bytes / 1073741824.0, pr[k].cpu_bytes / 1073741824.0);
+        if (o.gpu >= 0 && o.cpu >= 0) explain_steps(&c, g, cand[best], o.explain);
+    }
+    hllm_plan *p = cand[best];
+    char why[400];
+    snprintf(why, sizeof why, "%.180s (predicted %.2f ms/token decode, %.0f ms per %d-token prompt)", p->why,
+             pr[best].decode_s * 1e3, pr[best].prefill_s * 1e3, o.n_prompt);
+    memcpy(p->why, why, sizeof p->why - 1);
+    p->why[sizeof p->why - 1] = 0;
+    if (pred) *pred = pr[best];
+    for (int k = 0; k < n; k++)
+        if (k != best) hllm_plan_free(cand[k]);
+    return p;
+}

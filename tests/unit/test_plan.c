@@ -1,0 +1,223 @@
+/* Plans and the solver on hand-made profiles: equal processors split matmuls half/half; a GPU
+ * 30x faster that holds everything takes everything; with half the weights' size of VRAM the
+ * host-resident rows are split so CPU and GPU finish together. Also: plan building blocks,
+ * memory-size parsing and the profile file round trip. */
+#include "testutil.h"
+#include "core/error.h"
+#include "core/types.h"
+#include "plan/plan.h"
+#include "plan/profile.h"
+#include "plan/solve.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char g_dummy[16];
+
+static void tensor(hllm_tensor *t, int64_t rows, int64_t cols, int type) {
+    *t = (hllm_tensor){.name = "w", .type = type, .rows = rows, .cols = cols, .data = g_dummy,
+                       .row_bytes = hllm_row_bytes(type, cols)};
+}
+
+/* A llama3-8b-shaped model (4 layers) with no weight data: enough to build a graph. */
+static void fake_model(hllm_model_s *m, hllm_layer_tensors *L, int n_layer) {
+    memset(m, 0, sizeof *m);
+    hllm_hparams *hp = &m->hp;
+    hp->n_vocab = 32000, hp->n_embd = 4096, hp->n_layer = n_layer, hp->n_head = 32, hp->n_head_kv = 8;
+    hp->head_dim = 128, hp->n_ff = 14336, hp->n_rot = 128, hp->rms_eps = 1e-5f, hp->rope_base = 5e5f;
+    tensor(&m->tok_embd, 32000, 4096, HLLM_TYPE_Q4_0);
+    tensor(&m->output_norm, 1, 4096, HLLM_TYPE_F32);
+    tensor(&m->output, 32000, 4096, HLLM_TYPE_Q4_0);
+    for (int l = 0; l < n_layer; l++) {
+        memset(&L[l], 0, sizeof L[l]);
+        tensor(&L[l].attn_norm, 1, 4096, HLLM_TYPE_F32);
+        tensor(&L[l].ffn_norm, 1, 4096, HLLM_TYPE_F32);
+        tensor(&L[l].wq, 4096, 4096, HLLM_TYPE_Q4_0);
+        tensor(&L[l].wk, 1024, 4096, HLLM_TYPE_Q4_0);
+        tensor(&L[l].wv, 1024, 4096, HLLM_TYPE_Q4_0);
+        tensor(&L[l].wo, 4096, 4096, HLLM_TYPE_Q4_0);
+        tensor(&L[l].w_gate, 14336, 4096, HLLM_TYPE_Q4_0);
+        tensor(&L[l].w_up, 14336, 4096, HLLM_TYPE_Q4_0);
+        tensor(&L[l].w_down, 4096, 14336, HLLM_TYPE_Q4_0);
+    }
+    m->layers = L;
+}
+
+static hllm_profile *profile(double cpu, double gdev, double ghost, double conc_cpu, double conc_gpu, double sync_us) {
+    hllm_profile *p = hllm_profile_new();
+    const int bs[] = {1, 512};
+    for (int i = 0; i < 2; i++) {
+        char k[96];
+        double scale = bs[i] == 1 ? 1 : 10; /* batches: compute per weight byte, whatever */
+        snprintf(k, sizeof k, "cpu.matmul.dev.q4_0.b%d", bs[i]);
+        hllm_profile_set(p, k, cpu * scale);
+        snprintf(k, sizeof k, "cuda.matmul.dev.q4_0.b%d", bs[i]);
+        hllm_profile_set(p, k, gdev * scale);
+        snprintf(k, sizeof k, "cuda.matmul.host.q4_0.b%d", bs[i]);
+        hllm_profile_set(p, k, ghost * scale);
+    }
+    hllm_profile_set(p, "cpu.read_gbs", cpu);
+    hllm_profile_set(p, "cuda.read_gbs", gdev);
+    hllm_profile_set(p, "cuda.host_read_gbs", ghost);
+    hllm_profile_set(p, "cpu.concurrent_host_gbs", conc_cpu);
+    hllm_profile_set(p, "cuda.concurrent_host_gbs", conc_gpu);
+    hllm_profile_set(p, "sync.round_trip_us", sync_us);
+    hllm_profile_set(p, "cpu.op_us", 0.5);
+    hllm_profile_set(p, "cuda.op_us", 0.5);
+    return p;
+}
+
+static const char *const k_names[] = {"cpu", "cuda"};
+
+static double frac_on(const hllm_step_plan *sp, int proc, int mem, int64_t rows) {
+    int64_t n = 0;
+    for (int k = 0; k < sp->n_parts; k++)
+        if (sp->parts[k].proc == proc && (mem < 0 || sp->parts[k].mem == mem)) n += sp->parts[k].r1 - sp->parts[k].r0;
+    return (double)n / (double)rows;
+}
+
+static void test_solver(void) {
+    hllm_model_s m;
+    hllm_layer_tensors L[4];
+    fake_model(&m, L, 4);
+    hllm_graph g;
+    CHECK(hllm_graph_build(&m, &g) == 0);
+    hllm_solve_opts o = {.split = HLLM_SPLIT_TENSOR, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names};
+
+    /* equal processors, everything fits: half / half */
+    hllm_profile *pf = profile(100, 100, 100, 100, 100, 1.0);
+    hllm_prediction pr;
+    hllm_plan *p = hllm_solve(&g, pf, &o, &pr);
+    CHECKF(p != NULL, "%s", hllm_error());
+    if (p) {
+        CHECK(hllm_plan_validate(p, &g) == 0);
+        for (int i = 0; i < g.n_steps; i++) {
+            const hllm_step *s = &g.steps[i];
+            if (s->kind != HLLM_OP_MATMUL || s->rows < 4096) continue;
+            double fc = frac_on(&p->steps[i], 0, -1, s->rows);
+            CHECKF(fabs(fc - 0.5) < 0.03, "equal: step %s CPU share %.3f", s->label, fc);
+        }
+        hllm_prediction cpu_only;
+        hllm_plan *pc = hllm_plan_single(&g, 0, 2, "cpu");
+        cpu_only = hllm_plan_predict(pc, &g, pf, &o);
+        CHECKF(pr.decode_s < 0.6 * cpu_only.decode_s, "equal: split %.3f ms vs one processor %.3f ms", pr.decode_s * 1e3,
+               cpu_only.decode_s * 1e3);
+        hllm_plan_free(pc);
+    }
+    hllm_plan_free(p);
+    hllm_profile_free(pf);
+
+    /* GPU 30x faster, everything fits: GPU only */
+    pf = profile(100, 3000, 50, 90, 45, 4.0);
+    p = hllm_solve(&g, pf, &o, &pr);
+    CHECK(p != NULL);
+    if (p) {
+        int off_gpu = 0;
+        for (int i = 0; i < g.n_steps; i++)
+            for (int k = 0; k < p->steps[i].n_parts; k++)
+                off_gpu += p->steps[i].parts[k].proc != 1 || p->steps[i].parts[k].mem != HLLM_MEM_DEVICE;
+        CHECKF(off_gpu == 0, "fast GPU: %d parts not on the GPU's memory (%s)", off_gpu, p->why);
+    }
+    hllm_plan_free(p);
+    hllm_profile_free(pf);
+
+    /* the device host's numbers, VRAM for half of the matmul weights */
+    pf = profile(112, 3100, 50, 93, 42, 4.0);
+    double total = 0;
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_MATMUL) total += (double)g.steps[i].w->row_bytes * (double)g.steps[i].rows;
+    o.gpu_mem = 0.5 * total;
+    p = hllm_solve(&g, pf, &o, &pr);
+    CHECK(p != NULL);
+    if (p) {
+        CHECKF(strstr(p->why, "tensor") != NULL, "half VRAM: chose %s", p->why);
+        CHECKF(pr.gpu_dev_bytes <= o.gpu_mem * 1.001, "half VRAM: %.0f bytes in VRAM over the budget %.0f", pr.gpu_dev_bytes, o.gpu_mem);
+        for (int i = 0; i < g.n_steps; i++) {
+            const hllm_step *s = &g.steps[i];
+            if (s->kind != HLLM_OP_MATMUL || s->rows < 4096) continue;
+            double rb = (double)s->w->row_bytes * (double)s->rows;
+            double fc = frac_on(&p->steps[i], 0, -1, s->rows), fd = frac_on(&p->steps[i], 1, HLLM_MEM_DEVICE, s->rows),
+                   fh = frac_on(&p->steps[i], 1, HLLM_MEM_HOST, s->rows);
+            CHECKF(fc > 0.1 && fd > 0.4 && fd <= 0.5, "half VRAM: step %s cpu %.3f vram %.3f host %.3f", s->label, fc, fd, fh);
+            double tc = fc * rb / (fh > 0 ? 93e9 : 112e9), tg = fd * rb / 3100e9 + fh * rb / 42e9;
+            /* finish together, within a cut granule (64 rows) of the step */
+            double tol = 64.0 / (double)s->rows * rb / 42e9 + 0.03 * (tc > tg ? tc : tg);
+            CHECKF(fabs(tc - tg) <= tol, "half VRAM: step %s cpu %.1f us vs gpu %.1f us", s->label, tc * 1e6, tg * 1e6);
+        }
+        /* better than either processor alone and than layer-level */
+        hllm_solve_opts ol = o;
+        ol.split = HLLM_SPLIT_LAYER;
+        hllm_prediction pl;
+        hllm_plan *p2 = hllm_solve(&g, pf, &ol, &pl);
+        CHECKF(p2 && pr.decode_s < pl.decode_s, "tensor %.3f ms vs layer %.3f ms", pr.decode_s * 1e3, pl.decode_s * 1e3);
+        hllm_plan_free(p2);
+    }
+    hllm_plan_free(p);
+    /* without a GPU: CPU only */
+    o.gpu = -1;
+    p = hllm_solve(&g, pf, &o, NULL);
+    CHECK(p && p->steps[0].parts[0].proc == 0 && strstr(p->why, "CPU only"));
+    hllm_plan_free(p);
+    hllm_profile_free(pf);
+    hllm_graph_free(&g);
+}
+
+static void test_blocks(void) {
+    hllm_model_s m;
+    hllm_layer_tensors L[2];
+    fake_model(&m, L, 2);
+    hllm_graph g;
+    CHECK(hllm_graph_build(&m, &g) == 0);
+    hllm_plan *p = hllm_plan_single(&g, 0, 2, "test");
+    int q = -1;
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_MATMUL && q < 0) q = i;
+    int procs[3] = {0, 1, 0};
+    double fr[3] = {0.25, 0.5, 0.25};
+    CHECK(hllm_plan_cut(p, &g, q, 3, procs, fr, NULL, 64) == 0);
+    CHECK(p->steps[q].n_parts == 3 && p->steps[q].parts[0].r1 == 1024 && p->steps[q].parts[1].r1 == 3072 &&
+          p->steps[q].parts[2].r1 == 4096);
+    CHECK(hllm_plan_validate(p, &g) == 0);
+    p->steps[q].parts[1].r1 = 3000; /* a gap */
+    CHECK(hllm_plan_validate(p, &g) != 0);
+    CHECK(hllm_plan_cut(p, &g, 0, 2, procs, fr, NULL, 1) != 0); /* embedding is no matmul */
+    hllm_plan_free(p);
+    hllm_graph_free(&g);
+
+    CHECK_NEAR(hllm_parse_mem("50%", 1000), 500, 1e-9);
+    CHECK_NEAR(hllm_parse_mem("2G", 0), 2.0 * 1073741824.0, 1);
+    CHECK_NEAR(hllm_parse_mem("512MiB", 0), 512.0 * 1048576.0, 1);
+    CHECK_NEAR(hllm_parse_mem("12345", 0), 12345, 1e-9);
+    CHECK(hllm_parse_mem("x", 0) < 0 && hllm_parse_mem("5Q", 0) < 0 && hllm_parse_mem("5%x", 0) < 0);
+
+    /* profile file round trip and lookups */
+    hllm_profile *pf = profile(100, 3000, 50, 90, 45, 4.0);
+    snprintf(pf->machine, sizeof pf->machine, "testbox");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hllm_test_plan_%d.profile", (int)getpid());
+    CHECK(hllm_profile_save(pf, path) == 0);
+    hllm_profile *back = hllm_profile_load(path);
+    CHECKF(back != NULL, "%s", hllm_error());
+    if (back) {
+        CHECK(!strcmp(back->machine, "testbox"));
+        CHECK(back->n == pf->n);
+        CHECK_NEAR(hllm_profile_get(back, "sync.round_trip_us", 0), 4.0, 1e-9);
+        CHECK_NEAR(hllm_profile_matmul_gbs(back, "cuda", HLLM_MEM_HOST, HLLM_TYPE_Q4_0, 1, 0), 50, 1e-9);
+        CHECK_NEAR(hllm_profile_matmul_gbs(back, "cuda", HLLM_MEM_HOST, HLLM_TYPE_Q4_0, 300, 0), 500, 1e-9); /* nearest */
+        CHECK_NEAR(hllm_profile_matmul_gbs(back, "cpu", HLLM_MEM_DEVICE, HLLM_TYPE_Q8_0, 1, 0), 100, 1e-9); /* other type */
+        CHECK(hllm_profile_matmul_gbs(back, "npu", HLLM_MEM_DEVICE, HLLM_TYPE_Q8_0, 1, -7) == -7);
+    }
+    hllm_profile_free(back);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "cpu.read_gbs = fast\n");
+    fclose(f);
+    CHECK(hllm_profile_load(path) == NULL && strstr(hllm_error(), "not a number"));
+    unlink(path);
+    hllm_profile_free(pf);
+}
+
+int main(void) {
+    test_blocks();
+    test_solver();
+    return test_summary("test_plan");
+}
