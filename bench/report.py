@@ -12,8 +12,12 @@ rows = []
 for h in sorted(glob.glob(os.path.join(out, "raw", "*.hllm.json"))):
     name = os.path.basename(h)[: -len(".hllm.json")]
     preset, typ = name.rsplit("-", 1)
-    ours = json.load(open(h))
-    theirs = json.load(open(h.replace(".hllm.json", ".llama.json")))["results"]
+    try:
+        ours = json.load(open(h))
+        theirs = json.load(open(h.replace(".hllm.json", ".llama.json")))["results"]
+    except (OSError, ValueError, KeyError) as e:  # a run that did not finish
+        print(f"skipping {name}: {e}", file=sys.stderr)
+        continue
     for r in ours:
         test = ("pp%d" % r["n_prompt"]) if r["n_prompt"] else ("tg%d" % r["n_gen"])
         peer = next((x for x in theirs if x["test"] == test and x["threads"] == r["n_threads"]), None)

@@ -39,11 +39,11 @@ hllm_model_params hllm_model_default_params(void) { return (hllm_model_params){0
 
 hllm_model *hllm_model_load(const char *path, const hllm_model_params *params) {
     (void)params;
-    gguf_file *f = gguf_open(path);
+    hllm_gguf_file *f = hllm_gguf_open(path);
     if (!f) return NULL;
     hllm_model_s *ms = hllm_model_from_gguf(f);
     if (!ms) {
-        gguf_close(f);
+        hllm_gguf_close(f);
         return NULL;
     }
     hllm_model *m = malloc(sizeof *m);

@@ -20,12 +20,12 @@ typedef enum {
     GGUF_TYPE_INT64 = 11,
     GGUF_TYPE_FLOAT64 = 12,
     GGUF_TYPE_COUNT
-} gguf_vtype;
+} hllm_gguf_vtype;
 
 typedef struct {
     hllm_str key;
-    gguf_vtype type;          /* value type; GGUF_TYPE_ARRAY for arrays */
-    gguf_vtype arr_type;      /* element type when type == ARRAY */
+    hllm_gguf_vtype type;          /* value type; GGUF_TYPE_ARRAY for arrays */
+    hllm_gguf_vtype arr_type;      /* element type when type == ARRAY */
     uint64_t arr_n;           /* element count when type == ARRAY */
     union {
         uint64_t u64;         /* any unsigned integer, widened */
@@ -36,7 +36,7 @@ typedef struct {
         const void *arr;      /* numeric arrays: the raw little-endian elements (inside the file) */
         const hllm_str *arr_str; /* string arrays: arr_n strings */
     } v;
-} gguf_kv;
+} hllm_gguf_kv;
 
 typedef struct {
     hllm_str name;
@@ -46,74 +46,74 @@ typedef struct {
     uint64_t offset;          /* relative to the data section */
     size_t nbytes;
     const void *data;         /* inside the mapping */
-} gguf_tensor;
+} hllm_gguf_tensor;
 
-typedef struct gguf_file gguf_file;
+typedef struct hllm_gguf_file hllm_gguf_file;
 
 /* Opens and fully validates a file (header, every KV, every tensor info, that every tensor's
  * data lies inside the file, alignment). Tensors of unknown or unsupported types are accepted
  * here (hllm info lists them); the model loader refuses them. */
-gguf_file *gguf_open(const char *path);
+hllm_gguf_file *hllm_gguf_open(const char *path);
 /* Same over a memory buffer (not copied; must outlive the result). `name` is used in errors. */
-gguf_file *gguf_open_memory(const void *data, size_t size, const char *name);
-void gguf_close(gguf_file *f);
+hllm_gguf_file *hllm_gguf_open_memory(const void *data, size_t size, const char *name);
+void hllm_gguf_close(hllm_gguf_file *f);
 
-const char *gguf_path(const gguf_file *f);
-uint32_t gguf_version(const gguf_file *f);
-size_t gguf_file_size(const gguf_file *f);
-size_t gguf_data_offset(const gguf_file *f);   /* byte offset of the tensor data section */
-uint32_t gguf_alignment(const gguf_file *f);
+const char *hllm_gguf_path(const hllm_gguf_file *f);
+uint32_t hllm_gguf_version(const hllm_gguf_file *f);
+size_t hllm_gguf_file_size(const hllm_gguf_file *f);
+size_t hllm_gguf_data_offset(const hllm_gguf_file *f);   /* byte offset of the tensor data section */
+uint32_t hllm_gguf_alignment(const hllm_gguf_file *f);
 
-int64_t gguf_n_kv(const gguf_file *f);
-const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i);
-const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key); /* NULL if absent */
+int64_t hllm_gguf_n_kv(const hllm_gguf_file *f);
+const hllm_gguf_kv *hllm_gguf_kv_at(const hllm_gguf_file *f, int64_t i);
+const hllm_gguf_kv *hllm_gguf_find_kv(const hllm_gguf_file *f, const char *key); /* NULL if absent */
 
 /* Typed getters. Return 0 and set *out when the key is present with a compatible type
  * (any integer type that fits for ints; f32/f64 for floats), 1 when absent (out untouched),
  * -1 with hllm_fail() when present but of the wrong type or out of range. */
-int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out);
-int gguf_get_i32(const gguf_file *f, const char *key, int32_t *out);
-int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out);
-int gguf_get_f32(const gguf_file *f, const char *key, float *out);
-int gguf_get_bool(const gguf_file *f, const char *key, bool *out);
-int gguf_get_str(const gguf_file *f, const char *key, hllm_str *out);
-/* Arrays: *n = element count. For string arrays use gguf_get_arr_str. */
-int gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype *elem_type, const void **data, uint64_t *n);
-int gguf_get_arr_str(const gguf_file *f, const char *key, const hllm_str **strs, uint64_t *n);
+int hllm_gguf_get_u32(const hllm_gguf_file *f, const char *key, uint32_t *out);
+int hllm_gguf_get_i32(const hllm_gguf_file *f, const char *key, int32_t *out);
+int hllm_gguf_get_u64(const hllm_gguf_file *f, const char *key, uint64_t *out);
+int hllm_gguf_get_f32(const hllm_gguf_file *f, const char *key, float *out);
+int hllm_gguf_get_bool(const hllm_gguf_file *f, const char *key, bool *out);
+int hllm_gguf_get_str(const hllm_gguf_file *f, const char *key, hllm_str *out);
+/* Arrays: *n = element count. For string arrays use hllm_gguf_get_arr_str. */
+int hllm_gguf_get_arr(const hllm_gguf_file *f, const char *key, hllm_gguf_vtype *elem_type, const void **data, uint64_t *n);
+int hllm_gguf_get_arr_str(const hllm_gguf_file *f, const char *key, const hllm_str **strs, uint64_t *n);
 
-int64_t gguf_n_tensors(const gguf_file *f);
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name); /* NULL if absent */
+int64_t hllm_gguf_n_tensors(const hllm_gguf_file *f);
+const hllm_gguf_tensor *hllm_gguf_tensor_at(const hllm_gguf_file *f, int64_t i);
+const hllm_gguf_tensor *hllm_gguf_find_tensor(const hllm_gguf_file *f, const char *name); /* NULL if absent */
 
-const char *gguf_vtype_name(gguf_vtype t);
+const char *hllm_gguf_vtype_name(hllm_gguf_vtype t);
 
 /* ---- writer ---- */
-typedef struct gguf_writer gguf_writer;
+typedef struct hllm_gguf_writer hllm_gguf_writer;
 /* Fills `dst` (nbytes) with the tensor's data; returns 0, or -1 (with hllm_fail) to abort. */
-typedef int (*gguf_fill_fn)(void *user, void *dst, size_t nbytes);
+typedef int (*hllm_gguf_fill_fn)(void *user, void *dst, size_t nbytes);
 
-gguf_writer *gguf_writer_new(void);
-void gguf_writer_free(gguf_writer *w);
+hllm_gguf_writer *hllm_gguf_writer_new(void);
+void hllm_gguf_writer_free(hllm_gguf_writer *w);
 /* Setting a key twice replaces its value. Strings and arrays are copied. */
-void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
-void gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
-void gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
-void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
-void gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
-void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+void hllm_gguf_writer_set_u32(hllm_gguf_writer *w, const char *key, uint32_t v);
+void hllm_gguf_writer_set_i32(hllm_gguf_writer *w, const char *key, int32_t v);
+void hllm_gguf_writer_set_u64(hllm_gguf_writer *w, const char *key, uint64_t v);
+void hllm_gguf_writer_set_f32(hllm_gguf_writer *w, const char *key, float v);
+void hllm_gguf_writer_set_bool(hllm_gguf_writer *w, const char *key, bool v);
+void hllm_gguf_writer_set_str(hllm_gguf_writer *w, const char *key, const char *v);
 /* Any scalar type (u8..f64, bool) from the value's native bytes at v. */
-void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_vtype type, const void *v);
-void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype elem_type, const void *data, uint64_t n);
-void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const hllm_str *strs, uint64_t n);
+void hllm_gguf_writer_set_scalar(hllm_gguf_writer *w, const char *key, hllm_gguf_vtype type, const void *v);
+void hllm_gguf_writer_set_arr(hllm_gguf_writer *w, const char *key, hllm_gguf_vtype elem_type, const void *data, uint64_t n);
+void hllm_gguf_writer_set_arr_str(hllm_gguf_writer *w, const char *key, const hllm_str *strs, uint64_t n);
 /* Adds a tensor whose bytes are copied now. ne in GGUF order (ne[0] = row length). */
-void gguf_writer_add_tensor(gguf_writer *w, const char *name, int type, uint32_t n_dims,
+void hllm_gguf_writer_add_tensor(hllm_gguf_writer *w, const char *name, int type, uint32_t n_dims,
                             const int64_t *ne, const void *data);
 /* Adds a tensor whose bytes are produced by fill() while writing (large files stream). */
-void gguf_writer_add_tensor_fill(gguf_writer *w, const char *name, int type, uint32_t n_dims,
-                                 const int64_t *ne, gguf_fill_fn fill, void *user);
+void hllm_gguf_writer_add_tensor_fill(hllm_gguf_writer *w, const char *name, int type, uint32_t n_dims,
+                                 const int64_t *ne, hllm_gguf_fill_fn fill, void *user);
 /* Writes a GGUF v3 file (alignment from general.alignment if set, else 32). 0 or -1. */
-int gguf_writer_write(gguf_writer *w, const char *path);
+int hllm_gguf_writer_write(hllm_gguf_writer *w, const char *path);
 /* Same, into a malloc'd buffer (for tests). */
-int gguf_writer_write_memory(gguf_writer *w, void **data, size_t *size);
+int hllm_gguf_writer_write_memory(hllm_gguf_writer *w, void **data, size_t *size);
 
 #endif

@@ -30,16 +30,16 @@ typedef struct arena_chunk {
     _Alignas(16) unsigned char data[];
 } arena_chunk;
 
-struct gguf_file {
+struct hllm_gguf_file {
     char *name;
     const uint8_t *base;
     size_t size;
-    void *map; /* NULL for gguf_open_memory */
+    void *map; /* NULL for hllm_gguf_open_memory */
     uint32_t version, alignment;
     size_t data_offset;
     int64_t n_kv, n_tensors;
-    gguf_kv *kvs;
-    gguf_tensor *tensors;
+    hllm_gguf_kv *kvs;
+    hllm_gguf_tensor *tensors;
     uint32_t *kv_slots, *t_slots; /* open-addressing hash: index + 1, 0 = empty */
     uint32_t kv_mask, t_mask;
     arena_chunk *arena;
@@ -48,7 +48,7 @@ struct gguf_file {
 /* ---- small helpers ---- */
 
 /* align: 1 for string bytes (packed tight: a big vocab is mostly page faults), 16 otherwise. */
-static void *arena_alloc_a(gguf_file *f, size_t n, size_t align) {
+static void *arena_alloc_a(hllm_gguf_file *f, size_t n, size_t align) {
     arena_chunk *c = f->arena;
     if (c) c->used = (c->used + align - 1) & ~(align - 1);
     if (c && c->used > c->cap) c->used = c->cap;
@@ -70,8 +70,8 @@ static void *arena_alloc_a(gguf_file *f, size_t n, size_t align) {
     return p;
 }
 
-static void *arena_alloc(gguf_file *f, size_t n) { return arena_alloc_a(f, n, 16); }
-static char *arena_str(gguf_file *f, size_t n) { return arena_alloc_a(f, n, 1); }
+static void *arena_alloc(hllm_gguf_file *f, size_t n) { return arena_alloc_a(f, n, 16); }
+static char *arena_str(hllm_gguf_file *f, size_t n) { return arena_alloc_a(f, n, 1); }
 
 static uint64_t hash_bytes(const char *s, uint64_t n) {
     uint64_t h = 1469598103934665603ull;
@@ -97,7 +97,7 @@ static uint64_t ld64(const uint8_t *p) { return (uint64_t)ld32(p) | (uint64_t)ld
 /* ---- cursor over the file with bounds checks ---- */
 
 typedef struct {
-    gguf_file *f;
+    hllm_gguf_file *f;
     size_t pos;
 } rd;
 
@@ -152,14 +152,14 @@ static size_t vtype_size(uint32_t t) {
     }
 }
 
-const char *gguf_vtype_name(gguf_vtype t) {
+const char *hllm_gguf_vtype_name(hllm_gguf_vtype t) {
     static const char *names[GGUF_TYPE_COUNT] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
                                                  "bool", "str", "arr", "u64", "i64", "f64"};
     return (unsigned)t < GGUF_TYPE_COUNT ? names[t] : "invalid";
 }
 
 /* Decodes one scalar at p into kv->v (integers widened, floats to double). */
-static void decode_scalar(gguf_kv *kv, const uint8_t *p) {
+static void decode_scalar(hllm_gguf_kv *kv, const uint8_t *p) {
     switch (kv->type) {
     case GGUF_TYPE_UINT8: kv->v.u64 = p[0]; break;
     case GGUF_TYPE_INT8: kv->v.i64 = (int8_t)p[0]; break;
@@ -188,8 +188,8 @@ static void decode_scalar(gguf_kv *kv, const uint8_t *p) {
 
 /* ---- KVs ---- */
 
-static int parse_kv(gguf_file *f, rd *r, int64_t i) {
-    gguf_kv *kv = &f->kvs[i];
+static int parse_kv(hllm_gguf_file *f, rd *r, int64_t i) {
+    hllm_gguf_kv *kv = &f->kvs[i];
     char what[96];
     size_t at = r->pos;
     snprintf(what, sizeof what, "key of kv %" PRId64, i);
@@ -217,7 +217,7 @@ static int parse_kv(gguf_file *f, rd *r, int64_t i) {
     if (rd_u32(r, &t, what)) return -1;
     if (t >= GGUF_TYPE_COUNT)
         return hllm_fail("%s: offset %zu: kv '%s': unknown value type %u", f->name, tat, kv->key.s, t);
-    kv->type = (gguf_vtype)t;
+    kv->type = (hllm_gguf_vtype)t;
     snprintf(what, sizeof what, "value of kv '%.60s'", kv->key.s);
     size_t vat = r->pos;
 
@@ -234,7 +234,7 @@ static int parse_kv(gguf_file *f, rd *r, int64_t i) {
         if (!strcmp(kv->key.s, "general.alignment")) {
             if (t != GGUF_TYPE_UINT32)
                 return hllm_fail("%s: offset %zu: general.alignment has type %s, must be u32", f->name, tat,
-                                 gguf_vtype_name(kv->type));
+                                 hllm_gguf_vtype_name(kv->type));
             uint64_t a = kv->v.u64;
             if (a == 0 || (a & (a - 1)))
                 return hllm_fail("%s: offset %zu: general.alignment %" PRIu64 " is not a nonzero power of two", f->name,
@@ -255,7 +255,7 @@ static int parse_kv(gguf_file *f, rd *r, int64_t i) {
         return hllm_fail("%s: offset %zu: kv '%s': unknown array element type %u", f->name, vat, kv->key.s, et);
     size_t nat = r->pos;
     if (rd_u64(r, &n, what)) return -1;
-    kv->arr_type = (gguf_vtype)et;
+    kv->arr_type = (hllm_gguf_vtype)et;
     kv->arr_n = n;
 
     if (et == GGUF_TYPE_STRING) {
@@ -290,7 +290,7 @@ static int parse_kv(gguf_file *f, rd *r, int64_t i) {
     size_t es = vtype_size(et);
     if (n > rd_left(r) / es)
         return hllm_fail("%s: offset %zu: kv '%s': array of %" PRIu64 " %s (%zu bytes each) runs past the end of the file (%zu bytes remain, file size %zu)",
-                         f->name, nat, kv->key.s, n, gguf_vtype_name(kv->arr_type), es, rd_left(r), f->size);
+                         f->name, nat, kv->key.s, n, hllm_gguf_vtype_name(kv->arr_type), es, rd_left(r), f->size);
     const uint8_t *p = f->base + r->pos;
     if (et == GGUF_TYPE_BOOL)
         for (uint64_t j = 0; j < n; j++)
@@ -304,8 +304,8 @@ static int parse_kv(gguf_file *f, rd *r, int64_t i) {
 
 /* ---- tensor infos ---- */
 
-static int parse_tensor_info(gguf_file *f, rd *r, int64_t i, size_t *off_field) {
-    gguf_tensor *t = &f->tensors[i];
+static int parse_tensor_info(hllm_gguf_file *f, rd *r, int64_t i, size_t *off_field) {
+    hllm_gguf_tensor *t = &f->tensors[i];
     char what[112];
     size_t at = r->pos;
     snprintf(what, sizeof what, "name of tensor %" PRId64, i);
@@ -375,7 +375,7 @@ static int parse_tensor_info(gguf_file *f, rd *r, int64_t i, size_t *off_field) 
 
 /* ---- open ---- */
 
-static int parse(gguf_file *f) {
+static int parse(hllm_gguf_file *f) {
     rd r = {f, 0};
     if (rd_need(&r, 4, "magic")) return -1;
     if (memcmp(f->base, "GGUF", 4) != 0) {
@@ -407,8 +407,8 @@ static int parse(gguf_file *f) {
     f->n_tensors = (int64_t)nt;
     f->n_kv = (int64_t)nk;
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
-    f->kvs = calloc(nk ? nk : 1, sizeof(gguf_kv));
-    f->tensors = calloc(nt ? nt : 1, sizeof(gguf_tensor));
+    f->kvs = calloc(nk ? nk : 1, sizeof(hllm_gguf_kv));
+    f->tensors = calloc(nt ? nt : 1, sizeof(hllm_gguf_tensor));
     f->kv_slots = slots_new((int64_t)nk, &f->kv_mask);
     f->t_slots = slots_new((int64_t)nt, &f->t_mask);
     size_t *off_fields = calloc(nt ? nt : 1, sizeof(size_t));
@@ -425,7 +425,7 @@ static int parse(gguf_file *f) {
         size_t pad = (f->alignment - r.pos % f->alignment) % f->alignment;
         f->data_offset = r.pos + pad;
         for (int64_t i = 0; i < f->n_tensors; i++) {
-            gguf_tensor *t = &f->tensors[i];
+            hllm_gguf_tensor *t = &f->tensors[i];
             uint64_t avail = f->data_offset <= f->size ? f->size - f->data_offset : 0;
             if (f->data_offset > f->size || t->offset > avail || t->nbytes > avail - t->offset) {
                 char range[96];
@@ -446,8 +446,8 @@ static int parse(gguf_file *f) {
     return rc;
 }
 
-static gguf_file *file_new(const char *name) {
-    gguf_file *f = calloc(1, sizeof *f);
+static hllm_gguf_file *file_new(const char *name) {
+    hllm_gguf_file *f = calloc(1, sizeof *f);
     if (!f) {
         hllm_fail("%s: out of memory", name);
         return NULL;
@@ -461,26 +461,26 @@ static gguf_file *file_new(const char *name) {
     return f;
 }
 
-gguf_file *gguf_open_memory(const void *data, size_t size, const char *name) {
+hllm_gguf_file *hllm_gguf_open_memory(const void *data, size_t size, const char *name) {
     if (!name) name = "<memory>";
     if (!data && size) {
         hllm_fail("%s: no data", name);
         return NULL;
     }
-    gguf_file *f = file_new(name);
+    hllm_gguf_file *f = file_new(name);
     if (!f) return NULL;
     f->base = data;
     f->size = size;
     if (parse(f)) {
-        gguf_close(f);
+        hllm_gguf_close(f);
         return NULL;
     }
     return f;
 }
 
-gguf_file *gguf_open(const char *path) {
+hllm_gguf_file *hllm_gguf_open(const char *path) {
     if (!path) {
-        hllm_fail("gguf_open: no path");
+        hllm_fail("hllm_gguf_open: no path");
         return NULL;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -517,7 +517,7 @@ gguf_file *gguf_open(const char *path) {
         hllm_fail("%s: cannot mmap %zu bytes: %s", path, size, strerror(err));
         return NULL;
     }
-    gguf_file *f = file_new(path);
+    hllm_gguf_file *f = file_new(path);
     if (!f) {
         munmap(map, size);
         return NULL;
@@ -526,13 +526,13 @@ gguf_file *gguf_open(const char *path) {
     f->base = map;
     f->size = size;
     if (parse(f)) {
-        gguf_close(f);
+        hllm_gguf_close(f);
         return NULL;
     }
     return f;
 }
 
-void gguf_close(gguf_file *f) {
+void hllm_gguf_close(hllm_gguf_file *f) {
     if (!f) return;
     if (f->map) munmap(f->map, f->size);
     for (arena_chunk *c = f->arena, *n; c; c = n) {
@@ -549,23 +549,23 @@ void gguf_close(gguf_file *f) {
 
 /* ---- accessors ---- */
 
-const char *gguf_path(const gguf_file *f) { return f->name; }
-uint32_t gguf_version(const gguf_file *f) { return f->version; }
-size_t gguf_file_size(const gguf_file *f) { return f->size; }
-size_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
-uint32_t gguf_alignment(const gguf_file *f) { return f->alignment; }
-int64_t gguf_n_kv(const gguf_file *f) { return f->n_kv; }
-int64_t gguf_n_tensors(const gguf_file *f) { return f->n_tensors; }
+const char *hllm_gguf_path(const hllm_gguf_file *f) { return f->name; }
+uint32_t hllm_gguf_version(const hllm_gguf_file *f) { return f->version; }
+size_t hllm_gguf_file_size(const hllm_gguf_file *f) { return f->size; }
+size_t hllm_gguf_data_offset(const hllm_gguf_file *f) { return f->data_offset; }
+uint32_t hllm_gguf_alignment(const hllm_gguf_file *f) { return f->alignment; }
+int64_t hllm_gguf_n_kv(const hllm_gguf_file *f) { return f->n_kv; }
+int64_t hllm_gguf_n_tensors(const hllm_gguf_file *f) { return f->n_tensors; }
 
-const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i) {
+const hllm_gguf_kv *hllm_gguf_kv_at(const hllm_gguf_file *f, int64_t i) {
     return (i >= 0 && i < f->n_kv) ? &f->kvs[i] : NULL;
 }
 
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i) {
+const hllm_gguf_tensor *hllm_gguf_tensor_at(const hllm_gguf_file *f, int64_t i) {
     return (i >= 0 && i < f->n_tensors) ? &f->tensors[i] : NULL;
 }
 
-const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key) {
+const hllm_gguf_kv *hllm_gguf_find_kv(const hllm_gguf_file *f, const char *key) {
     if (!f || !key) return NULL;
     size_t n = strlen(key);
     for (uint32_t s = (uint32_t)hash_bytes(key, n) & f->kv_mask;; s = (s + 1) & f->kv_mask) {
@@ -575,7 +575,7 @@ const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key) {
     }
 }
 
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
+const hllm_gguf_tensor *hllm_gguf_find_tensor(const hllm_gguf_file *f, const char *name) {
     if (!f || !name) return NULL;
     size_t n = strlen(name);
     for (uint32_t s = (uint32_t)hash_bytes(name, n) & f->t_mask;; s = (s + 1) & f->t_mask) {
@@ -587,24 +587,24 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
 
 /* ---- typed getters ---- */
 
-static bool is_unsigned(gguf_vtype t) {
+static bool is_unsigned(hllm_gguf_vtype t) {
     return t == GGUF_TYPE_UINT8 || t == GGUF_TYPE_UINT16 || t == GGUF_TYPE_UINT32 || t == GGUF_TYPE_UINT64;
 }
-static bool is_signed(gguf_vtype t) {
+static bool is_signed(hllm_gguf_vtype t) {
     return t == GGUF_TYPE_INT8 || t == GGUF_TYPE_INT16 || t == GGUF_TYPE_INT32 || t == GGUF_TYPE_INT64;
 }
 
-static int wrong_type(const gguf_file *f, const gguf_kv *kv, const char *want) {
+static int wrong_type(const hllm_gguf_file *f, const hllm_gguf_kv *kv, const char *want) {
     if (kv->type == GGUF_TYPE_ARRAY)
-        return hllm_fail("%s: key '%s' is an array of %s, expected %s", f->name, kv->key.s, gguf_vtype_name(kv->arr_type),
+        return hllm_fail("%s: key '%s' is an array of %s, expected %s", f->name, kv->key.s, hllm_gguf_vtype_name(kv->arr_type),
                          want);
-    return hllm_fail("%s: key '%s' has type %s, expected %s", f->name, kv->key.s, gguf_vtype_name(kv->type), want);
+    return hllm_fail("%s: key '%s' has type %s, expected %s", f->name, kv->key.s, hllm_gguf_vtype_name(kv->type), want);
 }
 
 /* Reads any integer KV into [lo, hi] as a signed 128-bit-free check: *u (unsigned view) or *s. */
-static int get_int(const gguf_file *f, const char *key, bool want_signed, uint64_t umax, int64_t smin, int64_t smax,
+static int get_int(const hllm_gguf_file *f, const char *key, bool want_signed, uint64_t umax, int64_t smin, int64_t smax,
                    uint64_t *uout, int64_t *sout) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 1;
     if (is_unsigned(kv->type)) {
         uint64_t v = kv->v.u64;
@@ -625,54 +625,54 @@ static int get_int(const gguf_file *f, const char *key, bool want_signed, uint64
     return wrong_type(f, kv, "an integer");
 }
 
-int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out) {
+int hllm_gguf_get_u32(const hllm_gguf_file *f, const char *key, uint32_t *out) {
     uint64_t u = 0;
     int rc = get_int(f, key, false, UINT32_MAX, 0, 0, &u, NULL);
     if (rc == 0) *out = (uint32_t)u;
     return rc;
 }
 
-int gguf_get_i32(const gguf_file *f, const char *key, int32_t *out) {
+int hllm_gguf_get_i32(const hllm_gguf_file *f, const char *key, int32_t *out) {
     int64_t s = 0;
     int rc = get_int(f, key, true, 0, INT32_MIN, INT32_MAX, NULL, &s);
     if (rc == 0) *out = (int32_t)s;
     return rc;
 }
 
-int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out) {
+int hllm_gguf_get_u64(const hllm_gguf_file *f, const char *key, uint64_t *out) {
     uint64_t u = 0;
     int rc = get_int(f, key, false, UINT64_MAX, 0, 0, &u, NULL);
     if (rc == 0) *out = u;
     return rc;
 }
 
-int gguf_get_f32(const gguf_file *f, const char *key, float *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+int hllm_gguf_get_f32(const hllm_gguf_file *f, const char *key, float *out) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 1;
     if (kv->type != GGUF_TYPE_FLOAT32 && kv->type != GGUF_TYPE_FLOAT64) return wrong_type(f, kv, "a float");
     *out = (float)kv->v.f64;
     return 0;
 }
 
-int gguf_get_bool(const gguf_file *f, const char *key, bool *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+int hllm_gguf_get_bool(const hllm_gguf_file *f, const char *key, bool *out) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 1;
     if (kv->type != GGUF_TYPE_BOOL) return wrong_type(f, kv, "bool");
     *out = kv->v.b;
     return 0;
 }
 
-int gguf_get_str(const gguf_file *f, const char *key, hllm_str *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+int hllm_gguf_get_str(const hllm_gguf_file *f, const char *key, hllm_str *out) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 1;
     if (kv->type != GGUF_TYPE_STRING) return wrong_type(f, kv, "str");
     *out = kv->v.str;
     return 0;
 }
 
-/* For a string array, *data is the hllm_str array (same as gguf_get_arr_str). */
-int gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype *elem_type, const void **data, uint64_t *n) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+/* For a string array, *data is the hllm_str array (same as hllm_gguf_get_arr_str). */
+int hllm_gguf_get_arr(const hllm_gguf_file *f, const char *key, hllm_gguf_vtype *elem_type, const void **data, uint64_t *n) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 1;
     if (kv->type != GGUF_TYPE_ARRAY) return wrong_type(f, kv, "an array");
     if (elem_type) *elem_type = kv->arr_type;
@@ -681,8 +681,8 @@ int gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype *elem_type, con
     return 0;
 }
 
-int gguf_get_arr_str(const gguf_file *f, const char *key, const hllm_str **strs, uint64_t *n) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+int hllm_gguf_get_arr_str(const hllm_gguf_file *f, const char *key, const hllm_str **strs, uint64_t *n) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 1;
     if (kv->type != GGUF_TYPE_ARRAY || kv->arr_type != GGUF_TYPE_STRING) return wrong_type(f, kv, "an array of str");
     if (strs) *strs = kv->v.arr_str;

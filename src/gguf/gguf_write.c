@@ -1,7 +1,7 @@
 /* GGUF v3 writer. KVs are kept already encoded (type + payload); tensors are either copied at
  * add time or produced by a fill callback straight into the output (a file mapping), so a
  * multi-GB tensor never needs a heap buffer of its size. Errors in the void setters are kept
- * (the first one) and reported by gguf_writer_write*. */
+ * (the first one) and reported by hllm_gguf_writer_write*. */
 #include "gguf/gguf.h"
 #include "core/error.h"
 #include <errno.h>
@@ -19,7 +19,7 @@
 
 typedef struct {
     char *key;
-    gguf_vtype type;
+    hllm_gguf_vtype type;
     uint64_t scalar;     /* scalar value bits (for general.alignment) */
     uint8_t *val;        /* encoded: u32 type, then the payload */
     size_t val_len;
@@ -33,11 +33,11 @@ typedef struct {
     size_t nbytes;
     uint64_t offset;     /* set while writing */
     void *data;          /* owned copy, or NULL when fill is used */
-    gguf_fill_fn fill;
+    hllm_gguf_fill_fn fill;
     void *user;
 } wtensor;
 
-struct gguf_writer {
+struct hllm_gguf_writer {
     wkv *kvs;
     size_t n_kv, cap_kv;
     wtensor *ts;
@@ -91,8 +91,8 @@ static void buf_str(buf *b, const char *s, uint64_t n) {
 
 /* ---- writer state ---- */
 
-static void werr(gguf_writer *w, const char *fmt, ...) HLLM_PRINTF(2, 3);
-static void werr(gguf_writer *w, const char *fmt, ...) {
+static void werr(hllm_gguf_writer *w, const char *fmt, ...) HLLM_PRINTF(2, 3);
+static void werr(hllm_gguf_writer *w, const char *fmt, ...) {
     if (w->err[0]) return; /* keep the first error: later ones are usually its consequences */
     va_list ap;
     va_start(ap, fmt);
@@ -100,13 +100,13 @@ static void werr(gguf_writer *w, const char *fmt, ...) {
     va_end(ap);
 }
 
-gguf_writer *gguf_writer_new(void) {
-    gguf_writer *w = calloc(1, sizeof *w);
+hllm_gguf_writer *hllm_gguf_writer_new(void) {
+    hllm_gguf_writer *w = calloc(1, sizeof *w);
     if (!w) hllm_fail("gguf writer: out of memory");
     return w;
 }
 
-void gguf_writer_free(gguf_writer *w) {
+void hllm_gguf_writer_free(hllm_gguf_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n_kv; i++) {
         free(w->kvs[i].key);
@@ -122,7 +122,7 @@ void gguf_writer_free(gguf_writer *w) {
 }
 
 /* Stores an encoded value under key, replacing an earlier value of the same key. Takes b. */
-static void set_kv(gguf_writer *w, const char *key, gguf_vtype type, uint64_t scalar, buf *b) {
+static void set_kv(hllm_gguf_writer *w, const char *key, hllm_gguf_vtype type, uint64_t scalar, buf *b) {
     if (!key || !key[0]) {
         werr(w, "gguf writer: empty key");
         free(b->p);
@@ -163,7 +163,7 @@ static void set_kv(gguf_writer *w, const char *key, gguf_vtype type, uint64_t sc
     w->kvs[w->n_kv++] = (wkv){k, type, scalar, b->p, b->n};
 }
 
-static void set_scalar(gguf_writer *w, const char *key, gguf_vtype type, uint64_t bits, size_t size) {
+static void set_scalar(hllm_gguf_writer *w, const char *key, hllm_gguf_vtype type, uint64_t bits, size_t size) {
     if (!w) return;
     buf b = {0};
     buf_u32(&b, (uint32_t)type);
@@ -173,19 +173,19 @@ static void set_scalar(gguf_writer *w, const char *key, gguf_vtype type, uint64_
     set_kv(w, key, type, bits, &b);
 }
 
-void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) { set_scalar(w, key, GGUF_TYPE_UINT32, v, 4); }
-void gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v) {
+void hllm_gguf_writer_set_u32(hllm_gguf_writer *w, const char *key, uint32_t v) { set_scalar(w, key, GGUF_TYPE_UINT32, v, 4); }
+void hllm_gguf_writer_set_i32(hllm_gguf_writer *w, const char *key, int32_t v) {
     set_scalar(w, key, GGUF_TYPE_INT32, (uint32_t)v, 4);
 }
-void gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v) { set_scalar(w, key, GGUF_TYPE_UINT64, v, 8); }
-void gguf_writer_set_f32(gguf_writer *w, const char *key, float v) {
+void hllm_gguf_writer_set_u64(hllm_gguf_writer *w, const char *key, uint64_t v) { set_scalar(w, key, GGUF_TYPE_UINT64, v, 8); }
+void hllm_gguf_writer_set_f32(hllm_gguf_writer *w, const char *key, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
     set_scalar(w, key, GGUF_TYPE_FLOAT32, u, 4);
 }
-void gguf_writer_set_bool(gguf_writer *w, const char *key, bool v) { set_scalar(w, key, GGUF_TYPE_BOOL, v ? 1 : 0, 1); }
+void hllm_gguf_writer_set_bool(hllm_gguf_writer *w, const char *key, bool v) { set_scalar(w, key, GGUF_TYPE_BOOL, v ? 1 : 0, 1); }
 
-void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_vtype type, const void *v) {
+void hllm_gguf_writer_set_scalar(hllm_gguf_writer *w, const char *key, hllm_gguf_vtype type, const void *v) {
     static const size_t sz[GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
     if (!w) return;
     if ((unsigned)type >= GGUF_TYPE_COUNT || !sz[type] || !v) {
@@ -198,7 +198,7 @@ void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_vtype type, co
     set_scalar(w, key, type, bits, sz[type]);
 }
 
-void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
+void hllm_gguf_writer_set_str(hllm_gguf_writer *w, const char *key, const char *v) {
     if (!w) return;
     if (!v) {
         werr(w, "gguf writer: key '%s': NULL string", key);
@@ -210,7 +210,7 @@ void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
     set_kv(w, key, GGUF_TYPE_STRING, 0, &b);
 }
 
-void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype elem_type, const void *data, uint64_t n) {
+void hllm_gguf_writer_set_arr(hllm_gguf_writer *w, const char *key, hllm_gguf_vtype elem_type, const void *data, uint64_t n) {
     static const size_t sz[GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
     if (!w) return;
     if ((unsigned)elem_type >= GGUF_TYPE_COUNT || !sz[elem_type]) {
@@ -234,7 +234,7 @@ void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype elem_type, 
     set_kv(w, key, GGUF_TYPE_ARRAY, 0, &b);
 }
 
-void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const hllm_str *strs, uint64_t n) {
+void hllm_gguf_writer_set_arr_str(hllm_gguf_writer *w, const char *key, const hllm_str *strs, uint64_t n) {
     if (!w) return;
     if (n && !strs) {
         werr(w, "gguf writer: key '%s': NULL string array", key);
@@ -255,7 +255,7 @@ void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const hllm_str *st
     set_kv(w, key, GGUF_TYPE_ARRAY, 0, &b);
 }
 
-static wtensor *add_tensor(gguf_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne) {
+static wtensor *add_tensor(hllm_gguf_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne) {
     if (!w) return NULL;
     if (!name || !name[0] || strlen(name) > GGUF_NAME_MAX) {
         werr(w, "gguf writer: tensor name '%s' is empty or longer than %d bytes", name ? name : "(null)", GGUF_NAME_MAX);
@@ -318,7 +318,7 @@ static wtensor *add_tensor(gguf_writer *w, const char *name, int type, uint32_t 
     return t;
 }
 
-void gguf_writer_add_tensor(gguf_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne,
+void hllm_gguf_writer_add_tensor(hllm_gguf_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne,
                             const void *data) {
     wtensor *t = add_tensor(w, name, type, n_dims, ne);
     if (!t) return;
@@ -334,8 +334,8 @@ void gguf_writer_add_tensor(gguf_writer *w, const char *name, int type, uint32_t
     memcpy(t->data, data, t->nbytes);
 }
 
-void gguf_writer_add_tensor_fill(gguf_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne,
-                                 gguf_fill_fn fill, void *user) {
+void hllm_gguf_writer_add_tensor_fill(hllm_gguf_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne,
+                                 hllm_gguf_fill_fn fill, void *user) {
     wtensor *t = add_tensor(w, name, type, n_dims, ne);
     if (!t) return;
     if (!fill) {
@@ -349,7 +349,7 @@ void gguf_writer_add_tensor_fill(gguf_writer *w, const char *name, int type, uin
 /* ---- layout and output ---- */
 
 /* Encodes the header (everything before the data section, padded) and assigns tensor offsets. */
-static int encode_header(gguf_writer *w, buf *b, size_t *total) {
+static int encode_header(hllm_gguf_writer *w, buf *b, size_t *total) {
     if (w->err[0]) return hllm_fail("%s", w->err);
     uint32_t align = 32;
     for (size_t i = 0; i < w->n_kv; i++) {
@@ -393,8 +393,8 @@ static int encode_header(gguf_writer *w, buf *b, size_t *total) {
     return 0;
 }
 
-int gguf_writer_write_memory(gguf_writer *w, void **data, size_t *size) {
-    if (!w || !data || !size) return hllm_fail("gguf_writer_write_memory: bad arguments");
+int hllm_gguf_writer_write_memory(hllm_gguf_writer *w, void **data, size_t *size) {
+    if (!w || !data || !size) return hllm_fail("hllm_gguf_writer_write_memory: bad arguments");
     buf b = {0};
     size_t total;
     if (encode_header(w, &b, &total)) {
@@ -468,8 +468,8 @@ static int fill_tensor_file(int fd, const char *path, wtensor *t, size_t at) {
     return rc ? -1 : 0;
 }
 
-int gguf_writer_write(gguf_writer *w, const char *path) {
-    if (!w || !path) return hllm_fail("gguf_writer_write: bad arguments");
+int hllm_gguf_writer_write(hllm_gguf_writer *w, const char *path) {
+    if (!w || !path) return hllm_fail("hllm_gguf_writer_write: bad arguments");
     buf b = {0};
     size_t total;
     if (encode_header(w, &b, &total)) {

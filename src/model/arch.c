@@ -4,22 +4,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static int get_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out, bool required) {
+static int get_u32(const hllm_gguf_file *f, const char *arch, const char *suffix, uint32_t *out, bool required) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    int rc = gguf_get_u32(f, key, out);
+    int rc = hllm_gguf_get_u32(f, key, out);
     if (rc < 0) return -1;
-    if (rc == 1 && required) return hllm_fail("%s: required key '%s' is missing", gguf_path(f), key);
+    if (rc == 1 && required) return hllm_fail("%s: required key '%s' is missing", hllm_gguf_path(f), key);
     return rc;
 }
 
-static int get_f32(const gguf_file *f, const char *arch, const char *suffix, float *out) {
+static int get_f32(const hllm_gguf_file *f, const char *arch, const char *suffix, float *out) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    return gguf_get_f32(f, key, out);
+    return hllm_gguf_get_f32(f, key, out);
 }
 
-int hllm_arch_load_hparams(const gguf_file *f, const char *arch, hllm_hparams *hp) {
+int hllm_arch_load_hparams(const hllm_gguf_file *f, const char *arch, hllm_hparams *hp) {
     memset(hp, 0, sizeof *hp);
     if (!strcmp(arch, "llama")) {
         hp->arch = HLLM_ARCH_LLAMA;
@@ -31,7 +31,7 @@ int hllm_arch_load_hparams(const gguf_file *f, const char *arch, hllm_hparams *h
         hp->arch = HLLM_ARCH_QWEN3;
         hp->rope_type = HLLM_ROPE_NEOX;
     } else {
-        return hllm_fail("%s: unknown architecture '%s' (supported: llama, qwen2, qwen3)", gguf_path(f), arch);
+        return hllm_fail("%s: unknown architecture '%s' (supported: llama, qwen2, qwen3)", hllm_gguf_path(f), arch);
     }
     uint32_t v;
     if (get_u32(f, arch, "embedding_length", &v, true)) return -1;
@@ -54,19 +54,19 @@ int hllm_arch_load_hparams(const gguf_file *f, const char *arch, hllm_hparams *h
         hp->n_ff > 1 << 20 || hp->n_head <= 0 || hp->n_head > 1024 || hp->n_head_kv <= 0 ||
         hp->n_head % hp->n_head_kv)
         return hllm_fail("%s: inconsistent hyperparameters (n_embd %d, n_layer %d, n_ff %d, n_head %d, n_head_kv %d)",
-                         gguf_path(f), hp->n_embd, hp->n_layer, hp->n_ff, hp->n_head, hp->n_head_kv);
+                         hllm_gguf_path(f), hp->n_embd, hp->n_layer, hp->n_ff, hp->n_head, hp->n_head_kv);
     hp->head_dim = hp->n_embd / hp->n_head;
     rc = get_u32(f, arch, "attention.key_length", &v, false);
     if (rc < 0) return -1;
     if (rc == 0) hp->head_dim = (int)v;
     if (hp->head_dim <= 0 || hp->head_dim > 512 || hp->head_dim % 2)
-        return hllm_fail("%s: unsupported head size %d (must be even, at most 512)", gguf_path(f), hp->head_dim);
+        return hllm_fail("%s: unsupported head size %d (must be even, at most 512)", hllm_gguf_path(f), hp->head_dim);
     hp->n_rot = hp->head_dim;
     rc = get_u32(f, arch, "rope.dimension_count", &v, false);
     if (rc < 0) return -1;
     if (rc == 0) hp->n_rot = (int)v;
     if (hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return hllm_fail("%s: rope dimension %d does not fit head size %d", gguf_path(f), hp->n_rot, hp->head_dim);
+        return hllm_fail("%s: rope dimension %d does not fit head size %d", hllm_gguf_path(f), hp->n_rot, hp->head_dim);
     hp->rms_eps = 1e-5f;
     if (get_f32(f, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps) < 0) return -1;
     hp->rope_base = 10000.0f;
@@ -75,17 +75,17 @@ int hllm_arch_load_hparams(const gguf_file *f, const char *arch, hllm_hparams *h
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     hllm_str stype;
-    rc = gguf_get_str(f, key, &stype);
+    rc = hllm_gguf_get_str(f, key, &stype);
     if (rc < 0) return -1;
     if (rc == 0 && strcmp(stype.s, "none") != 0) {
         if (strcmp(stype.s, "linear") != 0)
             return hllm_fail("%s: rope scaling '%s' is not supported (supported: none, linear, llama3 frequency factors)",
-                             gguf_path(f), stype.s);
+                             hllm_gguf_path(f), stype.s);
         float factor = 1.0f;
         if (get_f32(f, arch, "rope.scaling.factor", &factor) < 0) return -1;
         if (factor > 0) hp->rope_freq_scale = 1.0f / factor;
     }
     if (!(hp->rope_base > 0) || !(hp->rms_eps > 0))
-        return hllm_fail("%s: bad rope base %g or rms epsilon %g", gguf_path(f), hp->rope_base, hp->rms_eps);
+        return hllm_fail("%s: bad rope base %g or rms epsilon %g", hllm_gguf_path(f), hp->rope_base, hp->rms_eps);
     return 0;
 }

@@ -7,25 +7,25 @@
 
 /* Finds a tensor and checks it is a rows x cols matrix (cols = ne[0]) of a supported type. */
 static int bind(const hllm_model_s *m, hllm_tensor *t, const char *name, int64_t cols, int64_t rows, bool required) {
-    const gguf_tensor *g = gguf_find_tensor(m->gguf, name);
+    const hllm_gguf_tensor *g = hllm_gguf_find_tensor(m->gguf, name);
     memset(t, 0, sizeof *t);
     if (!g) {
-        if (required) return hllm_fail("%s: tensor '%s' is missing", gguf_path(m->gguf), name);
+        if (required) return hllm_fail("%s: tensor '%s' is missing", hllm_gguf_path(m->gguf), name);
         return 0;
     }
     int64_t g_rows = 1;
     for (uint32_t i = 1; i < g->n_dims; i++) g_rows *= g->ne[i];
     if (g->ne[0] != cols || g_rows != rows)
-        return hllm_fail("%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", gguf_path(m->gguf), name,
+        return hllm_fail("%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", hllm_gguf_path(m->gguf), name,
                          (long long)g->ne[0], (long long)g_rows, (long long)cols, (long long)rows);
     const hllm_type_traits *tt = hllm_type_info(g->type);
     if (!tt->supported)
         return hllm_fail("%s: tensor '%s' has type %s, which heterollm does not support (supported: f32, f16, bf16, q8_0, q4_0, q4_K, q6_K)",
-                         gguf_path(m->gguf), name, hllm_type_name(g->type));
+                         hllm_gguf_path(m->gguf), name, hllm_type_name(g->type));
     size_t rb = hllm_row_bytes(g->type, cols);
     if (!rb)
         return hllm_fail("%s: tensor '%s' row length %lld is not a multiple of the %s block size %d",
-                         gguf_path(m->gguf), name, (long long)cols, tt->name, tt->block_size);
+                         hllm_gguf_path(m->gguf), name, (long long)cols, tt->name, tt->block_size);
     t->name = g->name.s;
     t->type = g->type;
     t->rows = rows;
@@ -38,8 +38,8 @@ static int bind(const hllm_model_s *m, hllm_tensor *t, const char *name, int64_t
 static void describe(hllm_model_s *m) {
     /* The type holding most bytes names the file, as llama.cpp's model type string does. */
     uint64_t bytes_by_type[HLLM_TYPE_COUNT] = {0};
-    for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++) {
-        const gguf_tensor *g = gguf_tensor_at(m->gguf, i);
+    for (int64_t i = 0; i < hllm_gguf_n_tensors(m->gguf); i++) {
+        const hllm_gguf_tensor *g = hllm_gguf_tensor_at(m->gguf, i);
         int64_t n = 1;
         for (uint32_t d = 0; d < g->n_dims; d++) n *= g->ne[d];
         m->n_params += (uint64_t)n;
@@ -57,7 +57,7 @@ static void describe(hllm_model_s *m) {
     snprintf(m->desc, sizeof m->desc, "%s %s %s", m->arch_name, size, hllm_type_name(best));
 }
 
-hllm_model_s *hllm_model_from_gguf(gguf_file *f) {
+hllm_model_s *hllm_model_from_gguf(hllm_gguf_file *f) {
     hllm_model_s *m = calloc(1, sizeof *m);
     if (!m) {
         hllm_fail("out of memory");
@@ -65,17 +65,17 @@ hllm_model_s *hllm_model_from_gguf(gguf_file *f) {
     }
     m->gguf = f;
     hllm_str arch;
-    int rc = gguf_get_str(f, "general.architecture", &arch);
+    int rc = hllm_gguf_get_str(f, "general.architecture", &arch);
     if (rc != 0) {
-        if (rc == 1) hllm_fail("%s: key 'general.architecture' is missing", gguf_path(f));
+        if (rc == 1) hllm_fail("%s: key 'general.architecture' is missing", hllm_gguf_path(f));
         goto fail;
     }
     snprintf(m->arch_name, sizeof m->arch_name, "%s", arch.s);
     if (hllm_arch_load_hparams(f, arch.s, &m->hp)) goto fail;
     hllm_hparams *hp = &m->hp;
-    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    const hllm_gguf_tensor *emb = hllm_gguf_find_tensor(f, "token_embd.weight");
     if (!emb || emb->n_dims != 2) {
-        hllm_fail("%s: tensor 'token_embd.weight' is missing or not 2-D", gguf_path(f));
+        hllm_fail("%s: tensor 'token_embd.weight' is missing or not 2-D", hllm_gguf_path(f));
         goto fail;
     }
     hp->n_vocab = (int)emb->ne[1];
@@ -116,7 +116,7 @@ hllm_model_s *hllm_model_from_gguf(gguf_file *f) {
     m->tok = hllm_tokenizer_from_gguf(f);
     if (!m->tok) goto fail;
     if (hllm_tokenizer_n_vocab(m->tok) > hp->n_vocab) {
-        hllm_fail("%s: the vocabulary has %d tokens but token_embd.weight has only %d rows", gguf_path(f),
+        hllm_fail("%s: the vocabulary has %d tokens but token_embd.weight has only %d rows", hllm_gguf_path(f),
                   hllm_tokenizer_n_vocab(m->tok), hp->n_vocab);
         goto fail;
     }
@@ -132,6 +132,6 @@ void hllm_model_destroy(hllm_model_s *m) {
     if (!m) return;
     hllm_tokenizer_free(m->tok);
     free(m->layers);
-    gguf_close(m->gguf);
+    hllm_gguf_close(m->gguf);
     free(m);
 }

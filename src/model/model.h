@@ -25,7 +25,7 @@ typedef struct {
 } hllm_layer_tensors;
 
 typedef struct hllm_model_s {
-    gguf_file *gguf;
+    hllm_gguf_file *gguf;
     hllm_hparams hp;
     char arch_name[32];
     char desc[128];          /* "llama 8B Q4_0"-style summary */
@@ -37,10 +37,10 @@ typedef struct hllm_model_s {
 } hllm_model_s;
 
 /* Loads a model from an open GGUF (takes ownership of f on success). NULL + hllm_fail. */
-hllm_model_s *hllm_model_from_gguf(gguf_file *f);
+hllm_model_s *hllm_model_from_gguf(hllm_gguf_file *f);
 void hllm_model_destroy(hllm_model_s *m);
 
 /* Architecture-specific metadata (arch.c): fills hp from <arch>.* keys. */
-int hllm_arch_load_hparams(const gguf_file *f, const char *arch, hllm_hparams *hp);
+int hllm_arch_load_hparams(const hllm_gguf_file *f, const char *arch, hllm_hparams *hp);
 
 #endif

@@ -1,5 +1,5 @@
 /* Synthetic GGUF models: real shapes, metadata and vocabulary sizes, deterministic random weights.
- * Weights are produced row by row while the file is written (gguf_writer_add_tensor_fill), on
+ * Weights are produced row by row while the file is written (hllm_gguf_writer_add_tensor_fill), on
  * several threads, each row from its own seed, so the bytes do not depend on the thread count
  * and a multi-GB model never sits in memory. */
 #include "model/synth.h"
@@ -374,43 +374,43 @@ static int vocab_bpe(vocab *v, int n, int *eot, int *im_start, int *im_end) {
 
 /* ---- the file ---- */
 
-static void set_arch_u32(gguf_writer *w, const char *arch, const char *suffix, uint32_t v) {
+static void set_arch_u32(hllm_gguf_writer *w, const char *arch, const char *suffix, uint32_t v) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    gguf_writer_set_u32(w, key, v);
+    hllm_gguf_writer_set_u32(w, key, v);
 }
 
-static void set_arch_f32(gguf_writer *w, const char *arch, const char *suffix, float v) {
+static void set_arch_f32(hllm_gguf_writer *w, const char *arch, const char *suffix, float v) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    gguf_writer_set_f32(w, key, v);
+    hllm_gguf_writer_set_f32(w, key, v);
 }
 
-static int add_vocab(gguf_writer *w, const hllm_synth_preset *p) {
+static int add_vocab(hllm_gguf_writer *w, const hllm_synth_preset *p) {
     vocab v;
     if (!strcmp(p->arch, "llama")) {
         if (vocab_spm(&v, p->n_vocab)) return -1;
-        gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v.tok, (uint64_t)v.n);
-        gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v.scores, (uint64_t)v.n);
-        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.types, (uint64_t)v.n);
-        gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-        gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-        gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+        hllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+        hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v.tok, (uint64_t)v.n);
+        hllm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, v.scores, (uint64_t)v.n);
+        hllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.types, (uint64_t)v.n);
+        hllm_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        hllm_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+        hllm_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+        hllm_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+        hllm_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     } else {
         int eot = 0, im_start = 0, im_end = 0;
         if (vocab_bpe(&v, p->n_vocab, &eot, &im_start, &im_end)) return -1;
-        gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-        gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
-        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v.tok, (uint64_t)v.n);
-        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.types, (uint64_t)v.n);
-        gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", v.merges, (uint64_t)v.n_merges);
-        gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)eot); /* as Qwen's GGUFs */
-        gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)im_end);
-        gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)eot);
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false);
+        hllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+        hllm_gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
+        hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v.tok, (uint64_t)v.n);
+        hllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.types, (uint64_t)v.n);
+        hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", v.merges, (uint64_t)v.n_merges);
+        hllm_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)eot); /* as Qwen's GGUFs */
+        hllm_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)im_end);
+        hllm_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)eot);
+        hllm_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false);
         (void)im_start;
     }
     vocab_free(&v);
@@ -430,10 +430,10 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
     const int64_t F = p->n_ff, V = p->n_vocab;
     const int max_tensors = 3 + p->n_layer * 16;
     synth_tensor *ts = calloc((size_t)max_tensors, sizeof *ts);
-    gguf_writer *w = gguf_writer_new();
+    hllm_gguf_writer *w = hllm_gguf_writer_new();
     if (!ts || !w) {
         free(ts);
-        gguf_writer_free(w);
+        hllm_gguf_writer_free(w);
         return hllm_fail("synth: out of memory");
     }
     synth_run run = {0};
@@ -445,9 +445,9 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
     /* metadata */
     char name[96];
     snprintf(name, sizeof name, "synthetic %s (%s)", p->name, p->arch);
-    gguf_writer_set_str(w, "general.architecture", p->arch);
-    gguf_writer_set_str(w, "general.name", name);
-    gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype);
+    hllm_gguf_writer_set_str(w, "general.architecture", p->arch);
+    hllm_gguf_writer_set_str(w, "general.name", name);
+    hllm_gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype);
     set_arch_u32(w, p->arch, "context_length", (uint32_t)p->n_ctx);
     set_arch_u32(w, p->arch, "embedding_length", (uint32_t)p->n_embd);
     set_arch_u32(w, p->arch, "block_count", (uint32_t)p->n_layer);
@@ -466,7 +466,7 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
     }
     if (add_vocab(w, p)) {
         free(ts);
-        gguf_writer_free(w);
+        hllm_gguf_writer_free(w);
         return -1;
     }
 
@@ -492,7 +492,7 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
         t->nbytes = t->row_bytes * (size_t)t->ne[1];                                               \
         quantized |= hllm_type_info(t->type)->block_size > 1;                                      \
         run.total += t->nbytes;                                                                    \
-        gguf_writer_add_tensor_fill(w, t->name, t->type, t->n_dims, t->ne, fill_tensor, t);        \
+        hllm_gguf_writer_add_tensor_fill(w, t->name, t->type, t->n_dims, t->ne, fill_tensor, t);        \
     } while (0)
 #define MAT(nm, cols, rows) ADD(nm, cols, rows, 0.0f, (float)(1.0 / sqrt((double)(cols))))
     const float nstd = 0.05f, bstd = 0.02f;
@@ -523,13 +523,13 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
 #undef MAT
 #undef ADD
     run.n_tensors = nt;
-    if (quantized) gguf_writer_set_u32(w, "general.quantization_version", 2);
+    if (quantized) hllm_gguf_writer_set_u32(w, "general.quantization_version", 2);
     if (run.progress)
         fprintf(stderr, "synth: %s %s, %s, %d tensors, %.1f MiB of weights -> %s\n", p->arch, p->name,
                 o->type == HLLM_TYPE_Q4_K ? "q4_K_M mix" : hllm_type_name(o->type), nt,
                 (double)run.total / 1048576.0, path);
-    int rc = gguf_writer_write(w, path);
-    gguf_writer_free(w);
+    int rc = hllm_gguf_writer_write(w, path);
+    hllm_gguf_writer_free(w);
     free(ts);
     return rc;
 }

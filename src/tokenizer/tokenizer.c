@@ -170,9 +170,9 @@ done:
 
 /* ---- GGUF ---- */
 
-static int get_str(const gguf_file *f, const char *key, const char **out, char *buf, size_t cap) {
+static int get_str(const hllm_gguf_file *f, const char *key, const char **out, char *buf, size_t cap) {
     hllm_str s;
-    int r = gguf_get_str(f, key, &s);
+    int r = hllm_gguf_get_str(f, key, &s);
     if (r < 0) return -1;
     if (r > 0) return 1;
     size_t n = s.n < cap - 1 ? s.n : cap - 1;
@@ -184,8 +184,8 @@ static int get_str(const gguf_file *f, const char *key, const char **out, char *
 
 /* Special ids: any integer type; a negative or too large value is "bad" (ignored, as llama.cpp
  * warns and keeps the default). */
-static int get_special(const gguf_file *f, const char *key, int64_t *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+static int get_special(const hllm_gguf_file *f, const char *key, int64_t *out) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return 0;
     switch (kv->type) {
     case GGUF_TYPE_UINT8: case GGUF_TYPE_UINT16: case GGUF_TYPE_UINT32: case GGUF_TYPE_UINT64:
@@ -195,19 +195,19 @@ static int get_special(const gguf_file *f, const char *key, int64_t *out) {
         *out = kv->v.i64 < 0 ? INT64_MAX : kv->v.i64;
         return 0;
     default:
-        return hllm_fail("tokenizer: %s has type %s, expected an integer", key, gguf_vtype_name(kv->type));
+        return hllm_fail("tokenizer: %s has type %s, expected an integer", key, hllm_gguf_vtype_name(kv->type));
     }
 }
 
-static int get_flag(const gguf_file *f, const char *key, int *out) {
+static int get_flag(const hllm_gguf_file *f, const char *key, int *out) {
     bool b;
-    int r = gguf_get_bool(f, key, &b);
+    int r = hllm_gguf_get_bool(f, key, &b);
     if (r < 0) return -1;
     if (r == 0) *out = b;
     return 0;
 }
 
-hllm_tokenizer *hllm_tokenizer_from_gguf(const gguf_file *f) {
+hllm_tokenizer *hllm_tokenizer_from_gguf(const hllm_gguf_file *f) {
     if (!f) {
         hllm_fail("tokenizer: no file");
         return NULL;
@@ -221,33 +221,33 @@ hllm_tokenizer *hllm_tokenizer_from_gguf(const gguf_file *f) {
 
     int r = get_str(f, "tokenizer.ggml.model", &d.model, model, sizeof model);
     if (r != 0) {
-        if (r > 0) hllm_fail("tokenizer: %s has no tokenizer.ggml.model", gguf_path(f));
+        if (r > 0) hllm_fail("tokenizer: %s has no tokenizer.ggml.model", hllm_gguf_path(f));
         return NULL;
     }
     if (get_str(f, "tokenizer.ggml.pre", &d.pre, pre, sizeof pre) < 0) return NULL;
     if (get_str(f, "general.name", &d.name, name, sizeof name) < 0) return NULL;
 
     uint64_t n = 0;
-    r = gguf_get_arr_str(f, "tokenizer.ggml.tokens", &d.tokens, &n);
+    r = hllm_gguf_get_arr_str(f, "tokenizer.ggml.tokens", &d.tokens, &n);
     if (r != 0) {
-        if (r > 0) hllm_fail("tokenizer: %s has no tokenizer.ggml.tokens", gguf_path(f));
+        if (r > 0) hllm_fail("tokenizer: %s has no tokenizer.ggml.tokens", hllm_gguf_path(f));
         return NULL;
     }
     d.n_tokens = (int64_t)(n > (uint64_t)INT64_MAX ? INT64_MAX : n);
     if (n == 0 || n > (uint64_t)INT32_MAX / 2) {
-        hllm_fail("tokenizer: %s: tokenizer.ggml.tokens has %llu entries", gguf_path(f), (unsigned long long)n);
+        hllm_fail("tokenizer: %s: tokenizer.ggml.tokens has %llu entries", hllm_gguf_path(f), (unsigned long long)n);
         return NULL;
     }
 
-    gguf_vtype et;
+    hllm_gguf_vtype et;
     const void *data;
     uint64_t m;
-    r = gguf_get_arr(f, "tokenizer.ggml.scores", &et, &data, &m);
+    r = hllm_gguf_get_arr(f, "tokenizer.ggml.scores", &et, &data, &m);
     if (r < 0) return NULL;
     if (r == 0) {
         if ((et != GGUF_TYPE_FLOAT32 && et != GGUF_TYPE_INT32) || m < n) {
             hllm_fail("tokenizer: %s: tokenizer.ggml.scores must be f32/i32 with %llu entries (has %s x %llu)",
-                      gguf_path(f), (unsigned long long)n, gguf_vtype_name(et), (unsigned long long)m);
+                      hllm_gguf_path(f), (unsigned long long)n, hllm_gguf_vtype_name(et), (unsigned long long)m);
             return NULL;
         }
         scores = malloc(n * sizeof *scores);
@@ -263,12 +263,12 @@ hllm_tokenizer *hllm_tokenizer_from_gguf(const gguf_file *f) {
         }
         d.scores = scores;
     }
-    r = gguf_get_arr(f, "tokenizer.ggml.token_type", &et, &data, &m);
+    r = hllm_gguf_get_arr(f, "tokenizer.ggml.token_type", &et, &data, &m);
     if (r < 0) goto fail;
     if (r == 0) {
         if (et != GGUF_TYPE_INT32 || m < n) {
             hllm_fail("tokenizer: %s: tokenizer.ggml.token_type must be i32 with %llu entries (has %s x %llu)",
-                      gguf_path(f), (unsigned long long)n, gguf_vtype_name(et), (unsigned long long)m);
+                      hllm_gguf_path(f), (unsigned long long)n, hllm_gguf_vtype_name(et), (unsigned long long)m);
             goto fail;
         }
         types = malloc(n * sizeof *types);
@@ -276,7 +276,7 @@ hllm_tokenizer *hllm_tokenizer_from_gguf(const gguf_file *f) {
         memcpy(types, data, n * sizeof *types);
         d.types = types;
     }
-    r = gguf_get_arr_str(f, "tokenizer.ggml.merges", &d.merges, &m);
+    r = hllm_gguf_get_arr_str(f, "tokenizer.ggml.merges", &d.merges, &m);
     if (r < 0) goto fail;
     if (r == 0) d.n_merges = (int64_t)(m > (uint64_t)INT64_MAX ? INT64_MAX : m);
 

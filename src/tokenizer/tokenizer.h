@@ -9,7 +9,7 @@
 typedef struct hllm_tokenizer hllm_tokenizer;
 
 /* Reads tokenizer.ggml.* from the file. NULL + hllm_fail() on a missing or malformed vocab. */
-hllm_tokenizer *hllm_tokenizer_from_gguf(const gguf_file *f);
+hllm_tokenizer *hllm_tokenizer_from_gguf(const hllm_gguf_file *f);
 void hllm_tokenizer_free(hllm_tokenizer *t);
 
 int32_t hllm_tokenizer_n_vocab(const hllm_tokenizer *t);

@@ -97,13 +97,13 @@ static void test_model(const char *arch, int type) {
     snprintf(path, sizeof path, "/tmp/hllm_test_exec_split_%s_%d_%d.gguf", arch, type, (int)getpid());
     hllm_synth_opts o = {.arch = arch, .preset = "tiny", .type = type, .seed = 7, .n_threads = 2};
     CHECKF(hllm_synth_write(&o, path) == 0, "synth: %s", hllm_error());
-    gguf_file *f = gguf_open(path);
+    hllm_gguf_file *f = hllm_gguf_open(path);
     CHECKF(f != NULL, "open: %s", hllm_error());
     if (!f) return;
     hllm_model_s *m = hllm_model_from_gguf(f);
     CHECKF(m != NULL, "model: %s", hllm_error());
     if (!m) {
-        gguf_close(f);
+        hllm_gguf_close(f);
         unlink(path);
         return;
     }

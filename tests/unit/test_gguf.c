@@ -152,32 +152,32 @@ static void build(tb *b, int flaw) {
 }
 
 /* Opens an exact-size heap copy so any overread is an ASan report. */
-static gguf_file *open_copy(const uint8_t *p, size_t n, void **keep) {
+static hllm_gguf_file *open_copy(const uint8_t *p, size_t n, void **keep) {
     void *c = malloc(n ? n : 1);
     if (n) memcpy(c, p, n);
     *keep = c;
-    return gguf_open_memory(c, n, "model.gguf");
+    return hllm_gguf_open_memory(c, n, "model.gguf");
 }
 
 static void test_corruption(void) {
     tb b = {0};
     build(&b, F_NONE);
     void *keep;
-    gguf_file *f = open_copy(b.p, b.n, &keep);
+    hllm_gguf_file *f = open_copy(b.p, b.n, &keep);
     CHECKF(f != NULL, "valid base file: %s", hllm_error());
     if (f) {
-        CHECK(gguf_n_kv(f) == 5 && gguf_n_tensors(f) == 2);
-        const gguf_tensor *t = gguf_find_tensor(f, "blk.0.attn_q.weight");
+        CHECK(hllm_gguf_n_kv(f) == 5 && hllm_gguf_n_tensors(f) == 2);
+        const hllm_gguf_tensor *t = hllm_gguf_find_tensor(f, "blk.0.attn_q.weight");
         CHECK(t && t->type == 8 && t->nbytes == 34 && t->offset == 256);
-        gguf_close(f);
+        hllm_gguf_close(f);
     }
     free(keep);
 
     /* GGUF v2 has the same layout (64-bit counts): accepted. */
     b.p[4] = 2;
     f = open_copy(b.p, b.n, &keep);
-    CHECKF(f && gguf_version(f) == 2, "v2: %s", hllm_error());
-    gguf_close(f);
+    CHECKF(f && hllm_gguf_version(f) == 2, "v2: %s", hllm_error());
+    hllm_gguf_close(f);
     free(keep);
 
     /* Every single-field corruption gives an error that names the problem. */
@@ -190,7 +190,7 @@ static void test_corruption(void) {
                hllm_error(), k_flaws[i].expect);
         CHECKF(strncmp(hllm_error(), "model.gguf: offset ", 19) == 0, "flaw %d: error '%s' lacks file and offset",
                k_flaws[i].flaw, hllm_error());
-        gguf_close(f);
+        hllm_gguf_close(f);
         free(keep);
     }
     /* The example line of the spec, exactly. */
@@ -200,7 +200,7 @@ static void test_corruption(void) {
     snprintf(want, sizeof want, "tensor 'blk.0.attn_q.weight' data [%zu, %zu) lies past the end of the file (size %zu)",
              b.n - 290 + 288, b.n - 290 + 288 + 34, b.n);
     CHECKF(!f && strstr(hllm_error(), want), "'%s' lacks '%s'", hllm_error(), want);
-    gguf_close(f);
+    hllm_gguf_close(f);
     free(keep);
 
     /* Truncation at every length: a clean error, until the last tensor's data is complete. */
@@ -211,7 +211,7 @@ static void test_corruption(void) {
         hllm_error_clear();
         f = open_copy(b.p, n, &keep);
         if (f || !hllm_error()[0]) bad++;
-        gguf_close(f);
+        hllm_gguf_close(f);
         free(keep);
     }
     CHECKF(bad == 0, "%d truncated lengths were accepted or gave no error", bad);
@@ -227,14 +227,14 @@ static void test_corruption(void) {
         }
         f = open_copy(b.p, b.n, &keep);
         if (f) {
-            for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-                const gguf_tensor *t = gguf_tensor_at(f, i);
+            for (int64_t i = 0; i < hllm_gguf_n_tensors(f); i++) {
+                const hllm_gguf_tensor *t = hllm_gguf_tensor_at(f, i);
                 volatile uint8_t x = 0;
                 if (t->nbytes) x ^= ((const uint8_t *)t->data)[t->nbytes - 1]; /* in bounds */
                 (void)x;
             }
         }
-        gguf_close(f);
+        hllm_gguf_close(f);
         free(keep);
     }
     free(b.p);
@@ -260,29 +260,29 @@ static int fill_fail(void *user, void *dst, size_t n) {
     return hllm_fail("synthetic fill failure");
 }
 
-static gguf_writer *make_writer(void) {
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_u32(w, "t.u32", 4000000000u);
-    gguf_writer_set_i32(w, "t.i32", -7);
-    gguf_writer_set_u64(w, "t.u64", 1ull << 40);
-    gguf_writer_set_f32(w, "t.f32", 1.5f);
-    gguf_writer_set_bool(w, "t.bool", true);
+static hllm_gguf_writer *make_writer(void) {
+    hllm_gguf_writer *w = hllm_gguf_writer_new();
+    hllm_gguf_writer_set_str(w, "general.architecture", "llama");
+    hllm_gguf_writer_set_u32(w, "t.u32", 4000000000u);
+    hllm_gguf_writer_set_i32(w, "t.i32", -7);
+    hllm_gguf_writer_set_u64(w, "t.u64", 1ull << 40);
+    hllm_gguf_writer_set_f32(w, "t.f32", 1.5f);
+    hllm_gguf_writer_set_bool(w, "t.bool", true);
     uint8_t u8 = 200;
     int8_t i8 = -100;
     uint16_t u16 = 60000;
     int16_t i16 = -30000;
     int64_t i64 = -(1ll << 50);
     double f64 = 3.25;
-    gguf_writer_set_scalar(w, "t.u8", GGUF_TYPE_UINT8, &u8);
-    gguf_writer_set_scalar(w, "t.i8", GGUF_TYPE_INT8, &i8);
-    gguf_writer_set_scalar(w, "t.u16", GGUF_TYPE_UINT16, &u16);
-    gguf_writer_set_scalar(w, "t.i16", GGUF_TYPE_INT16, &i16);
-    gguf_writer_set_scalar(w, "t.i64", GGUF_TYPE_INT64, &i64);
-    gguf_writer_set_scalar(w, "t.f64", GGUF_TYPE_FLOAT64, &f64);
-    gguf_writer_set_str(w, "t.replaced", "first");
-    gguf_writer_set_u32(w, "t.replaced", 99); /* replaces the string */
-    gguf_writer_set_str(w, "t.empty", "");
+    hllm_gguf_writer_set_scalar(w, "t.u8", GGUF_TYPE_UINT8, &u8);
+    hllm_gguf_writer_set_scalar(w, "t.i8", GGUF_TYPE_INT8, &i8);
+    hllm_gguf_writer_set_scalar(w, "t.u16", GGUF_TYPE_UINT16, &u16);
+    hllm_gguf_writer_set_scalar(w, "t.i16", GGUF_TYPE_INT16, &i16);
+    hllm_gguf_writer_set_scalar(w, "t.i64", GGUF_TYPE_INT64, &i64);
+    hllm_gguf_writer_set_scalar(w, "t.f64", GGUF_TYPE_FLOAT64, &f64);
+    hllm_gguf_writer_set_str(w, "t.replaced", "first");
+    hllm_gguf_writer_set_u32(w, "t.replaced", 99); /* replaces the string */
+    hllm_gguf_writer_set_str(w, "t.empty", "");
     /* numeric arrays of every element type */
     uint8_t a8[3] = {1, 2, 255};
     int32_t a32[4] = {-1, 0, 1, 2147483647};
@@ -291,21 +291,21 @@ static gguf_writer *make_writer(void) {
     double ad[2] = {1.0 / 3, -0.0};
     bool ab[3] = {true, false, true};
     int16_t a16[2] = {-5, 5};
-    gguf_writer_set_arr(w, "a.u8", GGUF_TYPE_UINT8, a8, 3);
-    gguf_writer_set_arr(w, "a.i8", GGUF_TYPE_INT8, a8, 3);
-    gguf_writer_set_arr(w, "a.u16", GGUF_TYPE_UINT16, a16, 2);
-    gguf_writer_set_arr(w, "a.i16", GGUF_TYPE_INT16, a16, 2);
-    gguf_writer_set_arr(w, "a.u32", GGUF_TYPE_UINT32, a32, 4);
-    gguf_writer_set_arr(w, "a.i32", GGUF_TYPE_INT32, a32, 4);
-    gguf_writer_set_arr(w, "a.f32", GGUF_TYPE_FLOAT32, af, 3);
-    gguf_writer_set_arr(w, "a.bool", GGUF_TYPE_BOOL, ab, 3);
-    gguf_writer_set_arr(w, "a.u64", GGUF_TYPE_UINT64, a64, 2);
-    gguf_writer_set_arr(w, "a.i64", GGUF_TYPE_INT64, a64, 2);
-    gguf_writer_set_arr(w, "a.f64", GGUF_TYPE_FLOAT64, ad, 2);
-    gguf_writer_set_arr(w, "a.empty", GGUF_TYPE_INT32, NULL, 0);
+    hllm_gguf_writer_set_arr(w, "a.u8", GGUF_TYPE_UINT8, a8, 3);
+    hllm_gguf_writer_set_arr(w, "a.i8", GGUF_TYPE_INT8, a8, 3);
+    hllm_gguf_writer_set_arr(w, "a.u16", GGUF_TYPE_UINT16, a16, 2);
+    hllm_gguf_writer_set_arr(w, "a.i16", GGUF_TYPE_INT16, a16, 2);
+    hllm_gguf_writer_set_arr(w, "a.u32", GGUF_TYPE_UINT32, a32, 4);
+    hllm_gguf_writer_set_arr(w, "a.i32", GGUF_TYPE_INT32, a32, 4);
+    hllm_gguf_writer_set_arr(w, "a.f32", GGUF_TYPE_FLOAT32, af, 3);
+    hllm_gguf_writer_set_arr(w, "a.bool", GGUF_TYPE_BOOL, ab, 3);
+    hllm_gguf_writer_set_arr(w, "a.u64", GGUF_TYPE_UINT64, a64, 2);
+    hllm_gguf_writer_set_arr(w, "a.i64", GGUF_TYPE_INT64, a64, 2);
+    hllm_gguf_writer_set_arr(w, "a.f64", GGUF_TYPE_FLOAT64, ad, 2);
+    hllm_gguf_writer_set_arr(w, "a.empty", GGUF_TYPE_INT32, NULL, 0);
     hllm_str strs[4] = {{"<unk>", 5}, {"", 0}, {"a\0b", 3}, {"\xe2\x96\x81the", 6}};
-    gguf_writer_set_arr_str(w, "a.str", strs, 4);
-    gguf_writer_set_arr_str(w, "a.str_empty", NULL, 0);
+    hllm_gguf_writer_set_arr_str(w, "a.str", strs, 4);
+    hllm_gguf_writer_set_arr_str(w, "a.str_empty", NULL, 0);
 
     /* tensors of several types and ranks */
     float f32[64];
@@ -317,190 +317,190 @@ static gguf_writer *make_writer(void) {
     uint8_t q4k[144 * 2];
     for (int i = 0; i < (int)sizeof q4k; i++) q4k[i] = (uint8_t)(255 - i);
     int64_t ne1[1] = {64}, ne2[2] = {32, 2}, ne3[3] = {32, 2, 2}, ne4[4] = {256, 1, 1, 2}, ne5[2] = {64, 2};
-    gguf_writer_add_tensor(w, "v.f32", HLLM_TYPE_F32, 1, ne1, f32);
-    gguf_writer_add_tensor(w, "m.f16", HLLM_TYPE_F16, 2, ne2, f16);
-    gguf_writer_add_tensor(w, "m.q8_0", HLLM_TYPE_Q8_0, 3, ne3, q8);
-    gguf_writer_add_tensor(w, "m.q4_K", HLLM_TYPE_Q4_K, 4, ne4, q4k);
-    gguf_writer_add_tensor(w, "m.q5_0", HLLM_TYPE_Q5_0, 2, ne5, q8); /* unsupported but known: accepted */
+    hllm_gguf_writer_add_tensor(w, "v.f32", HLLM_TYPE_F32, 1, ne1, f32);
+    hllm_gguf_writer_add_tensor(w, "m.f16", HLLM_TYPE_F16, 2, ne2, f16);
+    hllm_gguf_writer_add_tensor(w, "m.q8_0", HLLM_TYPE_Q8_0, 3, ne3, q8);
+    hllm_gguf_writer_add_tensor(w, "m.q4_K", HLLM_TYPE_Q4_K, 4, ne4, q4k);
+    hllm_gguf_writer_add_tensor(w, "m.q5_0", HLLM_TYPE_Q5_0, 2, ne5, q8); /* unsupported but known: accepted */
     return w;
 }
 
-static void check_roundtrip(gguf_file *f) {
+static void check_roundtrip(hllm_gguf_file *f) {
     uint32_t u32;
     int32_t i32;
     uint64_t u64;
     float fl;
     bool b;
     hllm_str s;
-    CHECK(gguf_version(f) == 3 && gguf_alignment(f) == 32);
-    CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && !strcmp(s.s, "llama") && s.n == 5);
-    CHECK(gguf_get_u32(f, "t.u32", &u32) == 0 && u32 == 4000000000u);
-    CHECK(gguf_get_i32(f, "t.i32", &i32) == 0 && i32 == -7);
-    CHECK(gguf_get_u64(f, "t.u64", &u64) == 0 && u64 == 1ull << 40);
-    CHECK(gguf_get_f32(f, "t.f32", &fl) == 0 && fl == 1.5f);
-    CHECK(gguf_get_bool(f, "t.bool", &b) == 0 && b);
-    CHECK(gguf_get_u32(f, "t.u8", &u32) == 0 && u32 == 200);
-    CHECK(gguf_get_i32(f, "t.i8", &i32) == 0 && i32 == -100);
-    CHECK(gguf_get_u32(f, "t.u16", &u32) == 0 && u32 == 60000);
-    CHECK(gguf_get_i32(f, "t.i16", &i32) == 0 && i32 == -30000);
-    CHECK(gguf_find_kv(f, "t.i64") && gguf_find_kv(f, "t.i64")->v.i64 == -(1ll << 50));
-    CHECK(gguf_get_f32(f, "t.f64", &fl) == 0 && fl == 3.25f);
-    CHECK(gguf_get_u32(f, "t.replaced", &u32) == 0 && u32 == 99);
-    CHECK(gguf_get_str(f, "t.empty", &s) == 0 && s.n == 0 && s.s[0] == 0);
+    CHECK(hllm_gguf_version(f) == 3 && hllm_gguf_alignment(f) == 32);
+    CHECK(hllm_gguf_get_str(f, "general.architecture", &s) == 0 && !strcmp(s.s, "llama") && s.n == 5);
+    CHECK(hllm_gguf_get_u32(f, "t.u32", &u32) == 0 && u32 == 4000000000u);
+    CHECK(hllm_gguf_get_i32(f, "t.i32", &i32) == 0 && i32 == -7);
+    CHECK(hllm_gguf_get_u64(f, "t.u64", &u64) == 0 && u64 == 1ull << 40);
+    CHECK(hllm_gguf_get_f32(f, "t.f32", &fl) == 0 && fl == 1.5f);
+    CHECK(hllm_gguf_get_bool(f, "t.bool", &b) == 0 && b);
+    CHECK(hllm_gguf_get_u32(f, "t.u8", &u32) == 0 && u32 == 200);
+    CHECK(hllm_gguf_get_i32(f, "t.i8", &i32) == 0 && i32 == -100);
+    CHECK(hllm_gguf_get_u32(f, "t.u16", &u32) == 0 && u32 == 60000);
+    CHECK(hllm_gguf_get_i32(f, "t.i16", &i32) == 0 && i32 == -30000);
+    CHECK(hllm_gguf_find_kv(f, "t.i64") && hllm_gguf_find_kv(f, "t.i64")->v.i64 == -(1ll << 50));
+    CHECK(hllm_gguf_get_f32(f, "t.f64", &fl) == 0 && fl == 3.25f);
+    CHECK(hllm_gguf_get_u32(f, "t.replaced", &u32) == 0 && u32 == 99);
+    CHECK(hllm_gguf_get_str(f, "t.empty", &s) == 0 && s.n == 0 && s.s[0] == 0);
     /* typed getter rules: absent 1, wrong type or range -1 */
-    CHECK(gguf_get_u32(f, "nope", &u32) == 1);
-    CHECK(gguf_get_u32(f, "t.u64", &u32) == -1 && strstr(hllm_error(), "out of range"));
-    CHECK(gguf_get_u32(f, "t.i32", &u32) == -1 && strstr(hllm_error(), "out of range"));
-    CHECK(gguf_get_i32(f, "t.u32", &i32) == -1);
-    CHECK(gguf_get_u64(f, "t.i64", &u64) == -1);
-    CHECK(gguf_get_u32(f, "general.architecture", &u32) == -1 && strstr(hllm_error(), "has type str"));
-    CHECK(gguf_get_f32(f, "t.u32", &fl) == -1);
-    CHECK(gguf_get_bool(f, "t.u8", &b) == -1);
-    CHECK(gguf_get_str(f, "a.str", &s) == -1 && strstr(hllm_error(), "array of str"));
+    CHECK(hllm_gguf_get_u32(f, "nope", &u32) == 1);
+    CHECK(hllm_gguf_get_u32(f, "t.u64", &u32) == -1 && strstr(hllm_error(), "out of range"));
+    CHECK(hllm_gguf_get_u32(f, "t.i32", &u32) == -1 && strstr(hllm_error(), "out of range"));
+    CHECK(hllm_gguf_get_i32(f, "t.u32", &i32) == -1);
+    CHECK(hllm_gguf_get_u64(f, "t.i64", &u64) == -1);
+    CHECK(hllm_gguf_get_u32(f, "general.architecture", &u32) == -1 && strstr(hllm_error(), "has type str"));
+    CHECK(hllm_gguf_get_f32(f, "t.u32", &fl) == -1);
+    CHECK(hllm_gguf_get_bool(f, "t.u8", &b) == -1);
+    CHECK(hllm_gguf_get_str(f, "a.str", &s) == -1 && strstr(hllm_error(), "array of str"));
 
-    gguf_vtype et;
+    hllm_gguf_vtype et;
     const void *d;
     uint64_t n;
-    CHECK(gguf_get_arr(f, "a.u8", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT8 && n == 3 &&
+    CHECK(hllm_gguf_get_arr(f, "a.u8", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT8 && n == 3 &&
           ((const uint8_t *)d)[2] == 255);
-    CHECK(gguf_get_arr(f, "a.i8", &et, &d, &n) == 0 && et == GGUF_TYPE_INT8 && ((const int8_t *)d)[2] == -1);
-    CHECK(gguf_get_arr(f, "a.i16", &et, &d, &n) == 0 && et == GGUF_TYPE_INT16 && n == 2);
-    CHECK(gguf_get_arr(f, "a.u16", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT16 && n == 2);
+    CHECK(hllm_gguf_get_arr(f, "a.i8", &et, &d, &n) == 0 && et == GGUF_TYPE_INT8 && ((const int8_t *)d)[2] == -1);
+    CHECK(hllm_gguf_get_arr(f, "a.i16", &et, &d, &n) == 0 && et == GGUF_TYPE_INT16 && n == 2);
+    CHECK(hllm_gguf_get_arr(f, "a.u16", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT16 && n == 2);
     int32_t i32a[4];
-    CHECK(gguf_get_arr(f, "a.i32", &et, &d, &n) == 0 && et == GGUF_TYPE_INT32 && n == 4);
+    CHECK(hllm_gguf_get_arr(f, "a.i32", &et, &d, &n) == 0 && et == GGUF_TYPE_INT32 && n == 4);
     memcpy(i32a, d, sizeof i32a);
     CHECK(i32a[0] == -1 && i32a[3] == 2147483647);
-    CHECK(gguf_get_arr(f, "a.u32", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT32 && n == 4);
+    CHECK(hllm_gguf_get_arr(f, "a.u32", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT32 && n == 4);
     float fa[3];
-    CHECK(gguf_get_arr(f, "a.f32", &et, &d, &n) == 0 && et == GGUF_TYPE_FLOAT32 && n == 3);
+    CHECK(hllm_gguf_get_arr(f, "a.f32", &et, &d, &n) == 0 && et == GGUF_TYPE_FLOAT32 && n == 3);
     memcpy(fa, d, sizeof fa);
     CHECK(fa[0] == 0.5f && fa[1] == -2.0f && fa[2] == 1e-6f);
-    CHECK(gguf_get_arr(f, "a.bool", &et, &d, &n) == 0 && et == GGUF_TYPE_BOOL && n == 3 &&
+    CHECK(hllm_gguf_get_arr(f, "a.bool", &et, &d, &n) == 0 && et == GGUF_TYPE_BOOL && n == 3 &&
           ((const uint8_t *)d)[1] == 0);
     uint64_t u64a[2];
-    CHECK(gguf_get_arr(f, "a.u64", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT64 && n == 2);
+    CHECK(hllm_gguf_get_arr(f, "a.u64", &et, &d, &n) == 0 && et == GGUF_TYPE_UINT64 && n == 2);
     memcpy(u64a, d, sizeof u64a);
     CHECK(u64a[1] == ~0ull);
-    CHECK(gguf_get_arr(f, "a.i64", &et, &d, &n) == 0 && et == GGUF_TYPE_INT64);
+    CHECK(hllm_gguf_get_arr(f, "a.i64", &et, &d, &n) == 0 && et == GGUF_TYPE_INT64);
     double da[2];
-    CHECK(gguf_get_arr(f, "a.f64", &et, &d, &n) == 0 && et == GGUF_TYPE_FLOAT64 && n == 2);
+    CHECK(hllm_gguf_get_arr(f, "a.f64", &et, &d, &n) == 0 && et == GGUF_TYPE_FLOAT64 && n == 2);
     memcpy(da, d, sizeof da);
     CHECK(da[0] == 1.0 / 3);
-    CHECK(gguf_get_arr(f, "a.empty", &et, &d, &n) == 0 && n == 0);
-    CHECK(gguf_get_arr(f, "t.u32", &et, &d, &n) == -1);
+    CHECK(hllm_gguf_get_arr(f, "a.empty", &et, &d, &n) == 0 && n == 0);
+    CHECK(hllm_gguf_get_arr(f, "t.u32", &et, &d, &n) == -1);
     const hllm_str *sa;
-    CHECK(gguf_get_arr_str(f, "a.str", &sa, &n) == 0 && n == 4);
+    CHECK(hllm_gguf_get_arr_str(f, "a.str", &sa, &n) == 0 && n == 4);
     if (n == 4) {
         CHECK(!strcmp(sa[0].s, "<unk>") && sa[1].n == 0 && sa[1].s[0] == 0);
         CHECK(sa[2].n == 3 && memcmp(sa[2].s, "a\0b", 4) == 0); /* embedded NUL kept, NUL-terminated */
         CHECK(!strcmp(sa[3].s, "\xe2\x96\x81the"));
     }
-    CHECK(gguf_get_arr_str(f, "a.str_empty", &sa, &n) == 0 && n == 0);
-    CHECK(gguf_get_arr_str(f, "a.u8", &sa, &n) == -1);
+    CHECK(hllm_gguf_get_arr_str(f, "a.str_empty", &sa, &n) == 0 && n == 0);
+    CHECK(hllm_gguf_get_arr_str(f, "a.u8", &sa, &n) == -1);
 
-    CHECK(gguf_n_tensors(f) == 5);
-    const gguf_tensor *t = gguf_find_tensor(f, "v.f32");
+    CHECK(hllm_gguf_n_tensors(f) == 5);
+    const hllm_gguf_tensor *t = hllm_gguf_find_tensor(f, "v.f32");
     CHECK(t && t->n_dims == 1 && t->ne[0] == 64 && t->ne[1] == 1 && t->nbytes == 256 && t->type == HLLM_TYPE_F32);
     if (t) {
         float x;
         memcpy(&x, (const uint8_t *)t->data + 4 * 63, 4);
         CHECK(x == 63 - 10.5f);
     }
-    t = gguf_find_tensor(f, "m.f16");
+    t = hllm_gguf_find_tensor(f, "m.f16");
     CHECK(t && t->n_dims == 2 && t->ne[0] == 32 && t->ne[1] == 2 && t->nbytes == 128);
     if (t) {
         uint16_t h;
         memcpy(&h, (const uint8_t *)t->data + 2 * 5, 2);
         CHECK(hllm_fp16_to_f32(h) == 5 - 10.5f);
     }
-    t = gguf_find_tensor(f, "m.q8_0");
+    t = hllm_gguf_find_tensor(f, "m.q8_0");
     CHECK(t && t->n_dims == 3 && t->ne[2] == 2 && t->nbytes == 136 && ((const uint8_t *)t->data)[135] == 135);
-    t = gguf_find_tensor(f, "m.q4_K");
+    t = hllm_gguf_find_tensor(f, "m.q4_K");
     CHECK(t && t->n_dims == 4 && t->ne[0] == 256 && t->ne[3] == 2 && t->nbytes == 288 &&
           ((const uint8_t *)t->data)[0] == 255);
-    t = gguf_find_tensor(f, "m.q5_0");
+    t = hllm_gguf_find_tensor(f, "m.q5_0");
     CHECK(t && t->type == HLLM_TYPE_Q5_0 && t->nbytes == 88);
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *ti = gguf_tensor_at(f, i);
-        CHECK(ti->offset % 32 == 0 && (gguf_data_offset(f) + ti->offset) % 32 == 0);
-        CHECK((const uint8_t *)ti->data + ti->nbytes <= (const uint8_t *)ti->data + gguf_file_size(f));
+    for (int64_t i = 0; i < hllm_gguf_n_tensors(f); i++) {
+        const hllm_gguf_tensor *ti = hllm_gguf_tensor_at(f, i);
+        CHECK(ti->offset % 32 == 0 && (hllm_gguf_data_offset(f) + ti->offset) % 32 == 0);
+        CHECK((const uint8_t *)ti->data + ti->nbytes <= (const uint8_t *)ti->data + hllm_gguf_file_size(f));
     }
-    CHECK(gguf_data_offset(f) % 32 == 0);
-    CHECK(gguf_tensor_at(f, 5) == NULL && gguf_tensor_at(f, -1) == NULL && gguf_kv_at(f, gguf_n_kv(f)) == NULL);
-    CHECK(gguf_find_tensor(f, "m.q4") == NULL);
+    CHECK(hllm_gguf_data_offset(f) % 32 == 0);
+    CHECK(hllm_gguf_tensor_at(f, 5) == NULL && hllm_gguf_tensor_at(f, -1) == NULL && hllm_gguf_kv_at(f, hllm_gguf_n_kv(f)) == NULL);
+    CHECK(hllm_gguf_find_tensor(f, "m.q4") == NULL);
 }
 
 static void test_roundtrip(void) {
-    gguf_writer *w = make_writer();
+    hllm_gguf_writer *w = make_writer();
     void *mem = NULL;
     size_t size = 0;
-    CHECKF(gguf_writer_write_memory(w, &mem, &size) == 0, "%s", hllm_error());
-    gguf_file *f = gguf_open_memory(mem, size, "mem.gguf");
+    CHECKF(hllm_gguf_writer_write_memory(w, &mem, &size) == 0, "%s", hllm_error());
+    hllm_gguf_file *f = hllm_gguf_open_memory(mem, size, "mem.gguf");
     CHECKF(f != NULL, "%s", hllm_error());
     if (f) {
         check_roundtrip(f);
-        gguf_close(f);
+        hllm_gguf_close(f);
     }
 
     /* The file path gives the same bytes. */
     char path[64];
     snprintf(path, sizeof path, "/tmp/hllm_test_gguf_%d.gguf", (int)getpid());
-    CHECKF(gguf_writer_write(w, path) == 0, "%s", hllm_error());
-    f = gguf_open(path);
+    CHECKF(hllm_gguf_writer_write(w, path) == 0, "%s", hllm_error());
+    f = hllm_gguf_open(path);
     CHECKF(f != NULL, "%s", hllm_error());
     if (f) {
         check_roundtrip(f);
-        CHECK(gguf_file_size(f) == size && !strcmp(gguf_path(f), path));
-        CHECK(memcmp(gguf_tensor_at(f, 0)->data, (uint8_t *)mem + gguf_data_offset(f), 256) == 0);
-        gguf_close(f);
+        CHECK(hllm_gguf_file_size(f) == size && !strcmp(hllm_gguf_path(f), path));
+        CHECK(memcmp(hllm_gguf_tensor_at(f, 0)->data, (uint8_t *)mem + hllm_gguf_data_offset(f), 256) == 0);
+        hllm_gguf_close(f);
     }
-    gguf_writer_free(w);
+    hllm_gguf_writer_free(w);
 
     /* Truncating the writer's output at every length before its last tensor ends: clean errors. */
-    f = gguf_open_memory(mem, size, "mem.gguf");
+    f = hllm_gguf_open_memory(mem, size, "mem.gguf");
     size_t need = 0;
-    for (int64_t i = 0; f && i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        size_t end = gguf_data_offset(f) + t->offset + t->nbytes;
+    for (int64_t i = 0; f && i < hllm_gguf_n_tensors(f); i++) {
+        const hllm_gguf_tensor *t = hllm_gguf_tensor_at(f, i);
+        size_t end = hllm_gguf_data_offset(f) + t->offset + t->nbytes;
         if (end > need) need = end;
     }
-    gguf_close(f);
+    hllm_gguf_close(f);
     int bad = 0;
     for (size_t n = 0; n < size; n++) {
         void *c = malloc(n ? n : 1);
         memcpy(c, mem, n);
         hllm_error_clear();
-        f = gguf_open_memory(c, n, "cut.gguf");
+        f = hllm_gguf_open_memory(c, n, "cut.gguf");
         if (n < need ? (f != NULL || !hllm_error()[0]) : f == NULL) bad++;
-        gguf_close(f);
+        hllm_gguf_close(f);
         free(c);
     }
     CHECKF(bad == 0, "%d truncation lengths misbehaved (need %zu of %zu)", bad, need, size);
     free(mem);
 
     /* Fill tensors (streamed), custom alignment, fill failure leaves no file. */
-    w = gguf_writer_new();
-    gguf_writer_set_u32(w, "general.alignment", 64);
+    w = hllm_gguf_writer_new();
+    hllm_gguf_writer_set_u32(w, "general.alignment", 64);
     fill_ctx c1 = {0}, c2 = {0};
     int64_t ne[2] = {3, 5}, ne2[1] = {100};
-    gguf_writer_add_tensor_fill(w, "a", HLLM_TYPE_F32, 2, ne, fill_pattern, &c1);
-    gguf_writer_add_tensor_fill(w, "b", HLLM_TYPE_I8, 1, ne2, fill_pattern, &c2);
-    CHECKF(gguf_writer_write(w, path) == 0, "%s", hllm_error());
+    hllm_gguf_writer_add_tensor_fill(w, "a", HLLM_TYPE_F32, 2, ne, fill_pattern, &c1);
+    hllm_gguf_writer_add_tensor_fill(w, "b", HLLM_TYPE_I8, 1, ne2, fill_pattern, &c2);
+    CHECKF(hllm_gguf_writer_write(w, path) == 0, "%s", hllm_error());
     CHECK(c1.calls == 1 && c1.seen == 60 && c2.calls == 1 && c2.seen == 100);
-    f = gguf_open(path);
+    f = hllm_gguf_open(path);
     CHECKF(f != NULL, "%s", hllm_error());
     if (f) {
-        CHECK(gguf_alignment(f) == 64 && gguf_data_offset(f) % 64 == 0);
-        const gguf_tensor *t = gguf_find_tensor(f, "b");
+        CHECK(hllm_gguf_alignment(f) == 64 && hllm_gguf_data_offset(f) % 64 == 0);
+        const hllm_gguf_tensor *t = hllm_gguf_find_tensor(f, "b");
         CHECK(t && t->offset == 64 && t->nbytes == 100 && ((const uint8_t *)t->data)[99] == (uint8_t)(99 * 7 + 3));
-        CHECK(gguf_file_size(f) == gguf_data_offset(f) + 64 + 128); /* each tensor padded */
-        gguf_close(f);
+        CHECK(hllm_gguf_file_size(f) == hllm_gguf_data_offset(f) + 64 + 128); /* each tensor padded */
+        hllm_gguf_close(f);
     }
-    gguf_writer_add_tensor_fill(w, "c", HLLM_TYPE_F32, 1, ne2, fill_fail, NULL);
+    hllm_gguf_writer_add_tensor_fill(w, "c", HLLM_TYPE_F32, 1, ne2, fill_fail, NULL);
     unlink(path);
-    CHECK(gguf_writer_write(w, path) == -1 && strstr(hllm_error(), "synthetic fill failure"));
+    CHECK(hllm_gguf_writer_write(w, path) == -1 && strstr(hllm_error(), "synthetic fill failure"));
     CHECK(access(path, F_OK) != 0);
-    gguf_writer_free(w);
+    hllm_gguf_writer_free(w);
 
     /* Deferred writer errors are reported by write. */
     const struct {
@@ -509,39 +509,39 @@ static void test_roundtrip(void) {
     } werrs[] = {{0, "duplicate tensor name 'x'"}, {1, "general.alignment"}, {2, "not a multiple of the q8_0 block"},
                  {3, "unknown type number 77"},   {4, "n_dims 5"},          {5, "dimension 1 is 0"}};
     for (size_t i = 0; i < sizeof werrs / sizeof werrs[0]; i++) {
-        w = gguf_writer_new();
+        w = hllm_gguf_writer_new();
         float z[64] = {0};
         int64_t n1[4] = {16, 0, 1, 1};
-        gguf_writer_add_tensor(w, "x", HLLM_TYPE_F32, 1, n1, z);
+        hllm_gguf_writer_add_tensor(w, "x", HLLM_TYPE_F32, 1, n1, z);
         switch (werrs[i].what) {
-        case 0: gguf_writer_add_tensor(w, "x", HLLM_TYPE_F32, 1, n1, z); break;
-        case 1: gguf_writer_set_u32(w, "general.alignment", 24); break;
-        case 2: gguf_writer_add_tensor(w, "y", HLLM_TYPE_Q8_0, 1, n1, z); break;
-        case 3: gguf_writer_add_tensor(w, "y", 77, 1, n1, z); break;
-        case 4: gguf_writer_add_tensor(w, "y", HLLM_TYPE_F32, 5, n1, z); break;
-        case 5: gguf_writer_add_tensor(w, "y", HLLM_TYPE_F32, 2, n1, z); break;
+        case 0: hllm_gguf_writer_add_tensor(w, "x", HLLM_TYPE_F32, 1, n1, z); break;
+        case 1: hllm_gguf_writer_set_u32(w, "general.alignment", 24); break;
+        case 2: hllm_gguf_writer_add_tensor(w, "y", HLLM_TYPE_Q8_0, 1, n1, z); break;
+        case 3: hllm_gguf_writer_add_tensor(w, "y", 77, 1, n1, z); break;
+        case 4: hllm_gguf_writer_add_tensor(w, "y", HLLM_TYPE_F32, 5, n1, z); break;
+        case 5: hllm_gguf_writer_add_tensor(w, "y", HLLM_TYPE_F32, 2, n1, z); break;
         }
-        CHECK(gguf_writer_write_memory(w, &mem, &size) == -1);
+        CHECK(hllm_gguf_writer_write_memory(w, &mem, &size) == -1);
         CHECKF(strstr(hllm_error(), werrs[i].expect) != NULL, "writer error '%s' lacks '%s'", hllm_error(),
                werrs[i].expect);
-        gguf_writer_free(w);
+        hllm_gguf_writer_free(w);
     }
 
     /* Empty file (no KVs, no tensors) round trips. */
-    w = gguf_writer_new();
-    CHECK(gguf_writer_write_memory(w, &mem, &size) == 0 && size == 32); /* header padded to the alignment */
-    f = gguf_open_memory(mem, size, "empty.gguf");
-    CHECK(f && gguf_n_kv(f) == 0 && gguf_n_tensors(f) == 0);
-    gguf_close(f);
+    w = hllm_gguf_writer_new();
+    CHECK(hllm_gguf_writer_write_memory(w, &mem, &size) == 0 && size == 32); /* header padded to the alignment */
+    f = hllm_gguf_open_memory(mem, size, "empty.gguf");
+    CHECK(f && hllm_gguf_n_kv(f) == 0 && hllm_gguf_n_tensors(f) == 0);
+    hllm_gguf_close(f);
     free(mem);
-    gguf_writer_free(w);
+    hllm_gguf_writer_free(w);
 
-    /* gguf_open errors: missing file, directory, empty file. */
-    CHECK(gguf_open("/nonexistent/x.gguf") == NULL && strstr(hllm_error(), "cannot open"));
-    CHECK(gguf_open("/tmp") == NULL && strstr(hllm_error(), "not a regular file"));
+    /* hllm_gguf_open errors: missing file, directory, empty file. */
+    CHECK(hllm_gguf_open("/nonexistent/x.gguf") == NULL && strstr(hllm_error(), "cannot open"));
+    CHECK(hllm_gguf_open("/tmp") == NULL && strstr(hllm_error(), "not a regular file"));
     FILE *fp = fopen(path, "wb");
     if (fp) fclose(fp);
-    CHECK(gguf_open(path) == NULL && strstr(hllm_error(), "empty file"));
+    CHECK(hllm_gguf_open(path) == NULL && strstr(hllm_error(), "empty file"));
     unlink(path);
 }
 
@@ -555,24 +555,24 @@ static void test_big_vocab(void) {
         int n = snprintf(s, 12, "tok%d", i);
         v[i] = (hllm_str){s, (uint64_t)n};
     }
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v, N);
+    hllm_gguf_writer *w = hllm_gguf_writer_new();
+    hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v, N);
     void *mem;
     size_t size;
-    CHECK(gguf_writer_write_memory(w, &mem, &size) == 0);
+    CHECK(hllm_gguf_writer_write_memory(w, &mem, &size) == 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    gguf_file *f = gguf_open_memory(mem, size, "vocab.gguf");
+    hllm_gguf_file *f = hllm_gguf_open_memory(mem, size, "vocab.gguf");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
     printf("128256-entry vocab opened in %.2f ms\n", ms);
     CHECKF(ms < 500, "vocab open took %.1f ms", ms);
     const hllm_str *sa;
     uint64_t n;
-    CHECK(f && gguf_get_arr_str(f, "tokenizer.ggml.tokens", &sa, &n) == 0 && n == N && !strcmp(sa[N - 1].s, "tok128255"));
-    gguf_close(f);
+    CHECK(f && hllm_gguf_get_arr_str(f, "tokenizer.ggml.tokens", &sa, &n) == 0 && n == N && !strcmp(sa[N - 1].s, "tok128255"));
+    hllm_gguf_close(f);
     free(mem);
-    gguf_writer_free(w);
+    hllm_gguf_writer_free(w);
     free(v);
     free(pool);
 }
@@ -583,29 +583,29 @@ static void test_stories(void) {
         printf("stories260K.gguf not found: skipped\n");
         return;
     }
-    gguf_file *f = gguf_open(path);
+    hllm_gguf_file *f = hllm_gguf_open(path);
     CHECKF(f != NULL, "%s", hllm_error());
     if (!f) return;
-    CHECK(gguf_version(f) == 3);
-    CHECK(gguf_n_kv(f) == 19);
-    CHECK(gguf_n_tensors(f) == 48);
-    CHECK(gguf_data_offset(f) == 14176);
-    CHECK(gguf_alignment(f) == 32);
-    CHECK(gguf_file_size(f) == 1185376);
+    CHECK(hllm_gguf_version(f) == 3);
+    CHECK(hllm_gguf_n_kv(f) == 19);
+    CHECK(hllm_gguf_n_tensors(f) == 48);
+    CHECK(hllm_gguf_data_offset(f) == 14176);
+    CHECK(hllm_gguf_alignment(f) == 32);
+    CHECK(hllm_gguf_file_size(f) == 1185376);
     hllm_str s;
-    CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && !strcmp(s.s, "llama"));
-    CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && !strcmp(s.s, "llama"));
+    CHECK(hllm_gguf_get_str(f, "general.architecture", &s) == 0 && !strcmp(s.s, "llama"));
+    CHECK(hllm_gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && !strcmp(s.s, "llama"));
     uint32_t u;
-    CHECK(gguf_get_u32(f, "llama.embedding_length", &u) == 0 && u == 64);
-    CHECK(gguf_get_u32(f, "llama.block_count", &u) == 0 && u == 5);
-    CHECK(gguf_get_u32(f, "llama.attention.head_count", &u) == 0 && u == 8);
-    CHECK(gguf_get_u32(f, "llama.attention.head_count_kv", &u) == 0 && u == 4);
-    CHECK(gguf_get_u32(f, "llama.feed_forward_length", &u) == 0 && u == 172);
+    CHECK(hllm_gguf_get_u32(f, "llama.embedding_length", &u) == 0 && u == 64);
+    CHECK(hllm_gguf_get_u32(f, "llama.block_count", &u) == 0 && u == 5);
+    CHECK(hllm_gguf_get_u32(f, "llama.attention.head_count", &u) == 0 && u == 8);
+    CHECK(hllm_gguf_get_u32(f, "llama.attention.head_count_kv", &u) == 0 && u == 4);
+    CHECK(hllm_gguf_get_u32(f, "llama.feed_forward_length", &u) == 0 && u == 172);
     float eps;
-    CHECK(gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) == 0 && fabsf(eps - 1e-5f) < 1e-9f);
+    CHECK(hllm_gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) == 0 && fabsf(eps - 1e-5f) < 1e-9f);
     const hllm_str *toks;
     uint64_t n;
-    CHECK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", &toks, &n) == 0 && n == 512);
+    CHECK(hllm_gguf_get_arr_str(f, "tokenizer.ggml.tokens", &toks, &n) == 0 && n == 512);
     if (n == 512) CHECK(!strcmp(toks[0].s, "<unk>") && !strcmp(toks[3].s, "<0x00>") && !strcmp(toks[258].s, "<0xFF>"));
     const struct {
         const char *name;
@@ -616,15 +616,15 @@ static void test_stories(void) {
                   {"blk.1.ffn_gate.weight", 64, 172}, {"blk.1.ffn_up.weight", 64, 172},
                   {"blk.4.ffn_down.weight", 172, 64}, {"blk.0.ffn_norm.weight", 64, 1}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const gguf_tensor *t = gguf_find_tensor(f, shapes[i].name);
+        const hllm_gguf_tensor *t = hllm_gguf_find_tensor(f, shapes[i].name);
         CHECKF(t && t->type == HLLM_TYPE_F32 && t->ne[0] == shapes[i].ne0 && t->ne[1] == shapes[i].ne1 &&
                    t->n_dims == (shapes[i].ne1 == 1 ? 1u : 2u),
                "tensor %s", shapes[i].name);
     }
-    const gguf_tensor *a = gguf_find_tensor(f, "token_embd.weight"), *b = gguf_find_tensor(f, "output.weight");
+    const hllm_gguf_tensor *a = hllm_gguf_find_tensor(f, "token_embd.weight"), *b = hllm_gguf_find_tensor(f, "output.weight");
     CHECK(a && b && a->nbytes == 64 * 512 * 4 && memcmp(a->data, b->data, a->nbytes) == 0);
-    CHECK(gguf_find_tensor(f, "blk.5.attn_q.weight") == NULL);
-    gguf_close(f);
+    CHECK(hllm_gguf_find_tensor(f, "blk.5.attn_q.weight") == NULL);
+    hllm_gguf_close(f);
 }
 
 int main(void) {

@@ -13,20 +13,20 @@ static const char *k_arch[] = {"llama", "qwen2", "qwen3"};
 static const int k_types[] = {HLLM_TYPE_F32, HLLM_TYPE_F16, HLLM_TYPE_BF16, HLLM_TYPE_Q8_0,
                               HLLM_TYPE_Q4_0, HLLM_TYPE_Q4_K, HLLM_TYPE_Q6_K};
 
-static uint32_t u32(const gguf_file *f, const char *key) {
+static uint32_t u32(const hllm_gguf_file *f, const char *key) {
     uint32_t v = 0xdeadbeef;
-    CHECKF(gguf_get_u32(f, key, &v) == 0, "key %s", key);
+    CHECKF(hllm_gguf_get_u32(f, key, &v) == 0, "key %s", key);
     return v;
 }
 
-static float f32(const gguf_file *f, const char *key) {
+static float f32(const hllm_gguf_file *f, const char *key) {
     float v = -1;
-    CHECKF(gguf_get_f32(f, key, &v) == 0, "key %s", key);
+    CHECKF(hllm_gguf_get_f32(f, key, &v) == 0, "key %s", key);
     return v;
 }
 
 /* Mean and std of a tensor's first rows, dequantized. */
-static void stats(const gguf_tensor *t, double *mean, double *sd, bool *finite) {
+static void stats(const hllm_gguf_tensor *t, double *mean, double *sd, bool *finite) {
     int64_t cols = t->ne[0], rows = t->n_dims > 1 ? t->ne[1] : 1;
     if (rows > 8) rows = 8;
     size_t rb = hllm_row_bytes(t->type, cols);
@@ -48,13 +48,13 @@ static void stats(const gguf_tensor *t, double *mean, double *sd, bool *finite) 
 }
 
 static void check_file(const char *path, const hllm_synth_preset *p, int type, bool check_merges) {
-    gguf_file *f = gguf_open(path);
+    hllm_gguf_file *f = hllm_gguf_open(path);
     CHECKF(f != NULL, "%s", hllm_error());
     if (!f) return;
     char key[128];
     hllm_str s;
     const char *a = p->arch;
-    CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && !strcmp(s.s, a));
+    CHECK(hllm_gguf_get_str(f, "general.architecture", &s) == 0 && !strcmp(s.s, a));
     CHECK(u32(f, "general.file_type") == (uint32_t)hllm_synth_file_type(type));
 #define AK(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
     CHECK(u32(f, AK("embedding_length")) == 256);
@@ -75,31 +75,31 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
     const hllm_str *tok;
     uint64_t nv = 0;
     const void *d;
-    gguf_vtype et;
+    hllm_gguf_vtype et;
     uint64_t n;
-    CHECK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", &tok, &nv) == 0 && nv == 1000);
-    CHECK(gguf_get_arr(f, "tokenizer.ggml.token_type", &et, &d, &n) == 0 && et == GGUF_TYPE_INT32 && n == nv);
+    CHECK(hllm_gguf_get_arr_str(f, "tokenizer.ggml.tokens", &tok, &nv) == 0 && nv == 1000);
+    CHECK(hllm_gguf_get_arr(f, "tokenizer.ggml.token_type", &et, &d, &n) == 0 && et == GGUF_TYPE_INT32 && n == nv);
     int32_t *tt = malloc(nv * sizeof *tt);
     memcpy(tt, d, nv * sizeof *tt);
     uint32_t bos = u32(f, "tokenizer.ggml.bos_token_id"), eos = u32(f, "tokenizer.ggml.eos_token_id");
     CHECK(bos < nv && eos < nv && tt[bos] == 3 && tt[eos] == 3);
     if (!strcmp(a, "llama")) {
-        CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && !strcmp(s.s, "llama"));
+        CHECK(hllm_gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && !strcmp(s.s, "llama"));
         CHECK(bos == 1 && eos == 2 && !strcmp(tok[1].s, "<s>") && !strcmp(tok[2].s, "</s>"));
         CHECK(!strcmp(tok[0].s, "<unk>") && !strcmp(tok[3].s, "<0x00>") && !strcmp(tok[258].s, "<0xFF>"));
         CHECK(tt[3] == 6 && tt[258] == 6 && tt[259] == 1 && tt[999] == 1);
-        CHECK(gguf_get_arr(f, "tokenizer.ggml.scores", &et, &d, &n) == 0 && et == GGUF_TYPE_FLOAT32 && n == nv);
+        CHECK(hllm_gguf_get_arr(f, "tokenizer.ggml.scores", &et, &d, &n) == 0 && et == GGUF_TYPE_FLOAT32 && n == nv);
         CHECK(!strcmp(tok[259].s, "\xe2\x96\x81") && !strcmp(tok[260].s, "a"));
         CHECK(!strcmp(tok[286].s, "\xe2\x96\x81" "a"));
     } else {
-        CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && !strcmp(s.s, "gpt2"));
-        CHECK(gguf_get_str(f, "tokenizer.ggml.pre", &s) == 0 && !strcmp(s.s, "qwen2"));
+        CHECK(hllm_gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && !strcmp(s.s, "gpt2"));
+        CHECK(hllm_gguf_get_str(f, "tokenizer.ggml.pre", &s) == 0 && !strcmp(s.s, "qwen2"));
         CHECK(!strcmp(tok[0].s, "!") && !strcmp(tok[255].s, "\xc5\x83")); /* GPT-2 byte order */
         CHECK(!strcmp(tok[bos].s, "<|endoftext|>") && !strcmp(tok[eos].s, "<|im_end|>"));
         CHECK(!strcmp(tok[eos - 1].s, "<|im_start|>") && tt[eos - 1] == 3);
         const hllm_str *mg;
         uint64_t nm = 0;
-        CHECK(gguf_get_arr_str(f, "tokenizer.ggml.merges", &mg, &nm) == 0 && nm == 997 - 256);
+        CHECK(hllm_gguf_get_arr_str(f, "tokenizer.ggml.merges", &mg, &nm) == 0 && nm == 997 - 256);
         /* Every merge "l r" in rank order makes token 256 + rank, from tokens that come before it. */
         int bad = 0;
         for (uint64_t i = 0; check_merges && i < nm; i++) {
@@ -125,7 +125,7 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
     /* tensors */
     const int64_t E = 256, HD = p->head_dim, QD = 4 * HD, KVD = 2 * HD, F = p->n_ff, V = 1000;
     int expect_n = 2 + (p->tied ? 0 : 1) + 2 * (9 + (p->qkv_bias ? 3 : 0) + (p->qk_norm ? 2 : 0));
-    CHECK(gguf_n_tensors(f) == expect_n);
+    CHECK(hllm_gguf_n_tensors(f) == expect_n);
     const struct {
         const char *name;
         int64_t ne0, ne1;
@@ -143,7 +143,7 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
         {"blk.1.attn_k_norm.weight", HD, 1, p->qk_norm}, {"blk.2.attn_q.weight", E, QD, false},
     };
     for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
-        const gguf_tensor *t = gguf_find_tensor(f, sh[i].name);
+        const hllm_gguf_tensor *t = hllm_gguf_find_tensor(f, sh[i].name);
         if (!sh[i].present) {
             CHECKF(t == NULL, "%s %s: unexpected %s", a, hllm_type_name(type), sh[i].name);
             continue;
@@ -170,11 +170,11 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
         }
     }
     /* Every tensor of the file is the type the type rule gives. */
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    for (int64_t i = 0; i < hllm_gguf_n_tensors(f); i++) {
+        const hllm_gguf_tensor *t = hllm_gguf_tensor_at(f, i);
         CHECKF(t->type == hllm_synth_tensor_type(p, type, t->name.s, t->ne[0]), "%s type", t->name.s);
     }
-    gguf_close(f);
+    hllm_gguf_close(f);
 }
 
 static void test_types(void) {

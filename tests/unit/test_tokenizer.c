@@ -56,13 +56,13 @@ static void test_stories(void) {
         printf("test_tokenizer: stories260K.gguf not found, skipping its tests\n");
         return;
     }
-    gguf_file *f = gguf_open(path);
-    CHECKF(f != NULL, "gguf_open: %s", hllm_error());
+    hllm_gguf_file *f = hllm_gguf_open(path);
+    CHECKF(f != NULL, "hllm_gguf_open: %s", hllm_error());
     if (!f) return;
     hllm_tokenizer *t = hllm_tokenizer_from_gguf(f);
     CHECKF(t != NULL, "from_gguf: %s", hllm_error());
     if (!t) {
-        gguf_close(f);
+        hllm_gguf_close(f);
         return;
     }
     CHECK(hllm_tokenizer_n_vocab(t) == 512);
@@ -158,7 +158,7 @@ static void test_stories(void) {
     CHECK(hllm_detok_push(t, &st, 403, out, 2) < 0 && st.n_pending == 1);
 
     hllm_tokenizer_free(t);
-    gguf_close(f);
+    hllm_gguf_close(f);
 }
 
 /* ---------------- a small in-memory SentencePiece vocab ---------------- */
@@ -489,40 +489,40 @@ static void test_malformed(void) {
 
 /* ---------------- GGUF front end ---------------- */
 
-static hllm_tokenizer *from_writer(gguf_writer *w) {
+static hllm_tokenizer *from_writer(hllm_gguf_writer *w) {
     void *data = NULL;
     size_t size = 0;
     hllm_tokenizer *t = NULL;
-    if (gguf_writer_write_memory(w, &data, &size) == 0) {
-        gguf_file *f = gguf_open_memory(data, size, "test.gguf");
+    if (hllm_gguf_writer_write_memory(w, &data, &size) == 0) {
+        hllm_gguf_file *f = hllm_gguf_open_memory(data, size, "test.gguf");
         if (f) {
             t = hllm_tokenizer_from_gguf(f);
-            gguf_close(f);
+            hllm_gguf_close(f);
         }
     }
     free(data);
-    gguf_writer_free(w);
+    hllm_gguf_writer_free(w);
     return t;
 }
 
-static gguf_writer *base_writer(void) {
+static hllm_gguf_writer *base_writer(void) {
     static const hllm_str toks[6] = {{"<unk>", 5}, {"<s>", 3}, {"</s>", 4}, {"a", 1}, {"b", 1}, {"ab", 2}};
     static const float scores[6] = {0, 0, 0, -1, -2, -3};
     static const int32_t types[6] = {2, 3, 3, 1, 1, 1};
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 6);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 6);
+    hllm_gguf_writer *w = hllm_gguf_writer_new();
+    hllm_gguf_writer_set_str(w, "general.architecture", "llama");
+    hllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 6);
+    hllm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 6);
+    hllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 6);
     return w;
 }
 
 static void test_gguf(void) {
-    gguf_writer *w = base_writer();
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", true);
-    gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0xFFFFFFFFu);
+    hllm_gguf_writer *w = base_writer();
+    hllm_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+    hllm_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", true);
+    hllm_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0xFFFFFFFFu);
     hllm_tokenizer *t = from_writer(w);
     CHECKF(t != NULL, "%s", hllm_error());
     if (t) {
@@ -532,34 +532,34 @@ static void test_gguf(void) {
     }
 
     w = base_writer();
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "");
-    gguf_writer_set_str(w, "general.name", "x");
+    hllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "");
+    hllm_gguf_writer_set_str(w, "general.name", "x");
     t = from_writer(w);
     CHECK(t == NULL && strstr(hllm_error(), "unsupported"));
 
     static const float short_scores[3] = {0, 0, 0};
     w = base_writer();
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, short_scores, 3);
+    hllm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, short_scores, 3);
     t = from_writer(w);
     CHECK(t == NULL && strstr(hllm_error(), "scores"));
 
     w = base_writer();
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_FLOAT32, short_scores, 3);
+    hllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_FLOAT32, short_scores, 3);
     t = from_writer(w);
     CHECK(t == NULL && strstr(hllm_error(), "token_type"));
 
     w = base_writer();
-    gguf_writer_set_str(w, "tokenizer.ggml.bos_token_id", "1");
+    hllm_gguf_writer_set_str(w, "tokenizer.ggml.bos_token_id", "1");
     t = from_writer(w);
     CHECK(t == NULL && strstr(hllm_error(), "bos_token_id"));
 
     w = base_writer();
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"); /* no merges */
+    hllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"); /* no merges */
     t = from_writer(w);
     CHECK(t == NULL && strstr(hllm_error(), "merges"));
 
-    w = gguf_writer_new();
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    w = hllm_gguf_writer_new();
+    hllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
     t = from_writer(w);
     CHECK(t == NULL && strstr(hllm_error(), "tokenizer.ggml.tokens"));
 

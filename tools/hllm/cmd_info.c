@@ -35,7 +35,7 @@ static void print_str(const char *s, uint64_t n, uint64_t max) {
     if (n > max) printf("... (%" PRIu64 " bytes)", n);
 }
 
-static void print_elem(gguf_vtype t, const uint8_t *p) {
+static void print_elem(hllm_gguf_vtype t, const uint8_t *p) {
     uint64_t u = 0;
     size_t sz = t == GGUF_TYPE_UINT8 || t == GGUF_TYPE_INT8 || t == GGUF_TYPE_BOOL ? 1
                 : t == GGUF_TYPE_UINT16 || t == GGUF_TYPE_INT16                    ? 2
@@ -68,7 +68,7 @@ static void print_elem(gguf_vtype t, const uint8_t *p) {
     }
 }
 
-static size_t elem_size(gguf_vtype t) {
+static size_t elem_size(hllm_gguf_vtype t) {
     switch (t) {
     case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
     case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
@@ -77,12 +77,12 @@ static size_t elem_size(gguf_vtype t) {
     }
 }
 
-static void print_kv(int64_t i, const gguf_kv *kv, int n_elems) {
+static void print_kv(int64_t i, const hllm_gguf_kv *kv, int n_elems) {
     char type[48];
     if (kv->type == GGUF_TYPE_ARRAY)
-        snprintf(type, sizeof type, "arr[%s,%" PRIu64 "]", gguf_vtype_name(kv->arr_type), kv->arr_n);
+        snprintf(type, sizeof type, "arr[%s,%" PRIu64 "]", hllm_gguf_vtype_name(kv->arr_type), kv->arr_n);
     else
-        snprintf(type, sizeof type, "%s", gguf_vtype_name(kv->type));
+        snprintf(type, sizeof type, "%s", hllm_gguf_vtype_name(kv->type));
     printf("  kv %3" PRId64 ": %-42s %-16s = ", i, kv->key.s, type);
     switch (kv->type) {
     case GGUF_TYPE_STRING: print_str(kv->v.str.s, kv->v.str.n, 120); break;
@@ -153,26 +153,26 @@ int hllm_cmd_info(int argc, char **argv) {
         fprintf(stderr, "hllm info: no model given (-m FILE)\n");
         return 2;
     }
-    gguf_file *f = gguf_open(path);
+    hllm_gguf_file *f = hllm_gguf_open(path);
     if (!f) {
         fprintf(stderr, "hllm: %s\n", hllm_error());
         return 1;
     }
     char sz[32], cnt[32];
-    human_bytes(sz, sizeof sz, (double)gguf_file_size(f));
+    human_bytes(sz, sizeof sz, (double)hllm_gguf_file_size(f));
     printf("file: %s\n", path);
     printf("format: GGUF v%u, little-endian, alignment %u, %" PRId64 " key-value pairs, %" PRId64
            " tensors, tensor data at offset %zu\n",
-           gguf_version(f), gguf_alignment(f), gguf_n_kv(f), gguf_n_tensors(f), gguf_data_offset(f));
+           hllm_gguf_version(f), hllm_gguf_alignment(f), hllm_gguf_n_kv(f), hllm_gguf_n_tensors(f), hllm_gguf_data_offset(f));
     printf("\nmetadata:\n");
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) print_kv(i, gguf_kv_at(f, i), n_elems);
+    for (int64_t i = 0; i < hllm_gguf_n_kv(f); i++) print_kv(i, hllm_gguf_kv_at(f, i), n_elems);
 
     uint64_t n_params = 0, n_bytes = 0;
     int64_t per_type[HLLM_TYPE_COUNT] = {0};
     uint64_t bytes_type[HLLM_TYPE_COUNT] = {0};
     if (tensors) printf("\ntensors:\n");
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    for (int64_t i = 0; i < hllm_gguf_n_tensors(f); i++) {
+        const hllm_gguf_tensor *t = hllm_gguf_tensor_at(f, i);
         int64_t nel = 1;
         char shape[96];
         int k = snprintf(shape, sizeof shape, "[");
@@ -190,7 +190,7 @@ int hllm_cmd_info(int argc, char **argv) {
         if (tensors) {
             const hllm_type_traits *tr = hllm_type_info(t->type);
             printf("  tensor %4" PRId64 ": %-34s %-7s %-22s offset %12zu  %12zu bytes%s\n", i, t->name.s,
-                   hllm_type_name(t->type), shape, gguf_data_offset(f) + (size_t)t->offset, t->nbytes,
+                   hllm_type_name(t->type), shape, hllm_gguf_data_offset(f) + (size_t)t->offset, t->nbytes,
                    tr->supported ? "" : "  (type not supported by heterollm)");
         }
     }
@@ -204,10 +204,10 @@ int hllm_cmd_info(int argc, char **argv) {
     human_count(cnt, sizeof cnt, (double)n_params);
     char tb[32];
     human_bytes(tb, sizeof tb, (double)n_bytes);
-    printf("  file size      : %zu bytes (%s)\n", gguf_file_size(f), sz);
+    printf("  file size      : %zu bytes (%s)\n", hllm_gguf_file_size(f), sz);
     printf("  tensor data    : %" PRIu64 " bytes (%s)\n", n_bytes, tb);
     printf("  parameters     : %" PRIu64 " (%s)\n", n_params, cnt);
     printf("  bits per weight: %.2f\n", n_params ? (double)n_bytes * 8.0 / (double)n_params : 0.0);
-    gguf_close(f);
+    hllm_gguf_close(f);
     return 0;
 }

@@ -67,10 +67,10 @@ int hllm_cmd_plan(int argc, char **argv) {
         fprintf(stderr, "hllm plan: no model given (-m FILE)\n");
         return 2;
     }
-    gguf_file *f = gguf_open(model_path);
+    hllm_gguf_file *f = hllm_gguf_open(model_path);
     hllm_model_s *m = f ? hllm_model_from_gguf(f) : NULL;
     if (!m) {
-        if (f) gguf_close(f);
+        if (f) hllm_gguf_close(f);
         fprintf(stderr, "hllm: %s\n", hllm_error());
         return 1;
     }

@@ -64,9 +64,9 @@ int hllm_cmd_profile(int argc, char **argv) {
     g_t0 = now_s();
     hllm_model_s *m = NULL;
     if (model_path) {
-        gguf_file *f = gguf_open(model_path);
+        hllm_gguf_file *f = hllm_gguf_open(model_path);
         if (!f || !(m = hllm_model_from_gguf(f))) {
-            if (f) gguf_close(f);
+            if (f) hllm_gguf_close(f);
             fprintf(stderr, "hllm: %s\n", hllm_error());
             return 1;
         }

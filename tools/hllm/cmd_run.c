@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "args.h"
 #include "cli.h"
 #include "hllm.h"
@@ -35,10 +36,13 @@ static void usage(FILE *f) {
             "      --profile FILE      measured profile from `hllm profile` (default: built-in estimates)\n");
 }
 
+/* Weight placement (repacking, uploads) is the long part of loading a large model. */
 static void progress(float frac, void *user) {
-    (void)user;
-    fprintf(stderr, "\rloading: %3d%%", (int)(frac * 100.0f + 0.5f));
-    if (frac >= 1.0f) fputc('\n', stderr);
+    int *last = user, pct = (int)(frac * 100.0f);
+    if (pct == *last || (!isatty(2) && pct % 25 && pct < 100)) return; /* logs get a few lines */
+    *last = pct;
+    fprintf(stderr, "\rloading weights: %3d%%", pct);
+    if (pct >= 100) fputc('\n', stderr);
 }
 
 static char *read_file(const char *path) {
@@ -175,13 +179,15 @@ int hllm_cmd_run(int argc, char **argv) {
     hllm_sampler *smp = NULL;
     hllm_token *toks = NULL;
     hllm_model_params mp = hllm_model_default_params();
-    mp.progress = progress;
+    int last_pct = -1;
     model = hllm_model_load(model_path, &mp);
     if (!model) {
         fprintf(stderr, "hllm: %s\n", hllm_last_error());
         goto done;
     }
     cp.proc = proc;
+    cp.progress = progress;
+    cp.progress_user = &last_pct;
     ctx = hllm_context_new(model, &cp);
     if (!ctx) {
         fprintf(stderr, "hllm: %s\n", hllm_last_error());

@@ -337,8 +337,8 @@ static char *hstr(hllm_str s) {
     return p;
 }
 
-static int kv_i64(const gguf_file *f, const char *key, int64_t *out) {
-    const gguf_kv *kv = gguf_find_kv(f, key);
+static int kv_i64(const hllm_gguf_file *f, const char *key, int64_t *out) {
+    const hllm_gguf_kv *kv = hllm_gguf_find_kv(f, key);
     if (!kv) return -1;
     switch (kv->type) {
     case GGUF_TYPE_UINT8:
@@ -353,58 +353,58 @@ static int kv_i64(const gguf_file *f, const char *key, int64_t *out) {
     }
 }
 
-static void copy_kv(gguf_writer *w, const gguf_kv *kv, const char *key) {
+static void copy_kv(hllm_gguf_writer *w, const hllm_gguf_kv *kv, const char *key) {
     switch (kv->type) {
     case GGUF_TYPE_UINT8: {
         uint8_t v = (uint8_t)kv->v.u64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
     case GGUF_TYPE_INT8: {
         int8_t v = (int8_t)kv->v.i64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
     case GGUF_TYPE_UINT16: {
         uint16_t v = (uint16_t)kv->v.u64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
     case GGUF_TYPE_INT16: {
         int16_t v = (int16_t)kv->v.i64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
     case GGUF_TYPE_UINT32: {
         uint32_t v = (uint32_t)kv->v.u64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
     case GGUF_TYPE_INT32: {
         int32_t v = (int32_t)kv->v.i64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
-    case GGUF_TYPE_UINT64: gguf_writer_set_scalar(w, key, kv->type, &kv->v.u64); break;
-    case GGUF_TYPE_INT64: gguf_writer_set_scalar(w, key, kv->type, &kv->v.i64); break;
+    case GGUF_TYPE_UINT64: hllm_gguf_writer_set_scalar(w, key, kv->type, &kv->v.u64); break;
+    case GGUF_TYPE_INT64: hllm_gguf_writer_set_scalar(w, key, kv->type, &kv->v.i64); break;
     case GGUF_TYPE_FLOAT32: {
         float v = (float)kv->v.f64;
-        gguf_writer_set_scalar(w, key, kv->type, &v);
+        hllm_gguf_writer_set_scalar(w, key, kv->type, &v);
         break;
     }
-    case GGUF_TYPE_FLOAT64: gguf_writer_set_scalar(w, key, kv->type, &kv->v.f64); break;
-    case GGUF_TYPE_BOOL: gguf_writer_set_bool(w, key, kv->v.b); break;
+    case GGUF_TYPE_FLOAT64: hllm_gguf_writer_set_scalar(w, key, kv->type, &kv->v.f64); break;
+    case GGUF_TYPE_BOOL: hllm_gguf_writer_set_bool(w, key, kv->v.b); break;
     case GGUF_TYPE_STRING: {
         char *s = hstr(kv->v.str);
-        gguf_writer_set_str(w, key, s);
+        hllm_gguf_writer_set_str(w, key, s);
         free(s);
         break;
     }
     case GGUF_TYPE_ARRAY:
         if (kv->arr_type == GGUF_TYPE_STRING)
-            gguf_writer_set_arr_str(w, key, kv->v.arr_str, kv->arr_n);
+            hllm_gguf_writer_set_arr_str(w, key, kv->v.arr_str, kv->arr_n);
         else
-            gguf_writer_set_arr(w, key, kv->arr_type, kv->v.arr, kv->arr_n);
+            hllm_gguf_writer_set_arr(w, key, kv->arr_type, kv->v.arr, kv->arr_n);
         break;
     default: break;
     }
@@ -474,15 +474,15 @@ static int ends_with(const char *s, const char *suf) {
  *   norm:F  output_norm.weight scaled by F (a wrong scale on the final activations);
  *   eps:E   the RMS-norm epsilon set to E. */
 static int write_perturbed(const char *in, const char *out, const char *kind) {
-    gguf_file *f = gguf_open(in);
+    hllm_gguf_file *f = hllm_gguf_open(in);
     if (!f) {
         fprintf(stderr, "peer-compare: %s\n", hllm_last_error());
         return -1;
     }
-    const gguf_kv *akv = gguf_find_kv(f, "general.architecture");
+    const hllm_gguf_kv *akv = hllm_gguf_find_kv(f, "general.architecture");
     char *arch = akv && akv->type == GGUF_TYPE_STRING ? hstr(akv->v.str) : NULL;
     if (!arch) {
-        gguf_close(f);
+        hllm_gguf_close(f);
         return -1;
     }
     char key[256];
@@ -502,21 +502,21 @@ static int write_perturbed(const char *in, const char *out, const char *kind) {
     else if (strcmp(kind, "rope") && strncmp(kind, "only:", 5)) {
         fprintf(stderr, "peer-compare: unknown --perturb %s (rope, norm:F, eps:E)\n", kind);
         free(arch);
-        gguf_close(f);
+        hllm_gguf_close(f);
         return -1;
     }
 
-    gguf_writer *w = gguf_writer_new();
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
+    hllm_gguf_writer *w = hllm_gguf_writer_new();
+    for (int64_t i = 0; i < hllm_gguf_n_kv(f); i++) {
+        const hllm_gguf_kv *kv = hllm_gguf_kv_at(f, i);
         char *k = hstr(kv->key);
         copy_kv(w, kv, k);
         if (!strncmp(kind, "eps:", 4) && ends_with(k, ".attention.layer_norm_rms_epsilon"))
-            gguf_writer_set_f32(w, k, (float)factor);
+            hllm_gguf_writer_set_f32(w, k, (float)factor);
         free(k);
     }
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    for (int64_t i = 0; i < hllm_gguf_n_tensors(f); i++) {
+        const hllm_gguf_tensor *t = hllm_gguf_tensor_at(f, i);
         char *name = hstr(t->name);
         unsigned char *buf = malloc(t->nbytes ? t->nbytes : 1);
         memcpy(buf, t->data, t->nbytes);
@@ -545,17 +545,17 @@ static int write_perturbed(const char *in, const char *out, const char *kind) {
             size_t rows = ne / (size_t)t->ne[0], rb = t->nbytes / rows;
             for (size_t j = 0; j < rows; j++)
                 hllm_dequantize_row(t->type, buf + j * rb, x + j * (size_t)t->ne[0], t->ne[0]);
-            gguf_writer_add_tensor(w, name, 0, t->n_dims, t->ne, x);
+            hllm_gguf_writer_add_tensor(w, name, 0, t->n_dims, t->ne, x);
             free(x);
         } else
-            gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, buf);
+            hllm_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, buf);
         free(buf);
         free(name);
     }
-    int rc = gguf_writer_write(w, out);
+    int rc = hllm_gguf_writer_write(w, out);
     if (rc != 0) fprintf(stderr, "peer-compare: writing %s: %s\n", out, hllm_last_error());
-    gguf_writer_free(w);
-    gguf_close(f);
+    hllm_gguf_writer_free(w);
+    hllm_gguf_close(f);
     free(arch);
     return rc;
 }
@@ -776,7 +776,7 @@ static int cmd_forced(const char *model, const char *name, const char *type, int
 
 typedef struct {
     hllm_model *m; /* the public API, when the file loads as a model */
-    gguf_file *f;  /* else the tokenizer alone (vocab-only files) */
+    hllm_gguf_file *f;  /* else the tokenizer alone (vocab-only files) */
     hllm_tokenizer *t;
 } htok;
 
@@ -786,13 +786,13 @@ static int htok_open(htok *h, const char *path) {
     if (h->m) return 0;
     char why[512];
     snprintf(why, sizeof why, "%s", hllm_last_error());
-    h->f = gguf_open(path);
+    h->f = hllm_gguf_open(path);
     if (h->f) h->t = hllm_tokenizer_from_gguf(h->f);
     if (h->t) {
         fprintf(stderr, "peer-compare: %s: not loadable as a model (%s); testing its tokenizer alone\n", path, why);
         return 0;
     }
-    if (h->f) gguf_close(h->f);
+    if (h->f) hllm_gguf_close(h->f);
     h->f = NULL;
     return -1;
 }
@@ -800,7 +800,7 @@ static int htok_open(htok *h, const char *path) {
 static void htok_close(htok *h) {
     if (h->m) hllm_model_free(h->m);
     if (h->t) hllm_tokenizer_free(h->t);
-    if (h->f) gguf_close(h->f);
+    if (h->f) hllm_gguf_close(h->f);
 }
 
 static int htok_tokenize(htok *h, const char *s, size_t n, bool add, bool parse, int32_t *out, int max) {

@@ -4,7 +4,7 @@
  *
  *   make_vocab_gguf IN.vocab.txt OUT.gguf
  *
- * Built by make_vocabs.sh against libhllm.a (it uses gguf_writer from src/gguf/gguf.h). */
+ * Built by make_vocabs.sh against libhllm.a (it uses hllm_gguf_writer from src/gguf/gguf.h). */
 #include "gguf/gguf.h"
 #include "core/error.h"
 #include <stdio.h>
@@ -81,17 +81,17 @@ int main(int argc, char **argv) {
     if (fscanf(f, "%63s %255s", key, val) != 2 || strcmp(key, "hllm-vocab") != 0 || strcmp(val, "1") != 0)
         return die("not an hllm-vocab 1 file", argv[1]);
 
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
+    hllm_gguf_writer *w = hllm_gguf_writer_new();
+    hllm_gguf_writer_set_str(w, "general.architecture", "llama");
     /* minimal llama hparams: llama.cpp reads them even with vocab_only */
-    gguf_writer_set_u32(w, "llama.context_length", 4096);
-    gguf_writer_set_u32(w, "llama.embedding_length", 64);
-    gguf_writer_set_u32(w, "llama.block_count", 1);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", 128);
-    gguf_writer_set_u32(w, "llama.attention.head_count", 8);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", 8);
-    gguf_writer_set_u32(w, "llama.rope.dimension_count", 8);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    hllm_gguf_writer_set_u32(w, "llama.context_length", 4096);
+    hllm_gguf_writer_set_u32(w, "llama.embedding_length", 64);
+    hllm_gguf_writer_set_u32(w, "llama.block_count", 1);
+    hllm_gguf_writer_set_u32(w, "llama.feed_forward_length", 128);
+    hllm_gguf_writer_set_u32(w, "llama.attention.head_count", 8);
+    hllm_gguf_writer_set_u32(w, "llama.attention.head_count_kv", 8);
+    hllm_gguf_writer_set_u32(w, "llama.rope.dimension_count", 8);
+    hllm_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
 
     uint64_t n_tok = 0, n_merge = 0;
     hllm_str *toks = NULL, *merges = NULL;
@@ -129,17 +129,17 @@ int main(int argc, char **argv) {
         char k[128];
         if (strcmp(key, "model") == 0 || strcmp(key, "pre") == 0) {
             snprintf(k, sizeof k, "tokenizer.ggml.%s", key);
-            if (strcmp(val, "-") != 0) gguf_writer_set_str(w, k, val);
+            if (strcmp(val, "-") != 0) hllm_gguf_writer_set_str(w, k, val);
         } else if (strcmp(key, "name") == 0) {
-            gguf_writer_set_str(w, "general.name", val);
+            hllm_gguf_writer_set_str(w, "general.name", val);
         } else if (strcmp(key, "add_bos") == 0 || strcmp(key, "add_eos") == 0) {
             snprintf(k, sizeof k, "tokenizer.ggml.%s_token", key);
-            gguf_writer_set_bool(w, k, atoi(val) != 0);
+            hllm_gguf_writer_set_bool(w, k, atoi(val) != 0);
         } else if (strcmp(key, "unk") == 0) {
-            gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)strtoul(val, NULL, 10));
+            hllm_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)strtoul(val, NULL, 10));
         } else if (strcmp(key, "bos") == 0 || strcmp(key, "eos") == 0 || strcmp(key, "eot") == 0) {
             snprintf(k, sizeof k, "tokenizer.ggml.%s_token_id", key);
-            gguf_writer_set_u32(w, k, (uint32_t)strtoul(val, NULL, 10));
+            hllm_gguf_writer_set_u32(w, k, (uint32_t)strtoul(val, NULL, 10));
         } else {
             die("unknown key", key);
             goto done;
@@ -149,19 +149,19 @@ int main(int argc, char **argv) {
         die("no tokens in", argv[1]);
         goto done;
     }
-    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_tok);
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, n_tok);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n_tok);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n_tok);
-    if (n_merge) gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, n_merge);
-    if (gguf_writer_write(w, argv[2]) < 0) {
+    hllm_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_tok);
+    hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, n_tok);
+    hllm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n_tok);
+    hllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n_tok);
+    if (n_merge) hllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, n_merge);
+    if (hllm_gguf_writer_write(w, argv[2]) < 0) {
         die(hllm_error(), NULL);
         goto done;
     }
     rc = 0;
 done:
     fclose(f);
-    gguf_writer_free(w);
+    hllm_gguf_writer_free(w);
     for (uint64_t i = 0; toks && i < n_tok; i++) free((char *)toks[i].s);
     for (uint64_t i = 0; merges && i < n_merge; i++) free((char *)merges[i].s);
     free(toks);

@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--fuzz") && i + 1 < argc) fuzz = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) g_rng = strtoull(argv[++i], NULL, 10) | 1;
     }
-    gguf_file *f = gguf_open(argv[1]);
+    hllm_gguf_file *f = hllm_gguf_open(argv[1]);
     hllm_tokenizer *t = f ? hllm_tokenizer_from_gguf(f) : NULL;
     if (!t) {
         fprintf(stderr, "tok_compare: %s\n", hllm_error());
@@ -228,6 +228,6 @@ int main(int argc, char **argv) {
     printf("%d passed, %d failed\n", g_pass, g_fail);
     llama_ref_close(r);
     hllm_tokenizer_free(t);
-    gguf_close(f);
+    hllm_gguf_close(f);
     return g_fail ? 1 : 0;
 }
