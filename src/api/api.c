@@ -93,26 +93,6 @@ hllm_context_params hllm_context_default_params(void) {
     return (hllm_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .kv_type = HLLM_KV_F16};
 }
 
-/* Built-in estimates when no profile file is given (the device host of DESIGN.md: 16 Xeon cores
- * and an H100); `hllm profile` measures the real machine. */
-static hllm_profile *default_profile(void) {
-    hllm_profile *pf = hllm_profile_new();
-    if (!pf) return NULL;
-    static const struct {
-        const char *k;
-        double v;
-    } d[] = {
-        {"cpu.matmul.dev.q4_0.b1", 100}, {"cpu.matmul.dev.q4_0.b512", 0.6}, {"cuda.matmul.dev.q4_0.b1", 2500},
-        {"cuda.matmul.dev.q4_0.b512", 150}, {"cuda.matmul.host.q4_0.b1", 48}, {"cuda.matmul.host.q4_0.b512", 40},
-        {"cpu.read_gbs", 110}, {"cuda.read_gbs", 2500}, {"cuda.host_read_gbs", 48}, {"cpu.concurrent_host_gbs", 92},
-        {"cuda.concurrent_host_gbs", 42}, {"cuda.h2d_gbs", 50}, {"cuda.d2h_gbs", 50}, {"sync.round_trip_us", 4},
-        {"cpu.op_us", 1}, {"cuda.op_us", 3},
-    };
-    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) hllm_profile_set(pf, d[i].k, d[i].v);
-    snprintf(pf->machine, sizeof pf->machine, "built-in estimates");
-    return pf;
-}
-
 /* CPU + GPU (when present) placed by the solver. */
 static int place_hetero(hllm_context *c, hllm_model *m, const hllm_context_params *p) {
     c->procs[0] = c->proc = hllm_proc_new("cpu", p->n_threads);
@@ -123,7 +103,7 @@ static int place_hetero(hllm_context *c, hllm_model *m, const hllm_context_param
     hllm_proc *gpu = hllm_proc_new("cuda", 0);
     if (gpu) c->procs[c->n_procs++] = gpu;
     snprintf(c->proc_name, sizeof c->proc_name, "%s", gpu ? "cpu+cuda" : "cpu");
-    hllm_profile *pf = p->profile ? hllm_profile_load(p->profile) : default_profile();
+    hllm_profile *pf = p->profile ? hllm_profile_load(p->profile) : hllm_profile_builtin();
     if (!pf) return -1;
     double weights = 0;
     for (int i = 0; i < c->graph.n_steps; i++) {

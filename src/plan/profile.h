@@ -36,6 +36,8 @@ double hllm_profile_get(const hllm_profile *p, const char *key, double dflt);
 int hllm_profile_set(hllm_profile *p, const char *key, double v);
 int hllm_profile_save(const hllm_profile *p, const char *path);
 hllm_profile *hllm_profile_load(const char *path); /* NULL + hllm_fail */
+/* Built-in estimates for the device host of DESIGN.md, used when no profile file is given. */
+hllm_profile *hllm_profile_builtin(void);
 
 /* Matmul speed (GB/s of weights) for a processor / memory / type / batch: the measured value,
  * else the nearest measured batch, else any type's, else dflt. mem: HLLM_MEM_*. */

@@ -67,3 +67,16 @@ int arg_int_list(const char *cmd, const char *flag, const char *s, long lo, long
     }
     return n;
 }
+
+bool arg_choice(const char *cmd, const char *flag, const char *s, const char *const *names, int n, int *index) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) {
+            *index = i;
+            return true;
+        }
+    char list[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
+    fprintf(stderr, "hllm %s: bad value '%s' for %s (%s)\n", cmd, s, flag, list);
+    return false;
+}

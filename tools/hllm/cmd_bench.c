@@ -109,13 +109,10 @@ int hllm_cmd_bench(int argc, char **argv) {
             show_plan = 1;
         } else if (!strcmp(a, "--split")) {
             VAL();
-            if (!strcmp(v, "none")) split = HLLM_SPLIT_MODE_NONE;
-            else if (!strcmp(v, "layer")) split = HLLM_SPLIT_MODE_LAYER;
-            else if (!strcmp(v, "tensor")) split = HLLM_SPLIT_MODE_TENSOR;
-            else {
-                fprintf(stderr, "hllm bench: bad value '%s' for --split (none, layer or tensor)\n", v);
-                return 2;
-            }
+            static const char *const names[] = {"none", "layer", "tensor"};
+            int k;
+            if (!arg_choice("bench", a, v, names, 3, &k)) return 2;
+            split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : HLLM_SPLIT_MODE_TENSOR;
         } else if (!strcmp(a, "--kv-type")) {
             VAL();
             if (!strcmp(v, "f16")) kv = HLLM_KV_F16;

@@ -50,13 +50,10 @@ int hllm_cmd_plan(int argc, char **argv) {
             if (!arg_int("plan", a, v, 1, 1 << 20, &n_prompt)) return 2;
         } else if (!strcmp(a, "--split")) {
             VAL();
-            if (!strcmp(v, "none")) split = HLLM_SPLIT_NONE;
-            else if (!strcmp(v, "layer")) split = HLLM_SPLIT_LAYER;
-            else if (!strcmp(v, "tensor")) split = HLLM_SPLIT_TENSOR;
-            else {
-                fprintf(stderr, "hllm plan: bad value '%s' for --split (none, layer or tensor)\n", v);
-                return 2;
-            }
+            static const char *const names[] = {"none", "layer", "tensor"};
+            int k;
+            if (!arg_choice("plan", a, v, names, 3, &k)) return 2;
+            split = k == 0 ? HLLM_SPLIT_NONE : k == 1 ? HLLM_SPLIT_LAYER : HLLM_SPLIT_TENSOR;
         } else {
             fprintf(stderr, "hllm plan: unknown option '%s' (see hllm plan --help)\n", a);
             return 2;
@@ -83,22 +80,7 @@ int hllm_cmd_plan(int argc, char **argv) {
         return 1;
     }
     if (prof_path) pf = hllm_profile_load(prof_path);
-    else {
-        /* the same built-in estimates the API uses */
-        pf = hllm_profile_new();
-        static const struct {
-            const char *k;
-            double v;
-        } d[] = {
-            {"cpu.matmul.dev.q4_0.b1", 100}, {"cpu.matmul.dev.q4_0.b512", 0.6}, {"cuda.matmul.dev.q4_0.b1", 2500},
-            {"cuda.matmul.dev.q4_0.b512", 150}, {"cuda.matmul.host.q4_0.b1", 48}, {"cuda.matmul.host.q4_0.b512", 40},
-            {"cpu.read_gbs", 110}, {"cuda.read_gbs", 2500}, {"cuda.host_read_gbs", 48}, {"cpu.concurrent_host_gbs", 92},
-            {"cuda.concurrent_host_gbs", 42}, {"cuda.h2d_gbs", 50}, {"cuda.d2h_gbs", 50}, {"sync.round_trip_us", 4},
-            {"cpu.op_us", 1}, {"cuda.op_us", 3},
-        };
-        for (size_t i = 0; pf && i < sizeof d / sizeof d[0]; i++) hllm_profile_set(pf, d[i].k, d[i].v);
-        if (pf) snprintf(pf->machine, sizeof pf->machine, "built-in estimates");
-    }
+    else pf = hllm_profile_builtin();
     if (!pf) {
         fprintf(stderr, "hllm: %s\n", hllm_error());
         goto done;

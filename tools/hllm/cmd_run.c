@@ -142,13 +142,10 @@ int hllm_cmd_run(int argc, char **argv) {
             cp.profile = v;
         } else if (!strcmp(a, "--split")) {
             VAL();
-            if (!strcmp(v, "none")) cp.split = HLLM_SPLIT_MODE_NONE;
-            else if (!strcmp(v, "layer")) cp.split = HLLM_SPLIT_MODE_LAYER;
-            else if (!strcmp(v, "tensor")) cp.split = HLLM_SPLIT_MODE_TENSOR;
-            else {
-                fprintf(stderr, "hllm run: bad value '%s' for --split (none, layer or tensor)\n", v);
-                return 2;
-            }
+            static const char *const names[] = {"none", "layer", "tensor"};
+            int k;
+            if (!arg_choice("run", a, v, names, 3, &k)) return 2;
+            cp.split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : HLLM_SPLIT_MODE_TENSOR;
         } else {
             fprintf(stderr, "hllm run: unknown option '%s' (see hllm run --help)\n", a);
             return 2;
