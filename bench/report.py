@@ -58,7 +58,7 @@ with open(dat, "w") as f:
                 (pp["hllm_ts"] / pp["llama_ts"]) if pp and pp["llama_ts"] else 0,
                 (tg["hllm_ts"] / tg["llama_ts"]) if tg and tg["llama_ts"] else 0))
 png = os.path.join(out, "cpu.png")
-script = f"""set terminal pngcairo size 1200,600
+script = f"""set terminal pngcairo size 1200,600 noenhanced
 set output '{png}'
 set title 'heterollm / llama.cpp speed ratio (CPU, {machine})'
 set style data histograms
