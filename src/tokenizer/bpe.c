@@ -1,6 +1,7 @@
 /* Byte-level BPE as llama.cpp's llm_tokenizer_bpe_session does it: pre-tokenize into words,
  * map each word's bytes to GPT-2's printable code points, then repeatedly merge the adjacent
  * pair with the lowest merge rank (ties: leftmost) and look the symbols up in the vocab. */
+#include "tokenizer/pair_heap.h"
 #include "tokenizer/vocab.h"
 #include "tokenizer/unicode.h"
 #include "core/error.h"
@@ -13,62 +14,13 @@ typedef struct {
 } sym;
 
 typedef struct {
-    int left, right;
-    int rank;
-    size_t ln, rn; /* sizes of both sides when queued, to detect stale entries */
-} bigram;
-
-typedef struct {
-    bigram *v;
-    size_t n, cap;
-} heap;
-
-static bool above(const bigram *a, const bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static int heap_push(heap *h, bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return hllm_fail("tokenizer: out of memory");
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!above(&b, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && above(&h->v[c + 1], &h->v[c])) c++;
-        if (!above(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
-typedef struct {
     const hllm_tokenizer *t;
     hllm_ids *out;
     char *word; /* byte-encoded word */
     size_t word_cap;
     sym *syms;
     size_t syms_cap;
-    heap h;
+    hllm_pair_heap h;
 } bpe_ctx;
 
 static int add_bigram(bpe_ctx *c, int l, int r) {
@@ -76,8 +28,8 @@ static int add_bigram(bpe_ctx *c, int l, int r) {
     const sym *s = c->syms;
     int rank = hllm_vocab_merge_rank(c->t, c->word + s[l].off, s[l].n, c->word + s[r].off, s[r].n);
     if (rank < 0) return 0;
-    bigram b = {l, r, rank, s[l].n, s[r].n};
-    return heap_push(&c->h, b);
+    hllm_pair b = {l, r, (float)rank, s[l].n, s[r].n};
+    return hllm_pair_heap_push(&c->h, b);
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -139,7 +91,7 @@ static int on_word(void *user, const uint32_t *cps, size_t ncp) {
     for (int i = 1; i < ns; i++)
         if (add_bigram(c, i - 1, i) < 0) return -1;
     while (c->h.n) {
-        bigram b = heap_pop(&c->h);
+        hllm_pair b = hllm_pair_heap_pop(&c->h);
         sym *l = &c->syms[b.left], *r = &c->syms[b.right];
         if (l->n == 0 || r->n == 0 || l->n != b.ln || r->n != b.rn) continue; /* outdated */
         l->n += r->n;
@@ -159,6 +111,6 @@ int hllm_bpe_tokenize(const hllm_tokenizer *t, const char *text, size_t len, hll
     int rc = hllm_pretokenize(t->pre_type, text, len, on_word, &c);
     free(c.word);
     free(c.syms);
-    free(c.h.v);
+    hllm_pair_heap_free(&c.h);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* SentencePiece-style BPE as llama.cpp's llm_tokenizer_spm_session does it: start from UTF-8
  * characters, repeatedly merge the adjacent pair whose concatenation is the highest-scoring
  * token (ties: leftmost), then emit each remaining symbol as its token or as byte tokens. */
+#include "tokenizer/pair_heap.h"
 #include "tokenizer/vocab.h"
 #include "tokenizer/unicode.h"
 #include "core/error.h"
@@ -12,69 +13,19 @@ typedef struct {
     size_t off, n; /* byte range in the text; n == 0 once merged away */
 } sym;
 
-typedef struct {
-    int left, right;
-    float score;
-    size_t size; /* byte length of the pair when it was queued */
-} bigram;
-
-typedef struct {
-    bigram *v;
-    size_t n, cap;
-} heap;
-
-/* a ranks above b: higher score, then smaller left index */
-static bool above(const bigram *a, const bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static int heap_push(heap *h, bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return hllm_fail("tokenizer: out of memory");
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!above(&b, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && above(&h->v[c + 1], &h->v[c])) c++;
-        if (!above(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
-static int try_add(const hllm_tokenizer *t, const char *text, const sym *s, int l, int r, heap *h) {
+static int try_add(const hllm_tokenizer *t, const char *text, const sym *s, int l, int r, hllm_pair_heap *h) {
     if (l < 0 || r < 0) return 0;
     size_t n = s[l].n + s[r].n; /* adjacent symbols are contiguous in the text */
     int32_t id = hllm_vocab_find(t, text + s[l].off, n);
     if (id < 0) return 0;
-    bigram b = {l, r, t->tok[id].score, n};
-    return heap_push(h, b);
+    hllm_pair b = {l, r, -t->tok[id].score, s[l].n, s[r].n}; /* best score first */
+    return hllm_pair_heap_push(h, b);
 }
 
 int hllm_spm_tokenize(const hllm_tokenizer *t, const char *text, size_t len, hllm_ids *out) {
     if (len == 0) return 0;
     sym *s = malloc(len * sizeof *s);
-    heap h = {0};
+    hllm_pair_heap h = {0};
     int rc = -1;
     if (!s) {
         hllm_fail("tokenizer: out of memory");
@@ -95,9 +46,9 @@ int hllm_spm_tokenize(const hllm_tokenizer *t, const char *text, size_t len, hll
         if (try_add(t, text, s, i - 1, i, &h) < 0) goto done;
 
     while (h.n) {
-        bigram b = heap_pop(&h);
+        hllm_pair b = hllm_pair_heap_pop(&h);
         sym *l = &s[b.left], *r = &s[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
+        if (l->n == 0 || r->n == 0 || l->n != b.ln || r->n != b.rn) continue; /* stale */
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
@@ -127,6 +78,6 @@ int hllm_spm_tokenize(const hllm_tokenizer *t, const char *text, size_t len, hll
     rc = 0;
 done:
     free(s);
-    free(h.v);
+    hllm_pair_heap_free(&h);
     return rc;
 }
