@@ -17,15 +17,15 @@
 
 static const hllm_synth_preset k_presets[] = {
     /* name, arch, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx, rope_base, rms_eps,
-     * tied, qkv_bias, qk_norm. tiny: every feature of its arch, n_embd and n_ff multiples of 256 (K-quants). */
-    {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false},
-    {"tiny", "qwen2", 256, 2, 4, 2, 64, 512, 1000, 2048, 1000000.0f, 1e-6f, true, true, false},
-    {"tiny", "qwen3", 256, 2, 4, 2, 128, 768, 1000, 2048, 1000000.0f, 1e-6f, false, false, true},
-    {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, false, false},
-    {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false},
-    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false},
-    {"qwen2.5-1.5b", "qwen2", 1536, 28, 12, 2, 128, 8960, 151936, 32768, 1000000.0f, 1e-6f, true, true, false},
-    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 128, 3072, 151936, 40960, 1000000.0f, 1e-6f, true, false, true},
+     * tied, qkv_bias, qk_norm, rope_freqs. tiny: every feature of its arch, n_embd and n_ff multiples of 256 (K-quants). */
+    {"tiny", "llama", 256, 2, 4, 2, 64, 512, 1000, 2048, 10000.0f, 1e-5f, false, false, false, true},
+    {"tiny", "qwen2", 256, 2, 4, 2, 64, 512, 1000, 2048, 1000000.0f, 1e-6f, true, true, false, false},
+    {"tiny", "qwen3", 256, 2, 4, 2, 128, 768, 1000, 2048, 1000000.0f, 1e-6f, false, false, true, false},
+    {"llama3.2-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, false, false, true},
+    {"llama3-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false, false, false},
+    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, true, false, false},
+    {"qwen2.5-1.5b", "qwen2", 1536, 28, 12, 2, 128, 8960, 151936, 32768, 1000000.0f, 1e-6f, true, true, false, false},
+    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 128, 3072, 151936, 40960, 1000000.0f, 1e-6f, true, false, true, false},
 };
 #define N_PRESETS ((int)(sizeof k_presets / sizeof k_presets[0]))
 
@@ -81,7 +81,8 @@ static bool ends_with(const char *s, const char *suffix) {
 static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
 int hllm_synth_tensor_type(const hllm_synth_preset *p, int type, const char *name, int64_t row_len) {
-    if (ends_with(name, "_norm.weight") || ends_with(name, ".bias")) return HLLM_TYPE_F32; /* vectors stay F32 */
+    if (ends_with(name, "_norm.weight") || ends_with(name, ".bias") || !strcmp(name, "rope_freqs.weight"))
+        return HLLM_TYPE_F32; /* vectors stay F32 */
     int t = type;
     if (type == HLLM_TYPE_Q4_K) {
         int layer = -1;
@@ -428,7 +429,7 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
 
     const int64_t E = p->n_embd, HD = p->head_dim, QD = (int64_t)p->n_head * HD, KVD = (int64_t)p->n_head_kv * HD;
     const int64_t F = p->n_ff, V = p->n_vocab;
-    const int max_tensors = 3 + p->n_layer * 16;
+    const int max_tensors = 4 + p->n_layer * 16;
     synth_tensor *ts = calloc((size_t)max_tensors, sizeof *ts);
     hllm_gguf_writer *w = hllm_gguf_writer_new();
     if (!ts || !w) {
@@ -499,6 +500,8 @@ int hllm_synth_write(const hllm_synth_opts *o, const char *path) {
     ADD("token_embd.weight", E, V, 0.0f, 0.02f);
     ADD("output_norm.weight", E, 1, 1.0f, nstd);
     if (!p->tied) MAT("output.weight", E, V);
+    /* divisors of the rotation frequencies, 1..8 in llama 3.1's files: keep them in [2, 6] */
+    if (p->rope_freqs) ADD("rope_freqs.weight", HD / 2, 1, 4.0f, 0.5f);
     char n[64];
     for (int l = 0; l < p->n_layer; l++) {
 #define L(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)

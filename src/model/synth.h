@@ -15,6 +15,7 @@ typedef struct {
     bool tied;           /* no output.weight: the lm_head is token_embd */
     bool qkv_bias;       /* attn_{q,k,v}.bias (qwen2) */
     bool qk_norm;        /* attn_{q,k}_norm.weight (qwen3) */
+    bool rope_freqs;     /* rope_freqs.weight: per-dimension frequency divisors (llama 3.1+) */
 } hllm_synth_preset;
 
 /* All presets (tiny once per architecture); *n gets the count. */

@@ -124,7 +124,7 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
 
     /* tensors */
     const int64_t E = 256, HD = p->head_dim, QD = 4 * HD, KVD = 2 * HD, F = p->n_ff, V = 1000;
-    int expect_n = 2 + (p->tied ? 0 : 1) + 2 * (9 + (p->qkv_bias ? 3 : 0) + (p->qk_norm ? 2 : 0));
+    int expect_n = 2 + (p->tied ? 0 : 1) + (p->rope_freqs ? 1 : 0) + 2 * (9 + (p->qkv_bias ? 3 : 0) + (p->qk_norm ? 2 : 0));
     CHECK(hllm_gguf_n_tensors(f) == expect_n);
     const struct {
         const char *name;
@@ -132,7 +132,7 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
         bool present;
     } sh[] = {
         {"token_embd.weight", E, V, true},           {"output_norm.weight", E, 1, true},
-        {"output.weight", E, V, !p->tied},           {"blk.0.attn_norm.weight", E, 1, true},
+        {"output.weight", E, V, !p->tied},           {"rope_freqs.weight", HD / 2, 1, p->rope_freqs},           {"blk.0.attn_norm.weight", E, 1, true},
         {"blk.0.attn_q.weight", E, QD, true},        {"blk.0.attn_k.weight", E, KVD, true},
         {"blk.1.attn_v.weight", E, KVD, true},       {"blk.0.attn_v.weight", E, KVD, true},
         {"blk.1.attn_output.weight", QD, E, true},   {"blk.1.ffn_norm.weight", E, 1, true},
@@ -160,6 +160,8 @@ static void check_file(const char *path, const hllm_synth_preset *p, int type, b
         CHECKF(fin, "%s: non-finite weights", sh[i].name);
         if (strstr(sh[i].name, "norm")) {
             CHECKF(fabs(mean - 1.0) < 0.05 && sd > 0.01 && sd < 0.2, "%s: mean %g sd %g", sh[i].name, mean, sd);
+        } else if (strstr(sh[i].name, "rope_freqs")) { /* frequency divisors around 4, all positive */
+            CHECKF(fabs(mean - 4.0) < 0.3 && sd > 0.2 && sd < 1.0, "%s: mean %g sd %g", sh[i].name, mean, sd);
         } else if (strstr(sh[i].name, "bias")) {
             CHECKF(fabs(mean) < 0.02 && sd > 0.002 && sd < 0.1, "%s: mean %g sd %g", sh[i].name, mean, sd);
         } else {
