@@ -115,20 +115,14 @@ int hllm_cmd_bench(int argc, char **argv) {
             split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : HLLM_SPLIT_MODE_TENSOR;
         } else if (!strcmp(a, "--kv-type")) {
             VAL();
-            if (!strcmp(v, "f16")) kv = HLLM_KV_F16;
-            else if (!strcmp(v, "f32")) kv = HLLM_KV_F32;
-            else {
-                fprintf(stderr, "hllm bench: bad value '%s' for --kv-type (f16 or f32)\n", v);
-                return 2;
-            }
+            static const char *const kv_names[] = {"f16", "f32"};
+            int k;
+            if (!arg_choice("bench", a, v, kv_names, 2, &k)) return 2;
+            kv = k ? HLLM_KV_F32 : HLLM_KV_F16;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             VAL();
-            if (!strcmp(v, "json")) json = 1;
-            else if (!strcmp(v, "md")) json = 0;
-            else {
-                fprintf(stderr, "hllm bench: bad value '%s' for -o (md or json)\n", v);
-                return 2;
-            }
+            static const char *const fmt_names[] = {"md", "json"};
+            if (!arg_choice("bench", a, v, fmt_names, 2, &json)) return 2;
         } else {
             fprintf(stderr, "hllm bench: unknown option '%s' (see hllm bench --help)\n", a);
             return 2;

@@ -102,12 +102,10 @@ int hllm_cmd_run(int argc, char **argv) {
             proc = v;
         } else if (!strcmp(a, "--kv-type")) {
             VAL();
-            if (!strcmp(v, "f16")) cp.kv_type = HLLM_KV_F16;
-            else if (!strcmp(v, "f32")) cp.kv_type = HLLM_KV_F32;
-            else {
-                fprintf(stderr, "hllm run: bad value '%s' for --kv-type (f16 or f32)\n", v);
-                return 2;
-            }
+            static const char *const kv_names[] = {"f16", "f32"};
+            int k;
+            if (!arg_choice("run", a, v, kv_names, 2, &k)) return 2;
+            cp.kv_type = k ? HLLM_KV_F32 : HLLM_KV_F16;
         } else if (!strcmp(a, "--temp")) {
             VAL();
             if (!arg_float("run", a, v, 0, 100, &sp.temp)) return 2;

@@ -91,19 +91,6 @@ const char *hllm_isa_name(hllm_isa isa) {
 
 /* ---- weights ---- */
 
-static int type_supported(int type) {
-    switch (type) {
-    case HLLM_TYPE_F32:
-    case HLLM_TYPE_F16:
-    case HLLM_TYPE_BF16:
-    case HLLM_TYPE_Q4_0:
-    case HLLM_TYPE_Q8_0:
-    case HLLM_TYPE_Q4_K:
-    case HLLM_TYPE_Q6_K: return 1;
-    default: return 0;
-    }
-}
-
 /* Writes 4-bit values v[0..7] of one row into lane `lane` of a 64-byte vector: nibble pairs
  * (c, c+4) share a byte. */
 static inline void put_nib8(uint8_t *vec, int lane, const uint8_t *v) {
@@ -186,7 +173,7 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
 
 int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data) {
     memset(m, 0, sizeof *m);
-    if (!type_supported(type)) return hllm_fail("CPU matmul: weight type %s is not supported", hllm_type_name(type));
+    if (!hllm_type_info(type)->supported) return hllm_fail("CPU matmul: weight type %s is not supported", hllm_type_name(type));
     const size_t rb = hllm_row_bytes(type, cols);
     if (rows <= 0 || cols <= 0 || rb == 0)
         return hllm_fail("CPU matmul: bad shape %lld x %lld for %s", (long long)rows, (long long)cols,

@@ -280,19 +280,6 @@ static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
 
 /* ---- weights ---- */
 
-static bool type_supported(int type) {
-    switch (type) {
-    case HLLM_TYPE_F32:
-    case HLLM_TYPE_F16:
-    case HLLM_TYPE_BF16:
-    case HLLM_TYPE_Q4_0:
-    case HLLM_TYPE_Q8_0:
-    case HLLM_TYPE_Q4_K:
-    case HLLM_TYPE_Q6_K: return true;
-    default: return false;
-    }
-}
-
 /* Repacks rows [r0, r1) of t into dst (quants; row_bytes each) and dd (scales). */
 static void repack_rows(const hllm_tensor *t, int64_t r0, int64_t r1, uint8_t *dst, size_t row_bytes, uint16_t *dd) {
     const int64_t nb = t->cols / 32, nsb = t->cols / 256;
@@ -363,7 +350,7 @@ static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t 
         }
         return w;
     }
-    if (!type_supported(t->type)) {
+    if (!hllm_type_info(t->type)->supported) {
         hllm_fail("CUDA: %s has type %s, which the CUDA processor does not support", t->name, hllm_type_name(t->type));
         free(w);
         return NULL;
