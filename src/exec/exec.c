@@ -46,15 +46,34 @@ typedef struct {
     int rows;            /* token rows the last write produced */
 } act_state;
 
+/* A plan as the executor runs it. */
+typedef struct {
+    const hllm_plan *plan;
+    step_weights *sw;
+    int proc;               /* single-processor plans: the processor running every step; else -1 */
+    unsigned dev_mask;      /* several processors: the device processors it uses */
+    int out_proc;           /* where the logits are gathered */
+} plan_rt;
+
+/* What the executor knows about an evaluation in flight: every walk over the steps starts from
+ * the same state and changes it the same way, whichever processors it issues for. */
+typedef struct {
+    uint32_t count[HLLM_MAX_PROCS];
+    bool dirty[HLLM_MAX_PROCS];     /* work issued since the last signal */
+    uint32_t pending_read[HLLM_MAX_PROCS][HLLM_ACT_COUNT][HLLM_MAX_PROCS]; /* [owner][act][reader] = reader's signal */
+    bool touched[HLLM_MAX_PROCS][HLLM_ACT_COUNT]; /* a host processor's op used its own buffer since a device wrote it */
+    act_state st[HLLM_ACT_COUNT];
+} sched_state;
+
 struct hllm_exec {
     const hllm_model_s *m;
     const hllm_graph *g;
-    const hllm_plan *plan;
+    plan_rt rt[2];          /* the plan, and its prefill plan if it has one */
+    int n_rt;
+    plan_rt *cur;           /* the one running */
     hllm_proc **procs;
     int n_procs;
-    int proc;               /* single-processor plans: the processor running every step; else -1 */
     hllm_exec_params p;
-    step_weights *sw;
     loaded_weight *loaded;
     int n_loaded, cap_loaded;
     float *act[HLLM_MAX_PROCS][HLLM_ACT_COUNT];
@@ -64,12 +83,9 @@ struct hllm_exec {
     /* multi-processor state */
     hllm_proc *host;        /* allocates host-memory buffers and flags (a GPU, or NULL = plain memory) */
     uint32_t *flag_mem;     /* one flag per processor, 64 bytes apart */
-    uint32_t count[HLLM_MAX_PROCS];
-    bool dirty[HLLM_MAX_PROCS];     /* work issued since the last signal */
-    uint32_t pending_read[HLLM_MAX_PROCS][HLLM_ACT_COUNT][HLLM_MAX_PROCS]; /* [owner][act][reader] = reader's signal */
-    act_state st[HLLM_ACT_COUNT];
-    int out_proc;           /* where the logits are gathered */
-    bool defer;             /* collect host-side waits instead of waiting (see hllm_exec_eval) */
+    sched_state s;          /* bookkeeping of the evaluation being issued */
+    unsigned issue;         /* bit q: this walk issues processor q's actions (see hllm_exec_eval) */
+    bool defer;             /* collect host-side waits instead of waiting (see walk) */
     int n_deferred;
     struct { int waiter, q; uint32_t v; } deferred[HLLM_ACT_COUNT * HLLM_MAX_PARTS * 2];
     bool profiling;
@@ -147,23 +163,6 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
         return NULL;
     }
     if (hllm_plan_validate(plan, g)) return NULL;
-    int single = plan->steps[0].parts[0].proc;
-    for (int i = 0; i < plan->n_steps && single >= 0; i++) {
-        const hllm_step_plan *sp = &plan->steps[i];
-        for (int k = 0; k < sp->n_parts; k++)
-            if (sp->parts[k].proc != single) single = -1;
-    }
-    /* cross-processor moves need one side to be host memory */
-    bool used[HLLM_MAX_PROCS] = {0};
-    for (int i = 0; i < plan->n_steps; i++)
-        for (int k = 0; k < plan->steps[i].n_parts; k++) used[plan->steps[i].parts[k].proc] = true;
-    int n_dev_used = 0;
-    for (int q = 0; q < n_procs; q++)
-        if (used[q] && !is_host_proc(procs[q])) n_dev_used++;
-    if (single < 0 && n_dev_used > 1) {
-        hllm_fail("plans that move activations between two device processors are not supported");
-        return NULL;
-    }
     hllm_exec *e = calloc(1, sizeof *e);
     if (!e) {
         hllm_fail("out of memory");
@@ -171,52 +170,83 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
     }
     e->m = m;
     e->g = g;
-    e->plan = plan;
     e->procs = procs;
     e->n_procs = n_procs;
-    e->proc = single;
     e->p = *p;
-    if (single < 0)
+    e->issue = ~0u;
+    e->n_rt = plan->prefill ? 2 : 1;
+    bool any_multi = false;
+    for (int r = 0; r < e->n_rt; r++) {
+        plan_rt *rt = &e->rt[r];
+        rt->plan = r ? plan->prefill : plan;
+        const hllm_plan *pl = rt->plan;
+        int single = pl->steps[0].parts[0].proc;
+        bool used[HLLM_MAX_PROCS] = {0};
+        for (int i = 0; i < pl->n_steps; i++)
+            for (int k = 0; k < pl->steps[i].n_parts; k++) {
+                used[pl->steps[i].parts[k].proc] = true;
+                if (pl->steps[i].parts[k].proc != single) single = -1;
+            }
+        rt->proc = single;
+        if (single >= 0) continue;
+        any_multi = true;
+        /* cross-processor moves need one side to be host memory */
         for (int q = 0; q < n_procs; q++)
-            if (used[q] && !is_host_proc(procs[q])) e->host = procs[q];
-    e->sw = calloc((size_t)g->n_steps, sizeof *e->sw);
-    e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS;
+            if (used[q] && !is_host_proc(procs[q])) {
+                if (e->host && e->host != procs[q]) {
+                    hllm_fail("plans that move activations between two device processors are not supported");
+                    goto fail;
+                }
+                e->host = procs[q];
+                rt->dev_mask |= 1u << q;
+            }
+    }
+    e->cur = &e->rt[0];
+    e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS * e->n_rt;
     e->loaded = calloc((size_t)e->cap_loaded, sizeof *e->loaded);
     e->kv = calloc((size_t)m->hp.n_layer, sizeof *e->kv);
     e->kv_proc = calloc((size_t)m->hp.n_layer, sizeof *e->kv_proc);
-    if (!e->sw || !e->loaded || !e->kv || !e->kv_proc) {
+    if (!e->loaded || !e->kv || !e->kv_proc) {
         hllm_fail("out of memory");
         goto fail;
     }
     bool use[HLLM_MAX_PROCS][HLLM_ACT_COUNT] = {{0}};
-    for (int i = 0; i < g->n_steps; i++) {
-        const hllm_step *s = &g->steps[i];
-        const hllm_step_plan *sp = &plan->steps[i];
-        for (int k = 0; k < sp->n_parts; k++) {
-            const hllm_part *part = &sp->parts[k];
-            if (s->w) {
-                bool mat = s->kind == HLLM_OP_MATMUL;
-                if (!(e->sw[i].w[k] = load_once(e, s->w, mat ? part->r0 : 0, mat ? part->r1 : s->w->rows, part->proc,
-                                                mat ? part->mem : 0)))
-                    goto fail;
+    for (int r = 0; r < e->n_rt; r++) {
+        plan_rt *rt = &e->rt[r];
+        const hllm_plan *pl = rt->plan;
+        if (!(rt->sw = calloc((size_t)g->n_steps, sizeof *rt->sw))) {
+            hllm_fail("out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < g->n_steps; i++) {
+            const hllm_step *s = &g->steps[i];
+            const hllm_step_plan *sp = &pl->steps[i];
+            for (int k = 0; k < sp->n_parts; k++) {
+                const hllm_part *part = &sp->parts[k];
+                if (s->w) {
+                    bool mat = s->kind == HLLM_OP_MATMUL;
+                    if (!(rt->sw[i].w[k] = load_once(e, s->w, mat ? part->r0 : 0, mat ? part->r1 : s->w->rows, part->proc,
+                                                     mat ? part->mem : 0)))
+                        goto fail;
+                }
+                if (s->bias && !(rt->sw[i].bias[k] = load_once(e, s->bias, 0, 1, part->proc, 0))) goto fail;
+                if (s->dst != HLLM_ACT_NONE) use[part->proc][s->dst] = true;
+                if (s->src != HLLM_ACT_NONE) use[part->proc][s->src] = true;
+                if (s->src2 != HLLM_ACT_NONE) use[part->proc][s->src2] = true;
+                if (s->kind == HLLM_OP_ATTENTION) e->kv_proc[s->layer] = part->proc;
             }
-            if (s->bias && !(e->sw[i].bias[k] = load_once(e, s->bias, 0, 1, part->proc, 0))) goto fail;
-            if (s->dst != HLLM_ACT_NONE) use[part->proc][s->dst] = true;
-            if (s->src != HLLM_ACT_NONE) use[part->proc][s->src] = true;
-            if (s->src2 != HLLM_ACT_NONE) use[part->proc][s->src2] = true;
-            if (s->kind == HLLM_OP_ATTENTION) e->kv_proc[s->layer] = part->proc;
+            if (p->progress) p->progress((float)(r * g->n_steps + i + 1) / (float)(e->n_rt * g->n_steps), p->progress_user);
         }
-        if (p->progress) p->progress((float)(i + 1) / (float)g->n_steps, p->progress_user);
+        /* logits: gathered on a host-memory processor that computes some, else the first part's */
+        const hllm_step_plan *last = &pl->steps[g->n_steps - 1];
+        rt->out_proc = last->parts[0].proc;
+        for (int k = 0; k < last->n_parts; k++)
+            if (is_host_proc(procs[last->parts[k].proc])) {
+                rt->out_proc = last->parts[k].proc;
+                break;
+            }
+        use[rt->out_proc][HLLM_ACT_LOGITS] = true;
     }
-    /* logits: gathered on a host-memory processor that computes some, else the first part's */
-    const hllm_step_plan *last = &plan->steps[g->n_steps - 1];
-    e->out_proc = last->parts[0].proc;
-    for (int k = 0; k < last->n_parts; k++)
-        if (is_host_proc(procs[last->parts[k].proc])) {
-            e->out_proc = last->parts[k].proc;
-            break;
-        }
-    use[e->out_proc][HLLM_ACT_LOGITS] = true;
     for (int q = 0; q < n_procs; q++)
         for (int a = 0; a < HLLM_ACT_COUNT; a++) {
             if (!use[q][a]) continue;
@@ -225,7 +255,7 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
             e->act[q][a] = buf_alloc(e, q, rows * (size_t)g->act_width[a] * sizeof(float), &e->act_alloc[q][a]);
             if (!e->act[q][a]) goto fail;
         }
-    if (single < 0) {
+    if (any_multi) {
         size_t fbytes = (size_t)HLLM_MAX_PROCS * 64;
         e->flag_mem = e->host ? e->host->ops->alloc(e->host, fbytes, HLLM_MEM_HOST) : aligned_alloc(64, fbytes);
         if (!e->flag_mem) {
@@ -260,7 +290,7 @@ void hllm_exec_free(hllm_exec *e) {
     for (int q = 0; q < HLLM_MAX_PROCS; q++)
         for (int a = 0; a < HLLM_ACT_COUNT; a++)
             if (e->act[q][a]) e->act_alloc[q][a]->ops->free(e->act_alloc[q][a], e->act[q][a]);
-    if (e->kv)
+    if (e->kv && e->kv_proc)
         for (int l = 0; l < e->m->hp.n_layer; l++) {
             hllm_proc *pr = e->procs[e->kv_proc[l]];
             if (e->kv[l].k) pr->ops->free(pr, e->kv[l].k);
@@ -272,7 +302,7 @@ void hllm_exec_free(hllm_exec *e) {
     }
     free(e->kv);
     free(e->kv_proc);
-    free(e->sw);
+    for (int r = 0; r < 2; r++) free(e->rt[r].sw);
     free(e->loaded);
     free(e);
 }
@@ -281,18 +311,23 @@ void hllm_exec_free(hllm_exec *e) {
 
 static volatile uint32_t *flag_of(hllm_exec *e, int q) { return (volatile uint32_t *)(e->flag_mem + (size_t)q * 16); }
 
+static bool issues(const hllm_exec *e, int q) { return (e->issue >> q) & 1u; }
+
 /* Makes processor q's flag cover all its work issued so far; returns the value to wait for. */
 static uint32_t ensure_signaled(hllm_exec *e, int q) {
-    if (e->dirty[q]) {
-        hllm_proc *p = e->procs[q];
-        p->ops->signal(p, flag_of(e, q), ++e->count[q]);
-        e->dirty[q] = false;
+    if (e->s.dirty[q]) {
+        ++e->s.count[q];
+        if (issues(e, q)) {
+            hllm_proc *p = e->procs[q];
+            p->ops->signal(p, flag_of(e, q), e->s.count[q]);
+        }
+        e->s.dirty[q] = false;
     }
-    return e->count[q];
+    return e->s.count[q];
 }
 
 static void wait_for(hllm_exec *e, int waiter, int q, uint32_t value) {
-    if (waiter == q || value == 0) return;
+    if (waiter == q || value == 0 || !issues(e, waiter)) return;
     hllm_proc *p = e->procs[waiter];
     p->ops->wait(p, flag_of(e, q), value);
 }
@@ -301,10 +336,10 @@ static void wait_for(hllm_exec *e, int waiter, int q, uint32_t value) {
  * copied from that buffer has finished reading it. */
 static void before_write(hllm_exec *e, int writer, int owner, int a) {
     for (int r = 0; r < e->n_procs; r++) {
-        uint32_t v = e->pending_read[owner][a][r];
+        uint32_t v = e->s.pending_read[owner][a][r];
         if (!v) continue;
         if (r != writer) wait_for(e, writer, r, v);
-        e->pending_read[owner][a][r] = 0;
+        e->s.pending_read[owner][a][r] = 0;
     }
 }
 
@@ -321,20 +356,28 @@ static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1,
         uint32_t v = ensure_signaled(e, s);
         wait_for(e, d, s, v);
         before_write(e, d, d, a);
-        for (int t = 0; t < n_copies; t++) {
-            size_t off = (size_t)t * (size_t)W + (size_t)c0;
-            if (pd->ops->copy_in(pd, dst + off, src + off, bytes)) return -1;
-        }
-        e->dirty[d] = true;
-        e->pending_read[s][a][d] = ensure_signaled(e, d);
+        if (issues(e, d))
+            for (int t = 0; t < n_copies; t++) {
+                size_t off = (size_t)t * (size_t)W + (size_t)c0;
+                if (pd->ops->copy_in(pd, dst + off, src + off, bytes)) return -1;
+            }
+        e->s.dirty[d] = true;
+        e->s.pending_read[s][a][d] = ensure_signaled(e, d);
     } else { /* device -> host memory: the source writes into the destination's buffer */
         if (!is_host_proc(pd)) return hllm_fail("executor: no path between two device processors");
         before_write(e, s, d, a);
-        for (int t = 0; t < n_copies; t++) {
-            size_t off = (size_t)t * (size_t)W + (size_t)c0;
-            if (ps->ops->copy_out(ps, dst + off, src + off, bytes)) return -1;
+        /* a device may run ahead of the host: it waits until the host's ops that used this
+         * buffer (issued earlier) are done before overwriting it */
+        if (e->s.touched[d][a]) {
+            wait_for(e, s, d, ensure_signaled(e, d));
+            e->s.touched[d][a] = false;
         }
-        e->dirty[s] = true;
+        if (issues(e, s))
+            for (int t = 0; t < n_copies; t++) {
+                size_t off = (size_t)t * (size_t)W + (size_t)c0;
+                if (ps->ops->copy_out(ps, dst + off, src + off, bytes)) return -1;
+            }
+        e->s.dirty[s] = true;
         uint32_t v = ensure_signaled(e, s);
         const int cap = (int)(sizeof e->deferred / sizeof e->deferred[0]);
         if (e->defer && e->n_deferred < cap) { /* the host waits after the device's parts are queued */
@@ -349,7 +392,7 @@ static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1,
 
 /* Makes the whole of activation a present on processor d. */
 static int gather(hllm_exec *e, int a, int d) {
-    act_state *st = &e->st[a];
+    act_state *st = &e->s.st[a];
     for (int k = 0; k < st->n; k++) {
         if (st->have[k] & (1u << d)) continue;
         if (move_slice(e, a, st->s[k].proc, d, st->s[k].c0, st->s[k].c1, st->rows)) return -1;
@@ -359,7 +402,7 @@ static int gather(hllm_exec *e, int a, int d) {
 }
 
 static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matmul, int rows) {
-    act_state *st = &e->st[a];
+    act_state *st = &e->s.st[a];
     const int64_t W = e->g->act_width[a];
     st->rows = rows;
     st->n = 0;
@@ -386,14 +429,14 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
     const hllm_hparams *hp = &e->m->hp;
     const hllm_graph *g = e->g;
     const hllm_step *s = &g->steps[i];
-    const hllm_step_plan *sp = &e->plan->steps[i];
+    const hllm_step_plan *sp = &e->cur->plan->steps[i];
     const bool last_only = s->last_only && !e->p.logits_all;
-    const bool multi = e->proc < 0;
+    const bool multi = e->cur->proc < 0;
     const hllm_part *part = &sp->parts[k];
     const int q = part->proc;
     float *const *act = e->act[q];
     hllm_proc *pr = e->procs[q];
-    hllm_op op = {.kind = s->kind, .n_tok = n_tok, .w = e->sw[i].w[k], .bias = e->sw[i].bias[k], .pos0 = pos0,
+    hllm_op op = {.kind = s->kind, .n_tok = n_tok, .w = e->cur->sw[i].w[k], .bias = e->cur->sw[i].bias[k], .pos0 = pos0,
                   .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .eps = hp->rms_eps};
     int64_t src_off = 0;
     if (last_only && s->src == HLLM_ACT_X) src_off = (int64_t)(n - 1) * g->act_width[s->src];
@@ -424,7 +467,7 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
         op.rope_type = hp->rope_type;
         op.freq_base = hp->rope_base;
         op.freq_scale = hp->rope_freq_scale;
-        op.freq_factors = e->sw[i].w[k];
+        op.freq_factors = e->cur->sw[i].w[k];
         op.w = NULL;
         break;
     case HLLM_OP_KV_STORE: op.kv = &e->kv[s->layer]; break;
@@ -438,15 +481,62 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
     case HLLM_OP_ADD: op.dim = g->act_width[s->dst]; break;
     default: break;
     }
+    if (multi) {
+        e->s.dirty[q] = true;
+        if (is_host_proc(pr)) { /* for a device that may overwrite these buffers later */
+            hllm_act rd[3], wr[2];
+            int nr = step_reads(s, rd), nw = step_writes(s, wr);
+            for (int j = 0; j < nr; j++) e->s.touched[q][rd[j]] = true;
+            for (int j = 0; j < nw; j++) e->s.touched[q][wr[j]] = true;
+        }
+        if (!issues(e, q)) return 0;
+    }
     double t0 = e->profiling ? now_s() : 0;
     if (pr->ops->run(pr, &op)) return -1;
-    if (multi) e->dirty[q] = true;
     if (e->profiling) {
         pr->ops->finish(pr);
         e->op_secs[s->kind] += now_s() - t0;
         e->op_calls[s->kind]++;
     }
     return 0;
+}
+
+/* One walk over the steps of a multi-processor evaluation, issuing the actions of the
+ * processors in e->issue, then the gather of the logits on the output processor. */
+static int walk(hllm_exec *e, const int32_t *tokens, int n, int pos0) {
+    const hllm_graph *g = e->g;
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        const hllm_step_plan *sp = &e->cur->plan->steps[i];
+        const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
+        /* Issue order, so that a queued processor (GPU) overlaps with a synchronous one (CPU):
+         * 0. the copies host processors need from device processors are queued with their
+         *    signals, the host-side waits deferred; 1. device processors get their inputs and
+         *    their parts are queued; 2. host processors wait, then run their parts. */
+        hllm_act rd[3], wr[2];
+        int nr = step_reads(s, rd), nw = step_writes(s, wr);
+        for (int pass = 0; pass < 3; pass++) {
+            e->defer = pass == 0;
+            if (pass == 2) {
+                for (int d = 0; d < e->n_deferred; d++) wait_for(e, e->deferred[d].waiter, e->deferred[d].q, e->deferred[d].v);
+                e->n_deferred = 0;
+            }
+            for (int k = 0; k < sp->n_parts; k++) {
+                const int q = sp->parts[k].proc;
+                if ((pass == 1) == is_host_proc(e->procs[q])) continue; /* passes 0, 2: host parts; 1: device */
+                if (pass < 2 && !(k > 0 && sp->parts[k - 1].proc == q))
+                    for (int j = 0; j < nr; j++)
+                        if (e->s.st[rd[j]].n && gather(e, rd[j], q)) return -1;
+                if (pass == 0) continue;
+                if (!(k > 0 && sp->parts[k - 1].proc == q))
+                    for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
+                if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
+            }
+            e->defer = false;
+        }
+        for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
+    }
+    return gather(e, HLLM_ACT_LOGITS, e->cur->out_proc);
 }
 
 int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *logits) {
@@ -457,77 +547,63 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         return hllm_fail("the context is full: %d tokens at position %d exceed the context size %d", n, pos0, e->p.n_ctx);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab) return hllm_fail("token id %d is out of range (vocab %d)", tokens[i], hp->n_vocab);
-    const bool multi = e->proc < 0;
-    hllm_proc *single = multi ? NULL : e->procs[e->proc];
-    /* the op sequence depends only on the batch size (pos0 and ids are step state). Captured
-     * steps only for single-processor plans: in a split plan the CPU waits mid-step on flags the
-     * GPU sets, so the GPU's work cannot be held back until step_end. */
-    const uint64_t shape = (uint64_t)n;
-    if (!multi && single->ops->step_begin && !e->profiling && single->ops->step_begin(single, shape, pos0, tokens, n))
-        return -1;
-    if (multi) {
-        memset(e->st, 0, sizeof e->st);
-        for (int q = 0; q < e->n_procs; q++) e->dirty[q] = false;
-    }
-    for (int i = 0; i < g->n_steps; i++) {
-        const hllm_step *s = &g->steps[i];
-        const hllm_step_plan *sp = &e->plan->steps[i];
-        const bool last_only = s->last_only && !e->p.logits_all;
-        const int n_tok = last_only ? 1 : n;
-        /* Issue order, so that a queued processor (GPU) overlaps with a synchronous one (CPU):
-         * 0. the copies host processors need from device processors are queued with their
-         *    signals, the host-side waits deferred; 1. device processors get their inputs and
-         *    their parts are queued; 2. host processors wait, then run their parts. */
-        if (!multi) {
-            for (int k = 0; k < sp->n_parts; k++)
-                if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
-        } else {
-            hllm_act rd[3], wr[2];
-            int nr = step_reads(s, rd), nw = step_writes(s, wr);
-            for (int pass = 0; pass < 3; pass++) {
-                e->defer = pass == 0;
-                if (pass == 2) {
-                    for (int d = 0; d < e->n_deferred; d++) wait_for(e, e->deferred[d].waiter, e->deferred[d].q, e->deferred[d].v);
-                    e->n_deferred = 0;
-                }
-                for (int k = 0; k < sp->n_parts; k++) {
-                    const int q = sp->parts[k].proc;
-                    if ((pass == 1) == is_host_proc(e->procs[q])) continue; /* passes 0, 2: host parts; 1: device */
-                    if (pass < 2 && !(k > 0 && sp->parts[k - 1].proc == q))
-                        for (int j = 0; j < nr; j++)
-                            if (e->st[rd[j]].n && gather(e, rd[j], q)) return -1;
-                    if (pass == 0) continue;
-                    if (!(k > 0 && sp->parts[k - 1].proc == q))
-                        for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
-                    if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
-                }
-                e->defer = false;
-            }
-        }
-        if (multi) {
-            hllm_act wr[2];
-            int nw = step_writes(s, wr);
-            for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
-        }
-    }
-    if (!multi && single->ops->step_begin && !e->profiling && single->ops->step_end(single)) return -1;
     size_t n_out = e->p.logits_all ? (size_t)n : 1;
     const size_t out_bytes = n_out * (size_t)hp->n_vocab * sizeof(float);
-    if (!multi) {
-        if (single->ops->copy_out(single, logits, e->act[e->proc][HLLM_ACT_LOGITS], out_bytes)) return -1;
+    /* the op sequence depends only on the batch size (pos0 and ids are step state) */
+    const uint64_t shape = (uint64_t)n;
+    e->cur = e->n_rt > 1 && n >= e->rt[0].plan->prefill_min ? &e->rt[1] : &e->rt[0];
+    if (e->cur->proc >= 0) {
+        hllm_proc *single = e->procs[e->cur->proc];
+        const bool hooks = single->ops->step_begin && !e->profiling;
+        if (hooks && single->ops->step_begin(single, shape, pos0, tokens, n)) return -1;
+        for (int i = 0; i < g->n_steps; i++) {
+            const hllm_step *s = &g->steps[i];
+            const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
+            for (int k = 0; k < e->cur->plan->steps[i].n_parts; k++)
+                if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
+        }
+        if (hooks && single->ops->step_end(single)) return -1;
+        if (single->ops->copy_out(single, logits, e->act[e->cur->proc][HLLM_ACT_LOGITS], out_bytes)) return -1;
         return single->ops->finish(single);
     }
-    const int o = e->out_proc;
-    if (gather(e, HLLM_ACT_LOGITS, o)) return -1;
-    hllm_proc *po = e->procs[o];
-    if (po->ops->copy_out(po, logits, e->act[o][HLLM_ACT_LOGITS], out_bytes)) return -1;
+    /* Several processors: two walks over the same steps from the same bookkeeping. The first
+     * queues all the device processors' work for the whole evaluation, their waits on the host's
+     * flags included (a device may capture it as one graph between step_begin and step_end);
+     * the second runs the host processors' parts, waiting on the devices' flags. So the host
+     * never stops to issue device work mid-step, and the devices run ahead as far as the data
+     * allows. Profiling (every op timed to completion) issues everything in one walk. */
+    memset(&e->s, 0, sizeof e->s);
     int rc = 0;
+    if (e->profiling || !e->cur->dev_mask) {
+        e->issue = ~0u;
+        rc = walk(e, tokens, n, pos0);
+    } else {
+        const sched_state start = e->s;
+        e->issue = e->cur->dev_mask;
+        for (int q = 0; q < e->n_procs && !rc; q++) {
+            hllm_proc *p = e->procs[q];
+            if (issues(e, q) && p->ops->step_begin) rc = p->ops->step_begin(p, shape, pos0, tokens, n);
+        }
+        if (!rc) rc = walk(e, tokens, n, pos0);
+        for (int q = 0; q < e->n_procs; q++) {
+            hllm_proc *p = e->procs[q];
+            if (issues(e, q) && p->ops->step_end && p->ops->step_end(p)) rc = -1;
+        }
+        e->s = start;
+        e->issue = ~e->cur->dev_mask;
+        if (!rc) rc = walk(e, tokens, n, pos0);
+        e->issue = ~0u;
+    }
+    if (rc) /* release whatever a device still waits for, so that finish() returns */
+        for (int q = 0; q < e->n_procs; q++) __atomic_store_n(flag_of(e, q), 0x40000000u, __ATOMIC_RELEASE);
+    if (!rc) {
+        hllm_proc *po = e->procs[e->cur->out_proc];
+        rc = po->ops->copy_out(po, logits, e->act[e->cur->out_proc][HLLM_ACT_LOGITS], out_bytes);
+    }
     for (int q = 0; q < e->n_procs; q++)
         if (e->procs[q]->ops->finish(e->procs[q])) rc = -1;
     /* everything is drained: start the next evaluation's flags from zero */
     memset(e->flag_mem, 0, (size_t)HLLM_MAX_PROCS * 64);
-    memset(e->count, 0, sizeof e->count);
-    memset(e->pending_read, 0, sizeof e->pending_read);
     return rc;
 }
 

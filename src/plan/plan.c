@@ -97,6 +97,16 @@ int hllm_plan_validate(const hllm_plan *p, const hllm_graph *g) {
         if (s->kind == HLLM_OP_ATTENTION && (kv_proc_layer != s->layer || kv_proc != sp->parts[0].proc))
             return hllm_fail("layer %d: attention and kv_store must run on one processor (the KV cache's)", s->layer);
     }
+    if (p->prefill) {
+        const hllm_plan *q = p->prefill;
+        if (q->prefill) return hllm_fail("the prefill plan has a prefill plan of its own");
+        if (q->n_procs > p->n_procs) return hllm_fail("the prefill plan names more processors than the plan");
+        if (p->prefill_min < 2) return hllm_fail("the prefill plan starts at %d tokens (at least 2)", p->prefill_min);
+        if (hllm_plan_validate(q, g)) return -1;
+        for (int i = 0; i < p->n_steps; i++)
+            if (g->steps[i].kind == HLLM_OP_ATTENTION && q->steps[i].parts[0].proc != p->steps[i].parts[0].proc)
+                return hllm_fail("layer %d: the prefill plan moves the KV cache to another processor", g->steps[i].layer);
+    }
     return 0;
 }
 
@@ -112,6 +122,12 @@ hllm_plan *hllm_plan_clone(const hllm_plan *p) {
     c->n_steps = p->n_steps;
     c->n_procs = p->n_procs;
     memcpy(c->why, p->why, sizeof c->why);
+    c->prefill = NULL;
+    c->prefill_min = p->prefill_min;
+    if (p->prefill && !(c->prefill = hllm_plan_clone(p->prefill))) {
+        hllm_plan_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -166,10 +182,15 @@ void hllm_plan_print(FILE *f, const hllm_plan *p, const hllm_graph *g, const cha
         }
         i = next;
     }
+    if (p->prefill) {
+        fprintf(f, "prompts of %d tokens or more:\n", p->prefill_min);
+        hllm_plan_print(f, p->prefill, g, names);
+    }
 }
 
 void hllm_plan_free(hllm_plan *p) {
     if (!p) return;
+    hllm_plan_free(p->prefill);
     free(p->steps);
     free(p);
 }

@@ -23,12 +23,18 @@ typedef struct {
     hllm_part parts[HLLM_MAX_PARTS];
 } hllm_step_plan;
 
-typedef struct {
+typedef struct hllm_plan hllm_plan;
+struct hllm_plan {
     int n_steps;
     hllm_step_plan *steps;
     int n_procs;
     char why[256];     /* one line: why this plan was chosen */
-} hllm_plan;
+    /* Optional: evaluations of at least prefill_min tokens (prompts) run this plan instead
+     * (owned; its own prefill is NULL). It must keep every layer's attention on the same
+     * processor and needs no VRAM beyond this plan's: the solver derives it from this plan. */
+    hllm_plan *prefill;
+    int prefill_min;
+};
 
 /* Every step whole on processor `proc`. */
 hllm_plan *hllm_plan_single(const hllm_graph *g, int proc, int n_procs, const char *why);

@@ -283,6 +283,53 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
     return p;
 }
 
+/* The prompt plan for a decode plan: the CPU's matmul rows read by the GPU from host memory
+ * instead (the GPU is compute-rich, and a prompt reads each weight once for many tokens). VRAM
+ * and the KV cache stay where they are. NULL when the decode plan gives the CPU no matmul rows. */
+static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, const hllm_solve_opts *o) {
+    if (o->cpu < 0 || o->gpu < 0) return NULL;
+    bool any = false;
+    for (int i = 0; i < g->n_steps && !any; i++)
+        for (int k = 0; k < dec->steps[i].n_parts; k++)
+            any |= g->steps[i].kind == HLLM_OP_MATMUL && dec->steps[i].parts[k].proc == o->cpu;
+    if (!any) return NULL;
+    hllm_plan *p = hllm_plan_clone(dec);
+    if (!p) return NULL;
+    hllm_plan_free(p->prefill);
+    p->prefill = NULL;
+    for (int i = 0; i < g->n_steps; i++) {
+        if (g->steps[i].kind != HLLM_OP_MATMUL) continue;
+        hllm_step_plan *sp = &p->steps[i];
+        for (int k = 0; k < sp->n_parts; k++)
+            if (sp->parts[k].proc == o->cpu) sp->parts[k] = (hllm_part){.proc = o->gpu, .r0 = sp->parts[k].r0, .r1 = sp->parts[k].r1, .mem = HLLM_MEM_HOST};
+    }
+    snprintf(p->why, sizeof p->why, "prompts: the CPU's matmul rows read by the GPU from host memory");
+    return p;
+}
+
+/* Attaches the prompt plan to `dec` when it is predicted faster for a prompt of n_prompt tokens,
+ * from the smallest batch where it wins. */
+static void attach_prefill(const model_ctx *c, hllm_plan *dec, const hllm_graph *g, const hllm_solve_opts *o, FILE *explain) {
+    hllm_plan *pf = prefill_variant(dec, g, o);
+    if (!pf) return;
+    const double t_dec = plan_time(c, dec, g, o->n_prompt), t_pf = plan_time(c, pf, g, o->n_prompt);
+    if (explain)
+        fprintf(explain, "prompt of %d tokens: %s %.1f ms, decode plan %.1f ms\n", o->n_prompt, pf->why, t_pf * 1e3, t_dec * 1e3);
+    if (t_pf >= t_dec) {
+        hllm_plan_free(pf);
+        return;
+    }
+    int from = o->n_prompt;
+    for (int n = 2; n < o->n_prompt; n *= 2)
+        if (plan_time(c, pf, g, n) < plan_time(c, dec, g, n)) {
+            from = n;
+            break;
+        }
+    dec->prefill = pf;
+    dec->prefill_min = from;
+    if (explain) fprintf(explain, "  chosen for batches of %d tokens or more\n", from);
+}
+
 static void explain_steps(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, FILE *f) {
     const hllm_solve_opts *o = c->o;
     fprintf(f, "per-step decode choices (layer 0 and the head; predicted us: chosen | GPU only | CPU only):\n");
@@ -357,6 +404,8 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
         if (o.gpu >= 0 && o.cpu >= 0) explain_steps(&c, g, cand[best], o.explain);
     }
     hllm_plan *p = cand[best];
+    attach_prefill(&c, p, g, &o, o.explain);
+    if (p->prefill) pr[best].prefill_s = plan_time(&c, p->prefill, g, o.n_prompt);
     char why[400];
     snprintf(why, sizeof why, "%.180s (predicted %.2f ms/token decode, %.0f ms per %d-token prompt)", p->why,
              pr[best].decode_s * 1e3, pr[best].prefill_s * 1e3, o.n_prompt);

@@ -1,9 +1,14 @@
-/* The executor on multi-processor plans, with two CPU processors (two thread pools) standing in
- * for CPU + GPU: layer-level placement, row-cut matmuls at several ratios and odd row counts,
- * three-part cuts, batched prompts with per-token slice gathers and logits for every token.
- * Every plan must give the single-processor run's greedy tokens and logits (the same kernels
- * compute the same dot products per row, so the results are expected bit-identical). */
+/* The executor on multi-processor plans: layer-level placement, row-cut matmuls at several
+ * ratios and odd row counts, three-part cuts, batched prompts with per-token slice gathers and
+ * logits for every token. Processor 1 is first a second CPU processor (two thread pools), then a
+ * queued processor that behaves like a GPU (its work runs on another thread after it is issued,
+ * so the executor issues all its work first and the host's second), then the same with random
+ * delays before each of its actions (a stress test of the flag synchronization: a lost or early
+ * wake-up gives wrong numbers or a hang). Every plan must give the single-processor run's greedy
+ * tokens and logits (the same kernels compute the same dot products per row, so the results are
+ * expected bit-identical). */
 #include "testutil.h"
+#include "queue_proc.h"
 #include "core/error.h"
 #include "exec/exec.h"
 #include "gguf/gguf.h"
@@ -175,6 +180,24 @@ static void test_model(const char *arch, int type) {
     if (run(m, &g, p, 8, true, &got) == 0) compare(&ref8, &got, nv, what);
     hllm_plan_free(p);
 
+    /* a separate plan for prompts: decode row-cut, prompts layer-level (same KV placement) */
+    for (int pmin = 2; pmin <= 5; pmin += 3) {
+        snprintf(what, sizeof what, "%s prefill plan from %d tokens", arch, pmin);
+        p = plan_cut_all(&g, nl, 0.4, 0, 1, what);
+        int lp[64];
+        for (int l = 0; l < nl; l++) lp[l] = l % 2;
+        p->prefill = hllm_plan_layers(&g, lp, 1, 0, 2, "prompts");
+        p->prefill_min = pmin;
+        if (run(m, &g, p, 4, false, &got) == 0) compare(&ref, &got, nv, what);
+        hllm_plan_free(p);
+    }
+    /* a prefill plan that moves the KV cache is refused */
+    p = hllm_plan_single(&g, 0, 2, "decode");
+    p->prefill = hllm_plan_single(&g, 1, 2, "prompts elsewhere");
+    p->prefill_min = 2;
+    CHECK(hllm_plan_validate(p, &g) != 0 && strstr(hllm_error(), "KV cache"));
+    hllm_plan_free(p);
+
     /* a plan the executor must refuse: attention and kv_store apart */
     p = hllm_plan_single(&g, 0, 2, "bad");
     for (int i = 0; i < g.n_steps; i++)
@@ -194,15 +217,28 @@ static void test_model(const char *arch, int type) {
     unlink(path);
 }
 
+static void test_all(void) {
+    test_model("llama", HLLM_TYPE_Q4_0);
+    test_model("qwen2", HLLM_TYPE_Q8_0);
+    test_model("qwen3", HLLM_TYPE_F16);
+    test_model("llama", HLLM_TYPE_Q4_K);
+}
+
 int main(void) {
     P[0] = hllm_proc_cpu_new(1);
     P[1] = hllm_proc_cpu_new(2);
     CHECK(P[0] && P[1]);
     if (!P[0] || !P[1]) return test_summary("test_exec_split");
-    test_model("llama", HLLM_TYPE_Q4_0);
-    test_model("qwen2", HLLM_TYPE_Q8_0);
-    test_model("qwen3", HLLM_TYPE_F16);
-    test_model("llama", HLLM_TYPE_Q4_K);
+    test_all();
+    const int delays[2] = {0, 30};
+    for (int d = 0; d < 2; d++) {
+        hllm_proc_free(P[1]);
+        P[1] = test_queue_proc_new(delays[d], 1234u + (unsigned)d);
+        CHECK(P[1] != NULL);
+        if (!P[1]) break;
+        fprintf(stderr, "queued processor, delays up to %d us\n", delays[d]);
+        test_all();
+    }
     hllm_proc_free(P[0]);
     hllm_proc_free(P[1]);
     return test_summary("test_exec_split");

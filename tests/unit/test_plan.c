@@ -151,6 +151,36 @@ static void test_solver(void) {
         hllm_plan *p2 = hllm_solve(&g, pf, &ol, &pl);
         CHECKF(p2 && pr.decode_s < pl.decode_s, "tensor %.3f ms vs layer %.3f ms", pr.decode_s * 1e3, pl.decode_s * 1e3);
         hllm_plan_free(p2);
+        /* with those throughputs a prompt is faster on the GPU alone: no prompt plan */
+        CHECKF(p->prefill == NULL || p->prefill_min >= 2, "half VRAM: prompt plan from %d tokens", p->prefill_min);
+    }
+    hllm_plan_free(p);
+    /* batch throughputs as measured there (weight GB/s at 512 tokens: CPU 1.5, GPU 160 from
+     * VRAM, 40 from host memory): prompts get their own plan, the CPU's rows on the GPU */
+    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.b512", 1.5);
+    hllm_profile_set(pf, "cuda.matmul.dev.q4_0.b512", 160);
+    hllm_profile_set(pf, "cuda.matmul.host.q4_0.b512", 40);
+    p = hllm_solve(&g, pf, &o, &pr);
+    CHECK(p && p->prefill);
+    if (p && p->prefill) {
+        CHECKF(hllm_plan_validate(p, &g) == 0, "%s", hllm_error());
+        CHECKF(p->prefill_min >= 2 && p->prefill_min <= 512, "prompt plan from %d tokens", p->prefill_min);
+        int on_cpu = 0;
+        double dev_dec = 0, dev_pf = 0;
+        for (int i = 0; i < g.n_steps; i++) {
+            const hllm_step *s = &g.steps[i];
+            if (s->kind != HLLM_OP_MATMUL) continue;
+            double rb = (double)s->w->row_bytes * (double)s->rows;
+            on_cpu += frac_on(&p->prefill->steps[i], 0, -1, s->rows) > 0;
+            dev_dec += rb * frac_on(&p->steps[i], 1, HLLM_MEM_DEVICE, s->rows);
+            dev_pf += rb * frac_on(&p->prefill->steps[i], 1, HLLM_MEM_DEVICE, s->rows);
+        }
+        CHECKF(on_cpu == 0, "prompt plan: %d matmuls still on the CPU", on_cpu);
+        CHECKF(dev_pf == dev_dec, "prompt plan: %.0f bytes in VRAM vs %.0f in the decode plan", dev_pf, dev_dec);
+        hllm_solve_opts op = o;
+        hllm_prediction a = hllm_plan_predict(p, &g, pf, &op), b = hllm_plan_predict(p->prefill, &g, pf, &op);
+        CHECKF(b.prefill_s < 0.5 * a.prefill_s, "prompt: %.1f ms with its plan vs %.1f ms with the decode plan", b.prefill_s * 1e3,
+               a.prefill_s * 1e3);
     }
     hllm_plan_free(p);
     /* without a GPU: CPU only */

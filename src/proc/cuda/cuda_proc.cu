@@ -88,6 +88,12 @@ struct cu_graph {
  * match the graph's ops (else runs them and captures anew). */
 enum { STEP_NONE = 0, STEP_PLAIN, STEP_RECORD, STEP_REPLAY };
 
+/* Besides ops, a step records the copies and flag operations issued between them (a split plan
+ * issues them mid-step), so they are captured into the graph too. They travel as hllm_op with
+ * these kinds: COPY: dst <- src, n_rows bytes; SIGNAL / WAIT: the flag's device address in src2,
+ * the value in r0. */
+enum { CU_ACT_COPY = HLLM_OP_COUNT + 1, CU_ACT_SIGNAL, CU_ACT_WAIT };
+
 struct cuda_impl {
     int dev;
     cudaStream_t st;
@@ -112,6 +118,7 @@ struct cuda_impl {
     int n_rec, cap_rec;
     cu_graph graphs[CU_GRAPHS];
     long use_clock, n_captures, n_replays, n_mismatch;
+    int n_capture_fail; /* captures that failed: after a few, steps are no longer recorded */
     /* pinned staging for copy_out to pageable memory */
     char *stage;
     size_t stage_size, stage_used;
@@ -154,7 +161,8 @@ static void drop_graphs(cuda_impl *c) {
     bool any = false;
     for (cu_graph &g : c->graphs) any |= g.exec != NULL;
     if (!any) return;
-    cudaStreamSynchronize(c->st); /* no launch of them is still running */
+    /* no stream sync: a split plan's queued work may wait on host flags the host sets later.
+     * A graph destroyed while in flight is freed when it completes. */
     for (cu_graph &g : c->graphs) {
         if (g.exec) cudaGraphExecDestroy(g.exec);
         free(g.ops);
@@ -225,13 +233,39 @@ static void cu_free(hllm_proc *p, void *ptr) {
     else cudaFree(ptr);
 }
 
+static int cu_run(hllm_proc *p, const hllm_op *op);
+
+/* Device memory or pinned host memory: a copy from or to it can be captured. */
+static bool dev_accessible(const void *ptr) {
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, ptr) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return a.type == cudaMemoryTypeHost || a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
+
+/* An async copy, recorded into the step when both sides can be captured. */
+static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
+    cuda_impl *c = impl_of(p);
+    if ((c->mode == STEP_RECORD || c->mode == STEP_REPLAY) && dev_accessible(dst) && dev_accessible(src)) {
+        hllm_op a = {};
+        a.kind = (hllm_op_kind)CU_ACT_COPY;
+        a.dst = (float *)dst;
+        a.src = (const float *)src;
+        a.n_rows = (int64_t)bytes;
+        return cu_run(p, &a);
+    }
+    STEP_GUARD(c);
+    return cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->st), "copy");
+}
+
 static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
-    STEP_GUARD(c);
     c->xq_src = NULL;
     if (!bytes) return 0;
     use_dev(c->dev);
-    return cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->st), "copy_in");
+    return issue_copy(p, dst, src, bytes);
 }
 
 static int flush_pending(cuda_impl *c) {
@@ -244,10 +278,10 @@ static int flush_pending(cuda_impl *c) {
 
 static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
-    STEP_GUARD(c);
     if (!bytes) return 0;
     use_dev(c->dev);
-    if (is_pinned_host(dst)) return cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->st), "copy_out");
+    if (is_pinned_host(dst)) return issue_copy(p, dst, src, bytes);
+    STEP_GUARD(c);
     /* pageable destination: copy into pinned staging now, to the destination at finish() */
     const size_t need = (bytes + 255) / 256 * 256;
     if (c->stage_used + need > c->stage_size) {
@@ -645,8 +679,11 @@ static int run_swiglu(cuda_impl *c, const hllm_op *op) {
 }
 
 /* Issues one op on the stream (or into the graph being captured). */
+static int run_action(cuda_impl *c, const hllm_op *op);
+
 static int run_op(cuda_impl *c, const hllm_op *op) {
     if (op->kind != HLLM_OP_MATMUL) c->xq_src = NULL;
+    if ((int)op->kind > HLLM_OP_COUNT) return run_action(c, op);
     cu_pdl_op = op->n_tok <= 8;
     switch (op->kind) {
     case HLLM_OP_EMBED: return run_embed(c, op);
@@ -722,8 +759,7 @@ static void capture(cuda_impl *c) {
         if (c->graphs[i].last_use < c->graphs[slot].last_use) slot = i;
     }
     cu_graph *g = &c->graphs[slot];
-    if (g->exec) {
-        cudaStreamSynchronize(c->st);
+    if (g->exec) { /* freed when a launch in flight completes */
         cudaGraphExecDestroy(g->exec);
         free(g->ops);
         *g = cu_graph{};
@@ -755,7 +791,8 @@ static void capture(cuda_impl *c) {
         g->last_use = ++c->use_clock;
         c->n_captures++;
         ops = NULL;
-    }
+    } else
+        c->n_capture_fail++;
     if (graph) cudaGraphDestroy(graph);
     free(ops);
     cudaGetLastError();
@@ -766,7 +803,8 @@ static int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *
     use_dev(c->dev);
     c->mode = STEP_PLAIN; /* also ends a step that never reached step_end (an op failed) */
     c->n_rec = 0;
-    if (!graphs_on() || n_tok < 1 || n_tok > 8 || n_tok > g_gemv_max_tok || n_tok > g_split_max_tok || pos0 < 0)
+    if (!graphs_on() || n_tok < 1 || n_tok > 8 || n_tok > g_gemv_max_tok || n_tok > g_split_max_tok || pos0 < 0 ||
+        c->n_capture_fail >= 3)
         return 0;
     /* the step state, by one async copy from a pinned slot no earlier copy still reads */
     const int slot = c->ring_i;
@@ -888,33 +926,46 @@ static void *flag_device_ptr(volatile uint32_t *flag) {
     return a.type == cudaMemoryTypeHost ? a.devicePointer : NULL;
 }
 
-static void cu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+/* A flag operation, recorded into the step (and captured) when the flag is mapped memory. */
+static void flag_op(hllm_proc *p, volatile uint32_t *flag, uint32_t value, int kind) {
     cuda_impl *c = impl_of(p);
-    STEP_GUARD(c);
     use_dev(c->dev);
     void *dp = flag_device_ptr(flag);
-    if (!dp) { /* not mapped memory: a host callback writes it */
-        flag_fallback(c, flag, value, false);
+    if (!dp) { /* not mapped memory: a host callback (never captured) */
+        STEP_GUARD(c);
+        if (kind == CU_ACT_WAIT) c->xq_src = NULL;
+        flag_fallback(c, flag, value, kind == CU_ACT_WAIT);
         return;
     }
-    if (c->memops && c->write32((CUstream)c->st, (CUdeviceptr)dp, value, CU_STREAM_WRITE_VALUE_DEFAULT) == CUDA_SUCCESS)
-        return;
-    k_signal<<<1, 1, 0, c->st>>>((volatile uint32_t *)dp, value);
+    hllm_op a = {};
+    a.kind = (hllm_op_kind)kind;
+    a.src2 = (const float *)dp;
+    a.r0 = value;
+    cu_run(p, &a);
 }
 
-static void cu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
-    cuda_impl *c = impl_of(p);
-    STEP_GUARD(c);
-    c->xq_src = NULL; /* another processor may write activations before what follows */
-    use_dev(c->dev);
-    void *dp = flag_device_ptr(flag);
-    if (!dp) {
-        flag_fallback(c, flag, value, true);
-        return;
+static int run_action(cuda_impl *c, const hllm_op *op) {
+    const uint32_t value = (uint32_t)op->r0;
+    CUdeviceptr dp = (CUdeviceptr)(uintptr_t)op->src2;
+    switch ((int)op->kind) {
+    case CU_ACT_COPY:
+        return cu_check(cudaMemcpyAsync(op->dst, op->src, (size_t)op->n_rows, cudaMemcpyDefault, c->st), "copy");
+    case CU_ACT_SIGNAL:
+        if (c->memops && c->write32((CUstream)c->st, dp, value, CU_STREAM_WRITE_VALUE_DEFAULT) == CUDA_SUCCESS) return 0;
+        k_signal<<<1, 1, 0, c->st>>>((volatile uint32_t *)op->src2, value);
+        return cu_check(cudaGetLastError(), "signal");
+    case CU_ACT_WAIT: /* another processor may write activations before what follows */
+        c->xq_src = NULL;
+        if (c->memops && c->wait32((CUstream)c->st, dp, value, CU_STREAM_WAIT_VALUE_GEQ) == CUDA_SUCCESS) return 0;
+        k_wait<<<1, 1, 0, c->st>>>((volatile uint32_t *)op->src2, value);
+        return cu_check(cudaGetLastError(), "wait");
+    default: return hllm_fail("CUDA processor: unknown action %d", (int)op->kind);
     }
-    if (c->memops && c->wait32((CUstream)c->st, (CUdeviceptr)dp, value, CU_STREAM_WAIT_VALUE_GEQ) == CUDA_SUCCESS) return;
-    k_wait<<<1, 1, 0, c->st>>>((volatile uint32_t *)dp, value);
 }
+
+static void cu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) { flag_op(p, flag, value, CU_ACT_SIGNAL); }
+
+static void cu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) { flag_op(p, flag, value, CU_ACT_WAIT); }
 
 static int cu_finish(hllm_proc *p) {
     cuda_impl *c = impl_of(p);
@@ -927,6 +978,9 @@ static int cu_finish(hllm_proc *p) {
 static void cu_destroy(hllm_proc *p) {
     if (!p) return;
     cuda_impl *c = impl_of(p);
+    if (getenv("HLLM_CUDA_STATS"))
+        fprintf(stderr, "cuda: graphs captured %ld, replayed %ld, mismatched %ld, failed captures %d\n", c->n_captures,
+                c->n_replays, c->n_mismatch, c->n_capture_fail);
     use_dev(c->dev);
     cudaStreamSynchronize(c->st);
     drop_graphs(c);

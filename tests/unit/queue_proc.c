@@ -1,0 +1,184 @@
+#include "queue_proc.h"
+#include "core/error.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { QA_OP, QA_COPY, QA_SIGNAL, QA_WAIT } qa_kind;
+
+typedef struct {
+    qa_kind kind;
+    hllm_op op;
+    void *dst;
+    const void *src;
+    size_t bytes;
+    volatile uint32_t *flag;
+    uint32_t value;
+} qaction;
+
+typedef struct {
+    hllm_proc *inner;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t work, idle;
+    qaction *q;
+    size_t head, tail, cap;
+    bool quit;
+    int err;
+    unsigned seed;
+    int max_delay_us;
+} qimpl;
+
+static qimpl *impl_of(hllm_proc *p) { return p->impl; }
+
+static void execute(qimpl *c, const qaction *a) {
+    switch (a->kind) {
+    case QA_OP:
+        if (c->inner->ops->run(c->inner, &a->op)) c->err = -1;
+        break;
+    case QA_COPY: memcpy(a->dst, a->src, a->bytes); break;
+    case QA_SIGNAL: __atomic_store_n(a->flag, a->value, __ATOMIC_RELEASE); break;
+    case QA_WAIT:
+        while (__atomic_load_n(a->flag, __ATOMIC_ACQUIRE) < a->value) sched_yield();
+        break;
+    }
+}
+
+static void *worker(void *arg) {
+    qimpl *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->head == c->tail && !c->quit) pthread_cond_wait(&c->work, &c->mu);
+        if (c->head == c->tail) break;
+        qaction a = c->q[c->head];
+        pthread_mutex_unlock(&c->mu);
+        if (c->max_delay_us > 0) usleep((useconds_t)(rand_r(&c->seed) % (unsigned)(c->max_delay_us + 1)));
+        execute(c, &a);
+        pthread_mutex_lock(&c->mu);
+        if (++c->head == c->tail) {
+            c->head = c->tail = 0;
+            pthread_cond_broadcast(&c->idle);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static int push(qimpl *c, const qaction *a) {
+    pthread_mutex_lock(&c->mu);
+    if (c->tail == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        qaction *n = realloc(c->q, cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&c->mu);
+            return hllm_fail("queue processor: out of memory");
+        }
+        c->q = n;
+        c->cap = cap;
+    }
+    c->q[c->tail++] = *a;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+static void *q_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
+    hllm_proc *in = impl_of(p)->inner;
+    return in->ops->alloc(in, bytes, kind);
+}
+static void q_free(hllm_proc *p, void *ptr) {
+    hllm_proc *in = impl_of(p)->inner;
+    in->ops->free(in, ptr);
+}
+static int q_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
+    qaction a = {.kind = QA_COPY, .dst = dst, .src = src, .bytes = bytes};
+    return push(impl_of(p), &a);
+}
+static hllm_pweight *q_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
+    hllm_proc *in = impl_of(p)->inner;
+    return in->ops->weight_load(in, t, r0, r1, mem);
+}
+static void q_weight_free(hllm_proc *p, hllm_pweight *w) {
+    hllm_proc *in = impl_of(p)->inner;
+    in->ops->weight_free(in, w);
+}
+static int q_run(hllm_proc *p, const hllm_op *op) {
+    qaction a = {.kind = QA_OP, .op = *op};
+    return push(impl_of(p), &a);
+}
+static void q_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+    qaction a = {.kind = QA_SIGNAL, .flag = flag, .value = value};
+    push(impl_of(p), &a);
+}
+static void q_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
+    qaction a = {.kind = QA_WAIT, .flag = flag, .value = value};
+    push(impl_of(p), &a);
+}
+static int q_finish(hllm_proc *p) {
+    qimpl *c = impl_of(p);
+    pthread_mutex_lock(&c->mu);
+    while (c->head != c->tail) pthread_cond_wait(&c->idle, &c->mu);
+    int err = c->err;
+    c->err = 0;
+    pthread_mutex_unlock(&c->mu);
+    return err ? hllm_fail("queue processor: an op failed") : 0;
+}
+static void q_destroy(hllm_proc *p) {
+    qimpl *c = impl_of(p);
+    pthread_mutex_lock(&c->mu);
+    c->quit = true;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->th, NULL);
+    hllm_proc_free(c->inner);
+    free(c->q);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->work);
+    pthread_cond_destroy(&c->idle);
+    free(c);
+    free(p);
+}
+
+static const hllm_proc_ops k_queue_ops = {
+    .name = "queue",
+    .alloc = q_alloc,
+    .free = q_free,
+    .copy_in = q_copy,
+    .copy_out = q_copy,
+    .weight_load = q_weight_load,
+    .weight_free = q_weight_free,
+    .run = q_run,
+    .signal = q_signal,
+    .wait = q_wait,
+    .finish = q_finish,
+    .destroy = q_destroy,
+};
+
+hllm_proc *test_queue_proc_new(int max_delay_us, unsigned seed) {
+    hllm_proc *p = calloc(1, sizeof *p);
+    qimpl *c = calloc(1, sizeof *c);
+    if (!p || !c || !(c->inner = hllm_proc_cpu_new(1))) {
+        free(p);
+        free(c);
+        return NULL;
+    }
+    c->seed = seed;
+    c->max_delay_us = max_delay_us;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->idle, NULL);
+    if (pthread_create(&c->th, NULL, worker, c)) {
+        hllm_proc_free(c->inner);
+        free(c);
+        free(p);
+        return NULL;
+    }
+    p->ops = &k_queue_ops;
+    p->name = "queue";
+    p->n_threads = 0; /* a device: its work completes after run() returns */
+    p->impl = c;
+    return p;
+}
