@@ -30,7 +30,8 @@ struct hllm_context {
     int last_n;
     int pos;
     hllm_timings timings;
-    char report[4096];
+    double *pred_steps;   /* solver's prediction per step for one token (placed by the solver), or NULL */
+    char report[8192];
 };
 
 const char *hllm_last_error(void) { return hllm_error(); }
@@ -121,6 +122,8 @@ static int place_hetero(hllm_context *c, hllm_model *m, const hllm_context_param
         return hllm_fail("bad GPU memory size '%s' (e.g. 50%%, 6G, 512M)", p->gpu_mem);
     }
     c->plan = hllm_solve(&c->graph, pf, &so, NULL);
+    if (c->plan && (c->pred_steps = malloc((size_t)c->graph.n_steps * sizeof *c->pred_steps)))
+        hllm_plan_predict_steps(c->plan, &c->graph, pf, &so, 1, c->pred_steps);
     hllm_profile_free(pf);
     return c->plan ? 0 : -1;
 }
@@ -174,6 +177,7 @@ void hllm_context_free(hllm_context *c) {
     if (!c) return;
     hllm_exec_free(c->exec);
     hllm_plan_free(c->plan);
+    free(c->pred_steps);
     hllm_graph_free(&c->graph);
     for (int i = 0; i < c->n_procs; i++) hllm_proc_free(c->procs[i]);
     free(c->plan_text);
@@ -259,5 +263,30 @@ const char *hllm_context_profile_report(hllm_context *c) {
         if (calls[i])
             off += snprintf(c->report + off, sizeof c->report - (size_t)off, "  %-10s %9.3f ms %6.1f%% %8ld calls\n",
                             names[i], secs[i] * 1e3, total > 0 ? 100.0 * secs[i] / total : 0.0, calls[i]);
+    /* the solver's prediction next to the measured time of each step (ops timed to completion,
+     * so the measured side has no overlap between processors), one token, layers summed */
+    const hllm_graph *g = &c->graph;
+    double *meas = c->pred_steps ? calloc((size_t)g->n_steps, sizeof *meas) : NULL;
+    long evals = meas ? hllm_exec_step_times(c->exec, meas) : 0;
+    if (evals > 0 && off < (int)sizeof c->report) {
+        off += snprintf(c->report + off, sizeof c->report - (size_t)off,
+                        "predicted vs measured per generated token (%ld tokens; steps summed over layers):\n", evals);
+        double tp = 0, tm = 0;
+        for (int i = 0; i < g->n_steps && off < (int)sizeof c->report; i++) {
+            bool first = true; /* first step with this label */
+            for (int j = 0; j < i && first; j++) first = strcmp(g->steps[j].label, g->steps[i].label) != 0;
+            if (!first) continue;
+            double ps = 0, ms = 0;
+            for (int j = i; j < g->n_steps; j++)
+                if (!strcmp(g->steps[j].label, g->steps[i].label)) ps += c->pred_steps[j], ms += meas[j] / (double)evals;
+            tp += ps, tm += ms;
+            off += snprintf(c->report + off, sizeof c->report - (size_t)off, "  %-14s predicted %9.3f ms  measured %9.3f ms\n",
+                            g->steps[i].label, ps * 1e3, ms * 1e3);
+        }
+        if (off < (int)sizeof c->report)
+            off += snprintf(c->report + off, sizeof c->report - (size_t)off, "  %-14s predicted %9.3f ms  measured %9.3f ms\n",
+                            "total", tp * 1e3, tm * 1e3);
+    }
+    free(meas);
     return c->report;
 }

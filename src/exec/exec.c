@@ -89,6 +89,8 @@ struct hllm_exec {
     int n_deferred;
     struct { int waiter, q; uint32_t v; } deferred[HLLM_ACT_COUNT * HLLM_MAX_PARTS * 2];
     bool profiling;
+    double *step_secs;      /* profiling: per step, summed over one-token evaluations */
+    long step_evals;
     double op_secs[HLLM_OP_COUNT];
     long op_calls[HLLM_OP_COUNT];
 };
@@ -202,11 +204,12 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
             }
     }
     e->cur = &e->rt[0];
+    e->step_secs = calloc((size_t)g->n_steps, sizeof *e->step_secs);
     e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS * e->n_rt;
     e->loaded = calloc((size_t)e->cap_loaded, sizeof *e->loaded);
     e->kv = calloc((size_t)m->hp.n_layer, sizeof *e->kv);
     e->kv_proc = calloc((size_t)m->hp.n_layer, sizeof *e->kv_proc);
-    if (!e->loaded || !e->kv || !e->kv_proc) {
+    if (!e->loaded || !e->kv || !e->kv_proc || !e->step_secs) {
         hllm_fail("out of memory");
         goto fail;
     }
@@ -302,6 +305,7 @@ void hllm_exec_free(hllm_exec *e) {
     }
     free(e->kv);
     free(e->kv_proc);
+    free(e->step_secs);
     for (int r = 0; r < 2; r++) free(e->rt[r].sw);
     free(e->loaded);
     free(e);
@@ -509,6 +513,7 @@ static int walk(hllm_exec *e, const int32_t *tokens, int n, int pos0) {
         const hllm_step *s = &g->steps[i];
         const hllm_step_plan *sp = &e->cur->plan->steps[i];
         const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
+        const double t0 = e->profiling && n == 1 ? now_s() : 0;
         /* Issue order, so that a queued processor (GPU) overlaps with a synchronous one (CPU):
          * 0. the copies host processors need from device processors are queued with their
          *    signals, the host-side waits deferred; 1. device processors get their inputs and
@@ -535,7 +540,9 @@ static int walk(hllm_exec *e, const int32_t *tokens, int n, int pos0) {
             e->defer = false;
         }
         for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
+        if (e->profiling && n == 1) e->step_secs[i] += now_s() - t0; /* each op ran to completion */
     }
+    if (e->profiling && n == 1) e->step_evals++;
     return gather(e, HLLM_ACT_LOGITS, e->cur->out_proc);
 }
 
@@ -559,9 +566,12 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         for (int i = 0; i < g->n_steps; i++) {
             const hllm_step *s = &g->steps[i];
             const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
+            const double t0 = e->profiling && n == 1 ? now_s() : 0;
             for (int k = 0; k < e->cur->plan->steps[i].n_parts; k++)
                 if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
+            if (e->profiling && n == 1) e->step_secs[i] += now_s() - t0;
         }
+        if (e->profiling && n == 1) e->step_evals++;
         if (hooks && single->ops->step_end(single)) return -1;
         if (single->ops->copy_out(single, logits, e->act[e->cur->proc][HLLM_ACT_LOGITS], out_bytes)) return -1;
         return single->ops->finish(single);
@@ -574,7 +584,9 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
      * allows. Profiling (every op timed to completion) issues everything in one walk. */
     memset(&e->s, 0, sizeof e->s);
     int rc = 0;
-    if (e->profiling || !e->cur->dev_mask) {
+    static int one_walk = -1; /* HLLM_EXEC_ONE_WALK=1: issue every processor in one walk (diagnostics) */
+    if (one_walk < 0) one_walk = getenv("HLLM_EXEC_ONE_WALK") && getenv("HLLM_EXEC_ONE_WALK")[0] == '1';
+    if (e->profiling || !e->cur->dev_mask || one_walk) {
         e->issue = ~0u;
         rc = walk(e, tokens, n, pos0);
     } else {
@@ -613,3 +625,8 @@ void hllm_exec_op_times(const hllm_exec *e, double secs[HLLM_OP_COUNT], long cal
 }
 
 void hllm_exec_set_profiling(hllm_exec *e, bool on) { e->profiling = on; }
+
+long hllm_exec_step_times(const hllm_exec *e, double *secs) {
+    memcpy(secs, e->step_secs, (size_t)e->g->n_steps * sizeof *secs);
+    return e->step_evals;
+}

@@ -26,5 +26,8 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
 /* Accumulated wall time per op kind (seconds) and calls, for --verbose. */
 void hllm_exec_op_times(const hllm_exec *e, double secs[HLLM_OP_COUNT], long calls[HLLM_OP_COUNT]);
 void hllm_exec_set_profiling(hllm_exec *e, bool on);
+/* While profiling: wall time of each step summed over the one-token evaluations (secs: one per
+ * graph step); returns how many such evaluations there were. */
+long hllm_exec_step_times(const hllm_exec *e, double *secs);
 
 #endif

@@ -184,7 +184,7 @@ static int add_shape(shape *sh, int *n, int type, int64_t rows, int64_t cols) {
 /* A working set of copies of one shape on one processor, large enough to leave the caches. */
 typedef struct {
     hllm_proc *p;
-    hllm_pweight *w[64];
+    hllm_pweight *w[512];
     int n_w;
     float *x, *y;
     int64_t rows, cols;
@@ -199,7 +199,7 @@ static int mm_set_init(mm_set *s, hllm_proc *p, const shape *sh, int mem, int ma
     s->bytes = sh->bytes;
     int n = (int)((min_total + sh->bytes - 1) / sh->bytes);
     if (n < 1) n = 1;
-    if (n > 64) n = 64;
+    if (n > 512) n = 512;
     hllm_tensor t = {.name = "profile", .type = sh->type, .rows = sh->rows, .cols = sh->cols, .data = sh->data,
                      .row_bytes = hllm_row_bytes(sh->type, sh->cols)};
     for (int i = 0; i < n; i++) {
@@ -306,8 +306,8 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
     }
     const int n_b = o.quick ? 2 : 4;
     /* working sets beyond the last-level caches, as a model's weights are (a quick profile too:
-     * decode speed from cache would mislead the solver) */
-    const size_t min_total = o.quick ? (size_t)160 << 20 : (size_t)384 << 20;
+     * decode speeds from cache would mislead the solver) */
+    const size_t min_total = o.working_set ? o.working_set : (size_t)1 << 30; /* server L3s hold hundreds of MB */
     int cpu = -1, gpu = -1;
     for (int q = 0; q < n_procs; q++) {
         if (procs[q]->n_threads > 0 && cpu < 0) cpu = q;

@@ -46,6 +46,7 @@ double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem,
 typedef struct {
     double budget_s;      /* target time per measurement (default 0.03) */
     bool quick;           /* batches 1 and 16 only (tests) */
+    size_t working_set;   /* bytes of weight copies per shape (default 1 GiB: beyond the caches) */
     void (*progress)(const char *line, void *user);
     void *user;
 } hllm_profile_opts;

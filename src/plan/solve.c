@@ -147,6 +147,14 @@ static double plan_time(const model_ctx *c, const hllm_plan *p, const hllm_graph
     return t;
 }
 
+void hllm_plan_predict_steps(const hllm_plan *p, const hllm_graph *g, const hllm_profile *prof, const hllm_solve_opts *o,
+                             int n, double *secs) {
+    model_ctx c;
+    ctx_init(&c, prof, o);
+    unsigned holder[HLLM_ACT_COUNT] = {0};
+    for (int i = 0; i < g->n_steps; i++) secs[i] = step_time(&c, g, i, &p->steps[i], n, holder);
+}
+
 hllm_prediction hllm_plan_predict(const hllm_plan *p, const hllm_graph *g, const hllm_profile *prof,
                                   const hllm_solve_opts *o) {
     model_ctx c;

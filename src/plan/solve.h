@@ -34,6 +34,9 @@ typedef struct {
 /* Predicted times of a plan (decode: 1 token; prefill: o->n_prompt tokens). */
 hllm_prediction hllm_plan_predict(const hllm_plan *p, const hllm_graph *g, const hllm_profile *prof,
                                   const hllm_solve_opts *o);
+/* Predicted seconds of each step of a plan for n tokens (secs: one per graph step). */
+void hllm_plan_predict_steps(const hllm_plan *p, const hllm_graph *g, const hllm_profile *prof, const hllm_solve_opts *o,
+                             int n, double *secs);
 /* The chosen plan (its why says which candidate and the prediction); *pred optional. */
 hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_solve_opts *o, hllm_prediction *pred);
 /* "50%" (of total bytes), "6G", "512M", "1234567": bytes, or -1 on a bad string. */

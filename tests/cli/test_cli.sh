@@ -61,6 +61,13 @@ if [ -f "$MODEL" ]; then
     check "bench json fields" bash -c "grep -q '\"n_prompt\": 16' '$TMP/out' && grep -q '\"avg_ts\"' '$TMP/out' && grep -q '\"stddev_ts\"' '$TMP/out' && grep -q '\"model_size\"' '$TMP/out'"
     check "bench table" expect_rc 0 $HLLM bench -m "$MODEL" -p 16 -n 4 -r 2 -t 1
     check "bench table rows" bash -c "grep -q 'pp16' '$TMP/out' && grep -q 'tg4' '$TMP/out'"
+    check "run placed by the solver, verbose" expect_rc 0 $HLLM run -m "$MODEL" -p "Once upon a time" -n 8 --temp 0 --gpu-mem 50% --verbose
+    check "verbose prints the plan" grep -q "^plan: " "$TMP/err"
+    check "verbose prints predicted vs measured" bash -c "grep -q 'predicted vs measured per generated token' '$TMP/err' && grep -Eq '^  total +predicted +[0-9.]+ ms +measured +[0-9.]+ ms' '$TMP/err'"
+    check "profile quick" expect_rc 0 $HLLM profile -m "$MODEL" --quick --working-set 4M -t 1 -o "$TMP/p.profile"
+    check "profile has the model's shapes" bash -c "grep -q '^cpu.matmul.dev.f32.*b1.us = ' '$TMP/p.profile' && grep -q '^cpu.op_us = ' '$TMP/p.profile'"
+    check "plan reads the profile" expect_rc 0 $HLLM plan -m "$MODEL" --gpu-mem 50% --profile "$TMP/p.profile"
+    check "profile bad working set" expect_rc 2 $HLLM profile -m "$MODEL" --working-set lots
     check "info" expect_rc 0 $HLLM info -m "$MODEL"
     check "info lists tensors" grep -q "blk.0.attn_q.weight" "$TMP/out"
 else

@@ -34,6 +34,8 @@ static int argmax(const float *l, int n) {
 
 /* Runs the prompt and N_GEN tokens; tokens[] is filled (teach == 0) or followed (teach == 1). */
 static int run(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *plan, int32_t *tokens, int teach, float *logits) {
+    printf("run: %s\n", plan->why);
+    fflush(stdout);
     hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
     hllm_exec *e = hllm_exec_new(m, g, plan, P, 2, &ep);
     CHECKF(e != NULL, "exec_new (%s): %s", plan->why, hllm_error());

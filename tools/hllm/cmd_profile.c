@@ -11,6 +11,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "plan/profile.h"
+#include "plan/solve.h"
 #include "proc/proc.h"
 
 static void usage(FILE *f) {
@@ -20,7 +21,8 @@ static void usage(FILE *f) {
             "  -m, --model FILE    measure this model's matrix shapes and types (default: llama3-8b q4_0 shapes)\n"
             "  -o, --output FILE   where to save the profile (default hllm.profile)\n"
             "  -t, --threads N     CPU threads (default: physical cores)\n"
-            "      --quick         batches 1 and 16 only, small working sets (a rough profile in seconds)\n");
+            "      --quick         batches 1 and 16 only (a rough profile in seconds)\n"
+            "      --working-set N weight bytes per shape measured (default 1G: beyond the CPU caches)\n");
 }
 
 static double now_s(void) {
@@ -38,6 +40,7 @@ static void progress(const char *line, void *user) {
 int hllm_cmd_profile(int argc, char **argv) {
     const char *model_path = NULL, *out_path = "hllm.profile";
     int n_threads = 0, quick = 0;
+    double ws = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
 #define VAL() if (!(v = arg_value("profile", argc, argv, &i))) return 2
@@ -53,6 +56,12 @@ int hllm_cmd_profile(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             VAL();
             if (!arg_int("profile", a, v, 1, 1024, &n_threads)) return 2;
+        } else if (!strcmp(a, "--working-set")) {
+            VAL();
+            if ((ws = hllm_parse_mem(v, 0)) <= 0) {
+                fprintf(stderr, "hllm profile: bad value '%s' for --working-set (e.g. 1G, 64M)\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--quick")) {
             quick = 1;
         } else {
@@ -84,7 +93,7 @@ int hllm_cmd_profile(int argc, char **argv) {
     if (procs[n]) n++;
     else fprintf(stderr, "profile: no GPU (%s): measuring the CPU only\n", hllm_error());
     hllm_profile *pf = hllm_profile_new();
-    hllm_profile_opts o = {.quick = quick, .progress = progress};
+    hllm_profile_opts o = {.quick = quick, .progress = progress, .working_set = (size_t)ws};
     int rc = pf ? hllm_profile_measure(m, procs, n, &o, pf) : -1;
     if (rc) fprintf(stderr, "hllm: %s\n", hllm_error());
     else if (hllm_profile_save(pf, out_path)) {
