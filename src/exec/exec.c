@@ -83,13 +83,15 @@ struct hllm_exec {
     /* multi-processor state */
     hllm_proc *host;        /* allocates host-memory buffers and flags (a GPU, or NULL = plain memory) */
     uint32_t *flag_mem;     /* one flag per processor, 64 bytes apart */
-    sched_state s;          /* bookkeeping of the evaluation being issued */
+    sched_state walks[2];   /* bookkeeping of the device walk and of the host walk */
+    sched_state *ws;        /* the walk being issued */
     unsigned issue;         /* bit q: this walk issues processor q's actions (see hllm_exec_eval) */
     bool defer;             /* collect host-side waits instead of waiting (see walk) */
     int n_deferred;
     struct { int waiter, q; uint32_t v; } deferred[HLLM_ACT_COUNT * HLLM_MAX_PARTS * 2];
     bool profiling;
     double *step_secs;      /* profiling: per step, summed over one-token evaluations */
+    unsigned char *seen_n;  /* batch sizes evaluated before (index n, 1..n_batch) */
     long step_evals;
     double op_secs[HLLM_OP_COUNT];
     long op_calls[HLLM_OP_COUNT];
@@ -205,11 +207,12 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
     }
     e->cur = &e->rt[0];
     e->step_secs = calloc((size_t)g->n_steps, sizeof *e->step_secs);
+    e->seen_n = calloc((size_t)p->n_batch + 1, 1);
     e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS * e->n_rt;
     e->loaded = calloc((size_t)e->cap_loaded, sizeof *e->loaded);
     e->kv = calloc((size_t)m->hp.n_layer, sizeof *e->kv);
     e->kv_proc = calloc((size_t)m->hp.n_layer, sizeof *e->kv_proc);
-    if (!e->loaded || !e->kv || !e->kv_proc || !e->step_secs) {
+    if (!e->loaded || !e->kv || !e->kv_proc || !e->step_secs || !e->seen_n) {
         hllm_fail("out of memory");
         goto fail;
     }
@@ -306,6 +309,7 @@ void hllm_exec_free(hllm_exec *e) {
     free(e->kv);
     free(e->kv_proc);
     free(e->step_secs);
+    free(e->seen_n);
     for (int r = 0; r < 2; r++) free(e->rt[r].sw);
     free(e->loaded);
     free(e);
@@ -319,15 +323,15 @@ static bool issues(const hllm_exec *e, int q) { return (e->issue >> q) & 1u; }
 
 /* Makes processor q's flag cover all its work issued so far; returns the value to wait for. */
 static uint32_t ensure_signaled(hllm_exec *e, int q) {
-    if (e->s.dirty[q]) {
-        ++e->s.count[q];
+    if (e->ws->dirty[q]) {
+        ++e->ws->count[q];
         if (issues(e, q)) {
             hllm_proc *p = e->procs[q];
-            p->ops->signal(p, flag_of(e, q), e->s.count[q]);
+            p->ops->signal(p, flag_of(e, q), e->ws->count[q]);
         }
-        e->s.dirty[q] = false;
+        e->ws->dirty[q] = false;
     }
-    return e->s.count[q];
+    return e->ws->count[q];
 }
 
 static void wait_for(hllm_exec *e, int waiter, int q, uint32_t value) {
@@ -340,10 +344,10 @@ static void wait_for(hllm_exec *e, int waiter, int q, uint32_t value) {
  * copied from that buffer has finished reading it. */
 static void before_write(hllm_exec *e, int writer, int owner, int a) {
     for (int r = 0; r < e->n_procs; r++) {
-        uint32_t v = e->s.pending_read[owner][a][r];
+        uint32_t v = e->ws->pending_read[owner][a][r];
         if (!v) continue;
         if (r != writer) wait_for(e, writer, r, v);
-        e->s.pending_read[owner][a][r] = 0;
+        e->ws->pending_read[owner][a][r] = 0;
     }
 }
 
@@ -365,23 +369,23 @@ static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1,
                 size_t off = (size_t)t * (size_t)W + (size_t)c0;
                 if (pd->ops->copy_in(pd, dst + off, src + off, bytes)) return -1;
             }
-        e->s.dirty[d] = true;
-        e->s.pending_read[s][a][d] = ensure_signaled(e, d);
+        e->ws->dirty[d] = true;
+        e->ws->pending_read[s][a][d] = ensure_signaled(e, d);
     } else { /* device -> host memory: the source writes into the destination's buffer */
         if (!is_host_proc(pd)) return hllm_fail("executor: no path between two device processors");
         before_write(e, s, d, a);
         /* a device may run ahead of the host: it waits until the host's ops that used this
          * buffer (issued earlier) are done before overwriting it */
-        if (e->s.touched[d][a]) {
+        if (e->ws->touched[d][a]) {
             wait_for(e, s, d, ensure_signaled(e, d));
-            e->s.touched[d][a] = false;
+            e->ws->touched[d][a] = false;
         }
         if (issues(e, s))
             for (int t = 0; t < n_copies; t++) {
                 size_t off = (size_t)t * (size_t)W + (size_t)c0;
                 if (ps->ops->copy_out(ps, dst + off, src + off, bytes)) return -1;
             }
-        e->s.dirty[s] = true;
+        e->ws->dirty[s] = true;
         uint32_t v = ensure_signaled(e, s);
         const int cap = (int)(sizeof e->deferred / sizeof e->deferred[0]);
         if (e->defer && e->n_deferred < cap) { /* the host waits after the device's parts are queued */
@@ -396,7 +400,7 @@ static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1,
 
 /* Makes the whole of activation a present on processor d. */
 static int gather(hllm_exec *e, int a, int d) {
-    act_state *st = &e->s.st[a];
+    act_state *st = &e->ws->st[a];
     for (int k = 0; k < st->n; k++) {
         if (st->have[k] & (1u << d)) continue;
         if (move_slice(e, a, st->s[k].proc, d, st->s[k].c0, st->s[k].c1, st->rows)) return -1;
@@ -406,7 +410,7 @@ static int gather(hllm_exec *e, int a, int d) {
 }
 
 static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matmul, int rows) {
-    act_state *st = &e->s.st[a];
+    act_state *st = &e->ws->st[a];
     const int64_t W = e->g->act_width[a];
     st->rows = rows;
     st->n = 0;
@@ -486,12 +490,12 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
     default: break;
     }
     if (multi) {
-        e->s.dirty[q] = true;
+        e->ws->dirty[q] = true;
         if (is_host_proc(pr)) { /* for a device that may overwrite these buffers later */
             hllm_act rd[3], wr[2];
             int nr = step_reads(s, rd), nw = step_writes(s, wr);
-            for (int j = 0; j < nr; j++) e->s.touched[q][rd[j]] = true;
-            for (int j = 0; j < nw; j++) e->s.touched[q][wr[j]] = true;
+            for (int j = 0; j < nr; j++) e->ws->touched[q][rd[j]] = true;
+            for (int j = 0; j < nw; j++) e->ws->touched[q][wr[j]] = true;
         }
         if (!issues(e, q)) return 0;
     }
@@ -505,46 +509,50 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
     return 0;
 }
 
-/* One walk over the steps of a multi-processor evaluation, issuing the actions of the
- * processors in e->issue, then the gather of the logits on the output processor. */
-static int walk(hllm_exec *e, const int32_t *tokens, int n, int pos0) {
+/* Step i of a walk over a multi-processor evaluation (i == n_steps: the gather of the logits on
+ * the output processor), issuing the actions of the processors in e->issue. */
+static int walk_step(hllm_exec *e, int i, const int32_t *tokens, int n, int pos0) {
     const hllm_graph *g = e->g;
-    for (int i = 0; i < g->n_steps; i++) {
-        const hllm_step *s = &g->steps[i];
-        const hllm_step_plan *sp = &e->cur->plan->steps[i];
-        const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
-        const double t0 = e->profiling && n == 1 ? now_s() : 0;
-        /* Issue order, so that a queued processor (GPU) overlaps with a synchronous one (CPU):
-         * 0. the copies host processors need from device processors are queued with their
-         *    signals, the host-side waits deferred; 1. device processors get their inputs and
-         *    their parts are queued; 2. host processors wait, then run their parts. */
-        hllm_act rd[3], wr[2];
-        int nr = step_reads(s, rd), nw = step_writes(s, wr);
-        for (int pass = 0; pass < 3; pass++) {
-            e->defer = pass == 0;
-            if (pass == 2) {
-                for (int d = 0; d < e->n_deferred; d++) wait_for(e, e->deferred[d].waiter, e->deferred[d].q, e->deferred[d].v);
-                e->n_deferred = 0;
-            }
-            for (int k = 0; k < sp->n_parts; k++) {
-                const int q = sp->parts[k].proc;
-                if ((pass == 1) == is_host_proc(e->procs[q])) continue; /* passes 0, 2: host parts; 1: device */
-                if (pass < 2 && !(k > 0 && sp->parts[k - 1].proc == q))
-                    for (int j = 0; j < nr; j++)
-                        if (e->s.st[rd[j]].n && gather(e, rd[j], q)) return -1;
-                if (pass == 0) continue;
-                if (!(k > 0 && sp->parts[k - 1].proc == q))
-                    for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
-                if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
-            }
-            e->defer = false;
+    if (i == g->n_steps) return gather(e, HLLM_ACT_LOGITS, e->cur->out_proc);
+    const hllm_step *s = &g->steps[i];
+    const hllm_step_plan *sp = &e->cur->plan->steps[i];
+    const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
+    const double t0 = e->profiling && n == 1 ? now_s() : 0;
+    /* Issue order, so that a queued processor (GPU) overlaps with a synchronous one (CPU):
+     * 0. the copies host processors need from device processors are queued with their
+     *    signals, the host-side waits deferred; 1. device processors get their inputs and
+     *    their parts are queued; 2. host processors wait, then run their parts. */
+    hllm_act rd[3], wr[2];
+    int nr = step_reads(s, rd), nw = step_writes(s, wr);
+    for (int pass = 0; pass < 3; pass++) {
+        e->defer = pass == 0;
+        if (pass == 2) {
+            for (int d = 0; d < e->n_deferred; d++) wait_for(e, e->deferred[d].waiter, e->deferred[d].q, e->deferred[d].v);
+            e->n_deferred = 0;
         }
-        for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
-        if (e->profiling && n == 1) e->step_secs[i] += now_s() - t0; /* each op ran to completion */
+        for (int k = 0; k < sp->n_parts; k++) {
+            const int q = sp->parts[k].proc;
+            if ((pass == 1) == is_host_proc(e->procs[q])) continue; /* passes 0, 2: host parts; 1: device */
+            if (pass < 2 && !(k > 0 && sp->parts[k - 1].proc == q))
+                for (int j = 0; j < nr; j++)
+                    if (e->ws->st[rd[j]].n && gather(e, rd[j], q)) return -1;
+            if (pass == 0) continue;
+            if (!(k > 0 && sp->parts[k - 1].proc == q))
+                for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
+            if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
+        }
+        e->defer = false;
     }
-    if (e->profiling && n == 1) e->step_evals++;
-    return gather(e, HLLM_ACT_LOGITS, e->cur->out_proc);
+    for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
+    if (e->profiling && n == 1) e->step_secs[i] += now_s() - t0; /* each op ran to completion */
+    return 0;
 }
+
+/* How many steps the device walk may run ahead of the host walk while its work is issued as it
+ * goes: a queued processor's queue is finite (a GPU's launch queue holds ~1000 entries), and
+ * issuing blocks when it is full, so the device must not wait for host flags behind more work
+ * than that. */
+#define DEVICE_LEAD_STEPS 12
 
 int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *logits) {
     const hllm_hparams *hp = &e->m->hp;
@@ -562,7 +570,7 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
     if (e->cur->proc >= 0) {
         hllm_proc *single = e->procs[e->cur->proc];
         const bool hooks = single->ops->step_begin && !e->profiling;
-        if (hooks && single->ops->step_begin(single, shape, pos0, tokens, n)) return -1;
+        if (hooks && single->ops->step_begin(single, shape, pos0, tokens, n) < 0) return -1;
         for (int i = 0; i < g->n_steps; i++) {
             const hllm_step *s = &g->steps[i];
             const int n_tok = s->last_only && !e->p.logits_all ? 1 : n;
@@ -576,34 +584,56 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         if (single->ops->copy_out(single, logits, e->act[e->cur->proc][HLLM_ACT_LOGITS], out_bytes)) return -1;
         return single->ops->finish(single);
     }
-    /* Several processors: two walks over the same steps from the same bookkeeping. The first
-     * queues all the device processors' work for the whole evaluation, their waits on the host's
-     * flags included (a device may capture it as one graph between step_begin and step_end);
-     * the second runs the host processors' parts, waiting on the devices' flags. So the host
-     * never stops to issue device work mid-step, and the devices run ahead as far as the data
-     * allows. Profiling (every op timed to completion) issues everything in one walk. */
-    memset(&e->s, 0, sizeof e->s);
-    int rc = 0;
+    /* Several processors: two walks over the same steps from the same bookkeeping. The device
+     * walk queues the device processors' work, their waits on the host's flags included; the
+     * host walk runs the host processors' parts, waiting on the devices' flags. The device walk
+     * runs ahead of the host walk: all of it first when the devices hold their work back until
+     * step_end (a captured graph is launched then), else by DEVICE_LEAD_STEPS. So the host never
+     * stops mid-step to issue device work, and the devices run ahead as far as data allows.
+     * Profiling (every op timed to completion) issues everything in one walk. */
     static int one_walk = -1; /* HLLM_EXEC_ONE_WALK=1: issue every processor in one walk (diagnostics) */
     if (one_walk < 0) one_walk = getenv("HLLM_EXEC_ONE_WALK") && getenv("HLLM_EXEC_ONE_WALK")[0] == '1';
-    if (e->profiling || !e->cur->dev_mask || one_walk) {
+    memset(e->walks, 0, sizeof e->walks);
+    int rc = 0;
+    const int last = g->n_steps; /* walk_step(last): the logits */
+    /* The first evaluation of each batch size also takes one walk: a GPU may load the code of
+     * kernels it has not run yet at their first launch, and loading can wait for its queue,
+     * which must not hold waits on flags the host has yet to set. */
+    bool first = false;
+    for (int q = 0; q < e->n_procs; q++)
+        if (((e->cur->dev_mask >> q) & 1u) && e->procs[q]->ops->step_begin) first = !e->seen_n[n];
+    e->seen_n[n] = 1;
+    if (e->profiling || !e->cur->dev_mask || one_walk || first) {
+        e->ws = &e->walks[1];
         e->issue = ~0u;
-        rc = walk(e, tokens, n, pos0);
+        for (int i = 0; i <= last && !rc; i++) rc = walk_step(e, i, tokens, n, pos0);
+        if (e->profiling && n == 1) e->step_evals++;
     } else {
-        const sched_state start = e->s;
-        e->issue = e->cur->dev_mask;
+        const unsigned dev = e->cur->dev_mask;
+        bool held = true; /* every device holds its work back until step_end */
         for (int q = 0; q < e->n_procs && !rc; q++) {
             hllm_proc *p = e->procs[q];
-            if (issues(e, q) && p->ops->step_begin) rc = p->ops->step_begin(p, shape, pos0, tokens, n);
+            if (!((dev >> q) & 1u)) continue;
+            int r = p->ops->step_begin ? p->ops->step_begin(p, shape, pos0, tokens, n) : 0;
+            if (r < 0) rc = -1;
+            held &= r == 1;
         }
-        if (!rc) rc = walk(e, tokens, n, pos0);
-        for (int q = 0; q < e->n_procs; q++) {
-            hllm_proc *p = e->procs[q];
-            if (issues(e, q) && p->ops->step_end && p->ops->step_end(p)) rc = -1;
+        int i_dev = 0;
+        for (int i_host = 0; i_host <= last && !rc; i_host++) {
+            e->ws = &e->walks[0];
+            e->issue = dev;
+            for (; i_dev <= last && !rc && (held || i_dev < i_host + DEVICE_LEAD_STEPS); i_dev++) {
+                rc = walk_step(e, i_dev, tokens, n, pos0);
+                if (i_dev == last)
+                    for (int q = 0; q < e->n_procs; q++) {
+                        hllm_proc *p = e->procs[q];
+                        if (((dev >> q) & 1u) && p->ops->step_end && p->ops->step_end(p)) rc = -1;
+                    }
+            }
+            e->ws = &e->walks[1];
+            e->issue = ~dev;
+            if (!rc) rc = walk_step(e, i_host, tokens, n, pos0);
         }
-        e->s = start;
-        e->issue = ~e->cur->dev_mask;
-        if (!rc) rc = walk(e, tokens, n, pos0);
         e->issue = ~0u;
     }
     if (rc) /* release whatever a device still waits for, so that finish() returns */

@@ -100,7 +100,11 @@ typedef struct {
     /* Optional (NULL = not used): bracket the ops of one evaluation of the graph. `shape`
      * identifies the op sequence (same shape = same ops with the same operands, differing only
      * in pos0 and token ids), so a GPU may capture the ops issued between the two calls once
-     * and replay them, reading pos0 and the ids from the step state given here. */
+     * and replay them, reading pos0 and the ids from the step state given here. step_begin
+     * returns 1 when this step's work is held back until step_end (nothing it is given runs
+     * before then), 0 when it runs as issued, -1 on error. Between the two calls a processor
+     * must not block on its own queue: another processor may be waiting to set the flags its
+     * queued waits need. */
     int (*step_begin)(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok);
     int (*step_end)(hllm_proc *p);
 } hllm_proc_ops;

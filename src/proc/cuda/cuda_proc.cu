@@ -100,6 +100,7 @@ struct cuda_impl {
     cudaDeviceProp prop;
     cublasHandle_t blas;
     bool blas_ok;
+    void *blas_ws;
     pfn_stream_value32 write32, wait32;
     bool memops; /* stream memory operations usable */
     cu_buf xq, xh, wt, part, tok, cnt;
@@ -345,11 +346,16 @@ static void repack_rows(const hllm_tensor *t, int64_t r0, int64_t r1, uint8_t *d
     }
 }
 
+static int blas_init(cuda_impl *c);
+
 static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
     cuda_impl *c = impl_of(p);
     STEP_GUARD(c);
     use_dev(c->dev);
     if (t->rows > 1 && cu_type_quantized(t->type)) c->any_quant = true;
+    /* cuBLAS now, not at the first prompt: creating it may synchronize the device, which must
+     * not happen while queued work waits on another processor's flags */
+    if (t->rows > 1 && blas_init(c)) return NULL;
     hllm_pweight *w = (hllm_pweight *)calloc(1, sizeof *w);
     if (!w) {
         hllm_fail("out of memory loading %s", t->name);
@@ -489,6 +495,10 @@ static int blas_init(cuda_impl *c) {
     if (c->blas_ok) return 0;
     if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) return hllm_fail("CUDA: cuBLAS could not be initialized");
     cublasSetStream(c->blas, c->st);
+    /* its workspace allocated now, not at a first GEMM while queued work waits on flags */
+    const size_t ws = (size_t)32 << 20;
+    if (cudaMalloc(&c->blas_ws, ws) == cudaSuccess) cublasSetWorkspace(c->blas, c->blas_ws, ws);
+    else cudaGetLastError(), c->blas_ws = NULL;
     c->blas_ok = true;
     return 0;
 }
@@ -825,7 +835,7 @@ static int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *
     for (int i = 0; i < CU_GRAPHS; i++)
         if (c->graphs[i].exec && c->graphs[i].shape == shape && c->graphs[i].n_tok == n_tok) c->cur = i;
     c->mode = c->cur >= 0 ? STEP_REPLAY : STEP_RECORD;
-    return 0;
+    return c->mode == STEP_REPLAY ? 1 : 0;
 }
 
 static int cu_step_end(hllm_proc *p) {
@@ -843,11 +853,19 @@ static int cu_step_end(hllm_proc *p) {
             c->xq_src = NULL;
             return cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch");
         }
-        /* other ops than captured (new buffers, say): run them, and capture them instead */
+        /* other ops than captured (new buffers, say): capture them and launch that; only if the
+         * capture fails, issue them one by one (the queue may then fill while its waits hold) */
         c->n_mismatch++;
-        if (run_recorded(c)) return -1;
+        const long before = c->n_captures;
         capture(c);
-        return 0;
+        if (c->n_captures > before) {
+            for (int i = 0; i < CU_GRAPHS; i++)
+                if (c->graphs[i].exec && c->graphs[i].last_use == c->use_clock) c->cur = i;
+            c->n_replays++;
+            c->xq_src = NULL;
+            return cu_check(cudaGraphLaunch(c->graphs[c->cur].exec, c->st), "graph launch");
+        }
+        return run_recorded(c);
     }
     if (mode == STEP_RECORD) capture(c);
     return 0;
@@ -994,6 +1012,7 @@ static void cu_destroy(hllm_proc *p) {
     if (c->hstate) cudaFreeHost(c->hstate);
     free(c->rec);
     if (c->blas_ok) cublasDestroy(c->blas);
+    if (c->blas_ws) cudaFree(c->blas_ws);
     cudaStreamDestroy(c->st);
     if (c->stage) cudaFreeHost(c->stage);
     free(c->pend);
