@@ -107,7 +107,8 @@ hllm_profile *hllm_profile_load(const char *path) {
     return p;
 }
 
-static const int k_batches[] = {1, 16, 128, 512};
+static const int k_batches_full[] = {1, 16, 128, 512};
+static const int k_batches_quick[] = {1, 512}; /* decode and prompts: what the solver weighs most */
 
 double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem, int type, int batch, double dflt) {
     char key[96];
@@ -129,6 +130,26 @@ double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem,
         if (best > 0) return best;
     }
     return dflt;
+}
+
+double hllm_profile_matmul_shape_gbs(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
+                                     int batch, double dflt) {
+    char want[96];
+    snprintf(want, sizeof want, "%s.matmul.%s.%s.%lldx%lld.b", proc, mem == HLLM_MEM_HOST ? "host" : "dev", hllm_type_name(type),
+             (long long)rows, (long long)cols);
+    const size_t wl = strlen(want);
+    double best = -1, best_d = 1e9;
+    for (int i = 0; i < p->n; i++) {
+        const char *k = p->kv[i].key;
+        int b;
+        char tail[8];
+        if (strncmp(k, want, wl) || sscanf(k + wl, "%d.%7s", &b, tail) != 2 || strcmp(tail, "us") || b <= 0 ||
+            p->kv[i].val <= 0)
+            continue;
+        double d = b > batch ? (double)b / batch : (double)batch / b;
+        if (d < best_d) best_d = d, best = (double)hllm_row_bytes(type, cols) * (double)rows / (p->kv[i].val * 1e-6) / 1e9;
+    }
+    return best > 0 ? best : dflt;
 }
 
 /* ---------------- measurement ---------------- */
@@ -304,6 +325,7 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
         if (!rc) rc = add_shape(sh, &n_sh, HLLM_TYPE_Q4_0, 14336, 4096);
         if (!rc) rc = add_shape(sh, &n_sh, HLLM_TYPE_Q4_0, 4096, 14336);
     }
+    const int *k_batches = o.quick ? k_batches_quick : k_batches_full;
     const int n_b = o.quick ? 2 : 4;
     /* working sets beyond the last-level caches, as a model's weights are (a quick profile too:
      * decode speeds from cache would mislead the solver) */

@@ -42,10 +42,14 @@ hllm_profile *hllm_profile_builtin(void);
 /* Matmul speed (GB/s of weights) for a processor / memory / type / batch: the measured value,
  * else the nearest measured batch, else any type's, else dflt. mem: HLLM_MEM_*. */
 double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem, int type, int batch, double dflt);
+/* The same for one matrix shape (rows x cols) when the profile measured it (nearest batch),
+ * else dflt: small matrices run below a type's average speed. */
+double hllm_profile_matmul_shape_gbs(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
+                                     int batch, double dflt);
 
 typedef struct {
     double budget_s;      /* target time per measurement (default 0.03) */
-    bool quick;           /* batches 1 and 16 only (tests) */
+    bool quick;           /* batches 1 and 512 only */
     size_t working_set;   /* bytes of weight copies per shape (default 1 GiB: beyond the caches) */
     void (*progress)(const char *line, void *user);
     void *user;

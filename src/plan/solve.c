@@ -78,7 +78,8 @@ static double mm_time(const model_ctx *c, const hllm_step *s, int q, int mem, in
     const int nb = c->o->n_batch > 0 ? c->o->n_batch : 512;
     const int b = n < nb ? n : nb;
     const double chunks = ceil((double)n / b);
-    double gbs = hllm_profile_matmul_gbs(c->prof, pname(c->o, q), mem, s->w->type, b, 0);
+    double gbs = hllm_profile_matmul_shape_gbs(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, b, 0);
+    if (gbs <= 0) gbs = hllm_profile_matmul_gbs(c->prof, pname(c->o, q), mem, s->w->type, b, 0);
     if (gbs <= 0) gbs = q == c->o->cpu ? 50 : 500;
     if (contended && mem == HLLM_MEM_HOST) gbs *= c->conc_gpu;
     if (contended && q == c->o->cpu) gbs *= c->conc_cpu;

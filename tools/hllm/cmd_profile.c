@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "  -m, --model FILE    measure this model's matrix shapes and types (default: llama3-8b q4_0 shapes)\n"
             "  -o, --output FILE   where to save the profile (default hllm.profile)\n"
             "  -t, --threads N     CPU threads (default: physical cores)\n"
-            "      --quick         batches 1 and 16 only (a rough profile in seconds)\n"
+            "      --quick         batches 1 and 512 only (decode and prompts)\n"
             "      --working-set N weight bytes per shape measured (default 1G: beyond the CPU caches)\n");
 }
 
