@@ -354,12 +354,18 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
             p->ops->copy_in(p, b, z, sizeof z);
             hllm_op op = {.kind = HLLM_OP_ADD, .n_tok = 1, .dst = a, .src = b, .ld_dst = 64, .ld_src = 64, .dim = 64};
             p->ops->finish(p);
-            double t0 = now_s();
-            for (int i = 0; i < 2000; i++) p->ops->run(p, &op);
-            p->ops->finish(p);
+            /* the best of 10 rounds: a round can catch the VM or other processes taking cores */
+            double best = 1e9;
+            for (int r = 0; r < 10; r++) {
+                double t0 = now_s();
+                for (int i = 0; i < 200; i++) p->ops->run(p, &op);
+                p->ops->finish(p);
+                double us = (now_s() - t0) / 200 * 1e6;
+                if (us < best) best = us;
+            }
             snprintf(key, sizeof key, "%s.op_us", pn);
-            hllm_profile_set(out, key, (now_s() - t0) / 2000 * 1e6);
-            say(&o, "%s: op issue %.2f us", pn, (now_s() - t0) / 2000 * 1e6);
+            hllm_profile_set(out, key, best);
+            say(&o, "%s: op issue %.2f us", pn, best);
             p->ops->free(p, a);
             p->ops->free(p, b);
         }
