@@ -33,6 +33,7 @@ extern "C" {
 static int g_gemv_max_tok = 8;
 static int g_split_max_tok = 8;
 static int g_graphs = -1; /* -1: not decided yet (HLLM_CUDA_GRAPHS=0 turns them off), 0, 1 */
+static int g_fuse = -1;   /* fusing ops of captured steps; -1: not decided (HLLM_CUDA_FUSE=0: off) */
 
 extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
     if (gemv_max_tok >= 0) g_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
@@ -49,6 +50,10 @@ static bool graphs_on(void) {
 
 extern "C" void hllm_cuda_set_graphs(int on) {
     if (on >= 0) g_graphs = on ? 1 : 0;
+}
+
+extern "C" void hllm_cuda_set_fusion(int on) {
+    if (on >= 0) g_fuse = on ? 1 : 0;
 }
 
 int cu_check(cudaError_t e, const char *what) {
@@ -111,7 +116,7 @@ struct cuda_impl {
     hllm_op *rec;
     int n_rec, cap_rec;
     cu_graph graphs[CU_GRAPHS];
-    long use_clock, n_captures, n_replays, n_mismatch;
+    long use_clock, n_captures, n_replays, n_mismatch, n_fused;
     /* pinned staging for copy_out to pageable memory */
     char *stage;
     size_t stage_size, stage_used;
@@ -506,6 +511,49 @@ static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w
     if (d0 < s1 && s0 < d1) c->xq_src = NULL;
 }
 
+/* The GEMV path of n matmuls of one input (checked: rows held, n_tok <= g_gemv_max_tok) in one
+ * launch; add: an ADD of the (single) matmul's output fused into it, or NULL. */
+static int run_gemv(cuda_impl *c, const hllm_op *ops, int n, const hllm_op *add) {
+    const hllm_op *op = &ops[0];
+    const int n_tok = op->n_tok;
+    const int64_t cols = op->w->cols;
+    int8_t *xq = NULL;
+    float2 *xds = NULL;
+    if (cu_type_quantized(op->w->type)) {
+        const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == cols && c->xq_ntok == n_tok;
+        if (!reuse) c->xq_src = NULL;
+        cu_qout qo;
+        if (xq_buffer(c, n_tok, cols, &qo)) return -1;
+        xq = qo.xq;
+        xds = qo.xds;
+        if (!reuse) {
+            if (cu_quantize_q8_1(c->st, op->src, op->ld_src, n_tok, cols, xq, xds)) return -1;
+            xq_set(c, op->src, op->ld_src, cols, n_tok);
+        }
+    }
+    cu_gseg segs[CU_MAX_SEGS];
+    for (int i = 0; i < n; i++) {
+        const hllm_pweight *w = ops[i].w;
+        cu_gseg &g = segs[i];
+        memset(&g, 0, sizeof g);
+        g.m = cu_mat_of(w);
+        g.lr0 = ops[i].r0 - w->row0;
+        g.lr1 = ops[i].r1 - w->row0;
+        g.grow0 = w->row0;
+        g.y = ops[i].dst;
+        g.ldy = ops[i].ld_dst;
+        g.bias = ops[i].bias ? ops[i].bias->vec : NULL;
+        g.pf = !w->host; /* over PCIe a prefetch would only compete with the loads */
+        clobber_check(c, &ops[i], w);
+    }
+    if (add) {
+        segs[0].yadd = add->dst;
+        segs[0].ldadd = add->ld_dst;
+        c->xq_src = NULL; /* as after any op but a matmul */
+    }
+    return cu_gemv_multi(c->st, segs, n, op->src, op->ld_src, xq, xds, n_tok);
+}
+
 static int run_matmul(cuda_impl *c, const hllm_op *op) {
     const hllm_pweight *w = op->w;
     if (!w || w->vec) return hllm_fail("CUDA: matmul without a matrix");
@@ -518,27 +566,7 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
     const float *bias = op->bias ? op->bias->vec : NULL;
     const bool quant = cu_type_quantized(m.type);
     const int n_tok = op->n_tok;
-    if (n_tok <= g_gemv_max_tok) {
-        int8_t *xq = NULL;
-        float2 *xds = NULL;
-        if (quant) {
-            const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == m.cols && c->xq_ntok == n_tok;
-            if (!reuse) c->xq_src = NULL;
-            cu_qout qo;
-            if (xq_buffer(c, n_tok, m.cols, &qo)) return -1;
-            xq = qo.xq;
-            xds = qo.xds;
-            if (!reuse) {
-                if (cu_quantize_q8_1(c->st, op->src, op->ld_src, n_tok, m.cols, xq, xds)) return -1;
-                c->xq_src = op->src;
-                c->xq_ld = op->ld_src;
-                c->xq_cols = m.cols;
-                c->xq_ntok = n_tok;
-            }
-        }
-        clobber_check(c, op, w);
-        return cu_gemv(c->st, m, lr0, lr1, w->row0, op->src, op->ld_src, xq, xds, n_tok, op->dst, op->ld_dst, bias);
-    }
+    if (n_tok <= g_gemv_max_tok) return run_gemv(c, op, 1, NULL);
     clobber_check(c, op, w);
     /* prefill: tensor-core GEMM through cuBLAS */
     if (blas_init(c)) return -1;
@@ -693,11 +721,36 @@ static int record_op(cuda_impl *c, const hllm_op *op) {
     return 0;
 }
 
-/* Runs the recorded ops as issued (a replayed step that cannot use its graph). */
+static bool fuse_on(void) {
+    if (g_fuse < 0) {
+        const char *e = getenv("HLLM_CUDA_FUSE");
+        g_fuse = e && e[0] == '0' ? 0 : 1;
+    }
+    return g_fuse != 0;
+}
+
+/* Runs the recorded ops of a step (into a capture, or as a replayed step that cannot use its
+ * graph), merging neighbours where cuda_fuse.cu allows: the same results as one by one. */
 static int run_recorded(cuda_impl *c) {
     c->xq_src = NULL;
-    for (int i = 0; i < c->n_rec; i++)
-        if (run_op(c, &c->rec[i])) return -1;
+    const hllm_op *ops = c->rec;
+    for (int i = 0, k = 1; i < c->n_rec; i += k) {
+        const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, g_gemv_max_tok, &k) : (k = 1, CU_FUSE_NONE);
+        cu_pdl_op = ops[i].n_tok <= 8;
+        int rc;
+        if (f == CU_FUSE_GEMV) {
+            rc = run_gemv(c, ops + i, k, NULL);
+        } else if (f == CU_FUSE_GEMV_ADD) {
+            rc = run_gemv(c, ops + i, 1, ops + i + 1);
+        } else if (f == CU_FUSE_ROPE_KV) {
+            c->xq_src = NULL;
+            rc = cu_rope_kv(c->st, ops + i, ops + i + 1, ops[i].freq_factors ? ops[i].freq_factors->vec : NULL, c->dpos);
+        } else {
+            rc = run_op(c, ops + i);
+        }
+        if (rc) return -1;
+        c->n_fused += k - 1;
+    }
     return 0;
 }
 
@@ -840,6 +893,8 @@ extern "C" void hllm_cuda_graph_stats(hllm_proc *p, long *captures, long *replay
     if (replays) *replays = c->n_replays;
     if (mismatches) *mismatches = c->n_mismatch;
 }
+
+extern "C" long hllm_cuda_fused_ops(hllm_proc *p) { return impl_of(p)->n_fused; }
 
 /* ---- synchronization through host flags ---- */
 
@@ -1045,6 +1100,8 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
     {
         const char *e = getenv("HLLM_CUDA_PDL");
         cu_pdl = c->prop.major >= 9 && !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_PREFETCH");
+        cu_prefetch = !(e && e[0] == '0');
     }
     /* the step state of captured decode steps */
     bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&

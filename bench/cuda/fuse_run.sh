@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Device-side script for the decode fusions (issue 5), run through the `run` tool from the repo
+# root: build, test_cuda + test_cuda_fuse, greedy cpu-vs-cuda on tiny models, then hllm bench
+# tg128 on synth llama3.2-1b and llama3-8b with the fusions and the GEMV's L2 prefetch on and
+# off (HLLM_CUDA_FUSE=0, HLLM_CUDA_PREFETCH=0), pp512 once per model, and last (NCU=1) the
+# per-kernel times of decode steps under Nsight Compute. Stays inside BUDGET seconds.
+# Env: BUDGET (default 330), SKIP_TEST=1, NCU=0, TYPES1B (default "q4_0 q8_0"), TYPES8B (default "q4_0").
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+B=build-dev
+T0=$(date +%s)
+el() { echo $(($(date +%s) - T0)); }
+left() { echo $((${BUDGET:-330} - $(el))); }
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
+cmake -S . -B $B -DHLLM_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
+cmake --build $B -j16 2>&1 | grep -E "error|warning"
+test -x $B/test_cuda || exit 1
+echo "built at $(el)s"
+
+if [ -z "${SKIP_TEST:-}" ]; then
+  for t in test_cuda_fuse test_cuda; do
+    timeout 150 ./$B/$t >"$OUT/$t.log" 2>&1
+    echo "$t rc=$? at $(el)s: $(tail -1 "$OUT/$t.log")"
+    grep ^FAIL "$OUT/$t.log" | head -10
+  done
+  grep -E "^graph model|^fused|^rope" "$OUT/test_cuda.log" "$OUT/test_cuda_fuse.log" | sed 's/^[^:]*://' | head -20
+  for t in q4_0 q8_0; do
+    $B/hllm synth --preset tiny --type $t -o /tmp/tiny-$t.gguf -q || continue
+    timeout 20 $B/hllm run -m /tmp/tiny-$t.gguf -p "Once upon a time" --temp 0 -n 48 --proc cpu >/tmp/c.txt 2>/dev/null
+    timeout 20 $B/hllm run -m /tmp/tiny-$t.gguf -p "Once upon a time" --temp 0 -n 48 --proc cuda >/tmp/g.txt 2>/tmp/g.err
+    cmp -s /tmp/c.txt /tmp/g.txt && echo "tiny $t cpu vs cuda: SAME" || { echo "tiny $t cpu vs cuda: DIFF"; tail -2 /tmp/g.err; }
+  done
+fi
+
+tg() { # label, model, env...
+  local lab=$1 m=$2
+  shift 2
+  env "$@" timeout 40 $B/hllm bench -m $m --proc cuda -p 0 -n 128 -r 3 2>&1 | grep tg | sed "s/\$/  ($lab)/" | tee -a "$OUT/bench.md"
+}
+
+echo "bench from $(el)s"
+for t in ${TYPES1B:-q4_0 q8_0}; do
+  [ "$(left)" -lt 60 ] && { echo "out of time before 1b $t"; break; }
+  $B/hllm synth --preset llama3.2-1b --type $t -o /tmp/l1b-$t.gguf -q || continue
+  echo "1b $t size $(stat -c %s /tmp/l1b-$t.gguf)"
+  timeout 40 $B/hllm bench -m /tmp/l1b-$t.gguf --proc cuda -p 512 -n 0 -r 3 2>&1 | grep pp | tee -a "$OUT/bench.md"
+  tg "1b $t" /tmp/l1b-$t.gguf
+  tg "1b $t fuse off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0
+  tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
+  tg "1b $t both off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0 HLLM_CUDA_PREFETCH=0
+  if [ $t = q4_0 ]; then
+    timeout 30 $B/hllm run -m /tmp/l1b-$t.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/on.txt 2>/dev/null
+    HLLM_CUDA_GRAPHS=0 timeout 30 $B/hllm run -m /tmp/l1b-$t.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/off.txt 2>/dev/null
+    cmp -s /tmp/on.txt /tmp/off.txt && echo "l1b $t graphs (fused) vs op by op: SAME" || echo "l1b $t graphs (fused) vs op by op: DIFF"
+  fi
+  [ "${NCU:-0}" = 1 ] || rm -f /tmp/l1b-$t.gguf
+done
+for t in ${TYPES8B:-q4_0}; do
+  [ "$(left)" -lt 100 ] && { echo "out of time before 8b $t"; break; }
+  echo "8b $t from $(el)s"
+  timeout $(($(left) - 40)) $B/hllm synth --preset llama3-8b --type $t -o /tmp/l8b.gguf -q || continue
+  echo "8b $t size $(stat -c %s /tmp/l8b.gguf) at $(el)s"
+  tg "8b $t" /tmp/l8b.gguf
+  [ "$(left)" -gt 40 ] && tg "8b $t fuse off" /tmp/l8b.gguf HLLM_CUDA_FUSE=0
+  [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0
+  [ "$(left)" -gt 40 ] && timeout 40 $B/hllm bench -m /tmp/l8b.gguf --proc cuda -p 512 -n 0 -r 2 2>&1 | grep pp | tee -a "$OUT/bench.md"
+  rm -f /tmp/l8b.gguf
+done
+if [ "${NCU:-0}" = 1 ] && [ -f /tmp/l1b-q4_0.gguf ] && [ "$(left)" -gt 30 ]; then
+  echo "ncu from $(el)s"
+  timeout $(($(left) - 5)) ncu --clock-control none --csv --page raw --print-units base --metrics gpu__time_duration.sum \
+    $B/hllm run -m /tmp/l1b-q4_0.gguf -p "Once upon a time" --temp 0 -n 6 --proc cuda >$OUT/ncu.csv 2>/dev/null
+  python3 - $OUT/ncu.csv <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
+if not rows: sys.exit("no ncu rows")
+h = rows[0]; data = rows[2:]
+ki, ti = h.index("Kernel Name"), h.index("gpu__time_duration.sum")
+last = data[-150:]  # about the last decode step: replayed, fused
+agg = collections.defaultdict(lambda: [0, 0.0])
+for r in last:
+    a = agg[r[ki].split('(')[0].split('<')[0][:40]]; a[0] += 1; a[1] += float(r[ti].replace(',', ''))
+for k, a in sorted(agg.items(), key=lambda x: -x[1][1]):
+    print(f"  {k:40s} n={a[0]:4d} {a[1]/a[0]/1e3:7.2f} us avg")
+PY
+fi
+echo "done at $(el)s"
