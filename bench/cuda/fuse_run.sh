@@ -4,7 +4,8 @@
 # tg128 on synth llama3.2-1b and llama3-8b with the fusions and the GEMV's L2 prefetch on and
 # off (HLLM_CUDA_FUSE=0, HLLM_CUDA_PREFETCH=0), pp512 once per model, and last (NCU=1) the
 # per-kernel times of decode steps under Nsight Compute. Stays inside BUDGET seconds.
-# Env: BUDGET (default 330), SKIP_TEST=1, NCU=0, TYPES1B (default "q4_0 q8_0"), TYPES8B (default "q4_0").
+# Env: BUDGET (default 330), SKIP_TEST=1, NCU=0, TYPES1B (default "q4_0 q8_0"), TYPES8B (default "q4_0"),
+# BASE=path of another build's hllm (the code before, for side-by-side numbers and checks).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -30,13 +31,23 @@ if [ -z "${SKIP_TEST:-}" ]; then
     timeout 20 $B/hllm run -m /tmp/tiny-$t.gguf -p "Once upon a time" --temp 0 -n 48 --proc cpu >/tmp/c.txt 2>/dev/null
     timeout 20 $B/hllm run -m /tmp/tiny-$t.gguf -p "Once upon a time" --temp 0 -n 48 --proc cuda >/tmp/g.txt 2>/tmp/g.err
     cmp -s /tmp/c.txt /tmp/g.txt && echo "tiny $t cpu vs cuda: SAME" || { echo "tiny $t cpu vs cuda: DIFF"; tail -2 /tmp/g.err; }
+    if [ -n "${BASE:-}" ]; then
+      timeout 20 $BASE run -m /tmp/tiny-$t.gguf -p "Once upon a time" --temp 0 -n 48 --proc cuda >/tmp/b.txt 2>/dev/null
+      cmp -s /tmp/c.txt /tmp/b.txt && echo "tiny $t cpu vs cuda (base): SAME" || echo "tiny $t cpu vs cuda (base): DIFF"
+      cmp -s /tmp/g.txt /tmp/b.txt && echo "tiny $t cuda vs cuda (base): SAME" || echo "tiny $t cuda vs cuda (base): DIFF"
+    fi
   done
+  if [ -f ../stories260K.gguf ]; then
+    timeout 20 $B/hllm run -m ../stories260K.gguf -p "Once upon a time" --temp 0 -n 64 --proc cpu >/tmp/c.txt 2>/dev/null
+    timeout 20 $B/hllm run -m ../stories260K.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/g.txt 2>/dev/null
+    cmp -s /tmp/c.txt /tmp/g.txt && echo "stories260K cpu vs cuda: SAME" || echo "stories260K cpu vs cuda: DIFF"
+  fi
 fi
 
-tg() { # label, model, env...
+tg() { # label, model, env... (HLLM_BIN: another hllm)
   local lab=$1 m=$2
   shift 2
-  env "$@" timeout 40 $B/hllm bench -m $m --proc cuda -p 0 -n 128 -r 3 2>&1 | grep tg | sed "s/\$/  ($lab)/" | tee -a "$OUT/bench.md"
+  env "$@" timeout 40 ${HLLM_BIN:-$B/hllm} bench -m $m --proc cuda -p 0 -n 128 -r 3 2>&1 | grep tg | sed "s/\$/  ($lab)/" | tee -a "$OUT/bench.md"
 }
 
 echo "bench from $(el)s"
@@ -48,7 +59,9 @@ for t in ${TYPES1B:-q4_0 q8_0}; do
   tg "1b $t" /tmp/l1b-$t.gguf
   tg "1b $t fuse off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0
   tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
-  tg "1b $t both off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0 HLLM_CUDA_PREFETCH=0
+  tg "1b $t gemv warps 8" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=8
+  tg "1b $t gemv warps 16" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=16
+  [ -n "${BASE:-}" ] && HLLM_BIN=$BASE tg "1b $t BASE" /tmp/l1b-$t.gguf
   if [ $t = q4_0 ]; then
     timeout 30 $B/hllm run -m /tmp/l1b-$t.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/on.txt 2>/dev/null
     HLLM_CUDA_GRAPHS=0 timeout 30 $B/hllm run -m /tmp/l1b-$t.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/off.txt 2>/dev/null
@@ -64,6 +77,9 @@ for t in ${TYPES8B:-q4_0}; do
   tg "8b $t" /tmp/l8b.gguf
   [ "$(left)" -gt 40 ] && tg "8b $t fuse off" /tmp/l8b.gguf HLLM_CUDA_FUSE=0
   [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0
+  [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 8" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=8
+  [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 16" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=16
+  [ "$(left)" -gt 40 ] && [ -n "${BASE:-}" ] && HLLM_BIN=$BASE tg "8b $t BASE" /tmp/l8b.gguf
   [ "$(left)" -gt 40 ] && timeout 40 $B/hllm bench -m /tmp/l8b.gguf --proc cuda -p 512 -n 0 -r 2 2>&1 | grep pp | tee -a "$OUT/bench.md"
   rm -f /tmp/l8b.gguf
 done
@@ -71,6 +87,7 @@ if [ "${NCU:-0}" = 1 ] && [ -f /tmp/l1b-q4_0.gguf ] && [ "$(left)" -gt 30 ]; the
   echo "ncu from $(el)s"
   timeout $(($(left) - 5)) ncu --clock-control none --csv --page raw --print-units base --metrics gpu__time_duration.sum \
     $B/hllm run -m /tmp/l1b-q4_0.gguf -p "Once upon a time" --temp 0 -n 6 --proc cuda >$OUT/ncu.csv 2>/dev/null
+  rm -f /tmp/l1b-*.gguf
   python3 - $OUT/ncu.csv <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]

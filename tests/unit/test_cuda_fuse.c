@@ -162,6 +162,11 @@ static void rope_kv_case(int kv_type, int neox, int n_rot, int with_ff) {
         kv[set] = (hllm_kv){.type = kv_type, .n_ctx = n_ctx};
         kv[set].k = G->ops->alloc(G, (size_t)n_ctx * kd * elt, HLLM_MEM_DEVICE);
         kv[set].v = G->ops->alloc(G, (size_t)n_ctx * kd * elt, HLLM_MEM_DEVICE);
+        /* the rows no step writes must compare equal too */
+        void *z = calloc((size_t)n_ctx * kd, elt);
+        G->ops->copy_in(G, kv[set].k, z, (size_t)n_ctx * kd * elt);
+        G->ops->copy_in(G, kv[set].v, z, (size_t)n_ctx * kd * elt);
+        free(z);
     }
     const long fused0 = hllm_cuda_fused_ops(G);
     const uint64_t shape = ++g_shape;

@@ -403,11 +403,14 @@ __global__ void __launch_bounds__(128) k_gemv_f(const __grid_constant__ gsegs_k 
 }
 
 /* Warps per row for a matrix of `rows` output rows and `units` loads (32-element units or
- * 16-byte vectors) per row: 1 while 4-row blocks cover the GPU twice, else 2 or 4. */
+ * 16-byte vectors) per row: the fewest (1, 2, 4) that give cu_gemv_warps warps per SM, so long
+ * rows of few matrices (down-projections) still have enough loads in flight; every lane keeps
+ * at least one unit. */
+int cu_gemv_warps = 32;
 static int gemv_wpr(int64_t rows, int64_t units) {
-    const int64_t target = 2 * (int64_t)cu_n_sm;
-    if ((rows + 3) / 4 >= target || units < 64) return 1;
-    if ((rows + 1) / 2 >= target || units < 128) return 2;
+    const int64_t want = (int64_t)cu_gemv_warps * cu_n_sm;
+    if (rows >= want || units < 64) return 1;
+    if (2 * rows >= want || units < 128) return 2;
     return 4;
 }
 

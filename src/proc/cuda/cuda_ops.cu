@@ -40,16 +40,32 @@ __global__ void __launch_bounds__(THREADS == 32 ? 128 : THREADS) k_rmsnorm(const
 }
 
 /* Whole rows (one per token): one block per row of rms_threads(dim) threads, so a decode
- * step's single row is spread over the SM instead of walked by one warp. */
+ * step's single row is spread over the SM instead of walked by one warp. EPT > 0: each thread
+ * holds its at most EPT elements in registers, all loads issued at once (a loop of dependent
+ * round trips costs microseconds here), and fetches its weights before waiting on the
+ * previous kernel; EPT == 0: any length, in a loop. */
+template <int EPT>
 __global__ void __launch_bounds__(1024) k_rmsnorm_row(const float *src, int64_t ld_src, float *dst, int64_t ld_dst,
                                                       const float *__restrict__ w, int64_t dim, float eps, cu_qout qo) {
-    cu_pdl_wait();
     __shared__ float part[32];
     const int tid = threadIdx.x, nt = blockDim.x, t = blockIdx.x;
     const float *x = src + t * ld_src;
     float *y = dst + t * ld_dst;
     float s = 0.0f;
-    for (int64_t j = tid; j < dim; j += nt) s += x[j] * x[j];
+    float xv[EPT > 0 ? EPT : 1], wv[EPT > 0 ? EPT : 1];
+    if (EPT > 0) {
+#pragma unroll
+        for (int k = 0; k < EPT; k++) wv[k] = tid + (int64_t)k * nt < dim ? __ldg(w + tid + (int64_t)k * nt) : 0.0f;
+    }
+    cu_pdl_wait();
+    if (EPT > 0) {
+#pragma unroll
+        for (int k = 0; k < EPT; k++) xv[k] = tid + (int64_t)k * nt < dim ? x[tid + (int64_t)k * nt] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < EPT; k++) s += xv[k] * xv[k];
+    } else {
+        for (int64_t j = tid; j < dim; j += nt) s += x[j] * x[j];
+    }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if ((tid & 31) == 0) part[tid >> 5] = s;
@@ -58,10 +74,13 @@ __global__ void __launch_bounds__(1024) k_rmsnorm_row(const float *src, int64_t 
     for (int k = 0; k < nt / 32; k++) s += part[k];
     const float scale = 1.0f / sqrtf(s / (float)dim + eps);
     /* with qo (dim % 32 == 0, nt % 32 == 0) each warp's 32 elements of one pass are one unit */
-    for (int64_t j = tid; j < dim; j += nt) {
-        const float v = x[j] * scale * w[j];
-        y[j] = v;
-        if (qo.xq) cu_quant_unit(v, qo.xq + t * dim + j, qo.xds + t * (dim / 32) + j / 32, (int)(j & 31));
+#pragma unroll
+    for (int k = 0; k < (EPT > 0 ? EPT : 1); k++) {
+        for (int64_t j = tid + (int64_t)k * nt; j < dim; j += (EPT > 0 ? dim : nt)) { /* EPT > 0: once */
+            const float v = (EPT > 0 ? xv[k] : x[j]) * scale * (EPT > 0 ? wv[k] : w[j]);
+            y[j] = v;
+            if (qo.xq) cu_quant_unit(v, qo.xq + t * dim + j, qo.xds + t * (dim / 32) + j / 32, (int)(j & 31));
+        }
     }
 }
 
@@ -76,8 +95,15 @@ int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w, cu_qout qo) {
     const bool q = qo.xq && per_tok == 1 && op->dim % 32 == 0;
     if (per_tok == 1 && op->n_rows == op->n_tok) {
         const cu_qout none = {NULL, NULL};
-        cu_launch(k_rmsnorm_row, (unsigned)op->n_rows, rms_threads(op->dim), 0, st, op->src, op->ld_src, op->dst,
-                  op->ld_dst, w, op->dim, op->eps, q ? qo : none);
+        const int nt = rms_threads(op->dim);
+        const int64_t ept = (op->dim + nt - 1) / nt;
+#define RMS_ROW(E)                                                                                                   \
+    cu_launch(k_rmsnorm_row<E>, (unsigned)op->n_rows, nt, 0, st, op->src, op->ld_src, op->dst, op->ld_dst, w, op->dim, \
+              op->eps, q ? qo : none)
+        if (ept <= 4) RMS_ROW(4);
+        else if (ept <= 8) RMS_ROW(8);
+        else RMS_ROW(0);
+#undef RMS_ROW
         return CU_LAUNCHED("rmsnorm");
     }
 #define RMS_LAUNCH(TH, Q)                                                                                            \

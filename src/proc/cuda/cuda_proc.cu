@@ -1102,6 +1102,8 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         cu_pdl = c->prop.major >= 9 && !(e && e[0] == '0');
         e = getenv("HLLM_CUDA_PREFETCH");
         cu_prefetch = !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_GEMV_WARPS");
+        if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
     }
     /* the step state of captured decode steps */
     bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&
