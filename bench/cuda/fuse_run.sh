@@ -60,7 +60,7 @@ for t in ${TYPES1B:-q4_0 q8_0}; do
   tg "1b $t fuse off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0
   tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
   tg "1b $t gemv warps 8" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=8
-  tg "1b $t gemv warps 16" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=16
+  tg "1b $t gemv warps 32" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=32
   [ -n "${BASE:-}" ] && HLLM_BIN=$BASE tg "1b $t BASE" /tmp/l1b-$t.gguf
   if [ $t = q4_0 ]; then
     timeout 30 $B/hllm run -m /tmp/l1b-$t.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/on.txt 2>/dev/null
@@ -78,7 +78,7 @@ for t in ${TYPES8B:-q4_0}; do
   [ "$(left)" -gt 40 ] && tg "8b $t fuse off" /tmp/l8b.gguf HLLM_CUDA_FUSE=0
   [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0
   [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 8" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=8
-  [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 16" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=16
+  [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 32" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=32
   [ "$(left)" -gt 40 ] && [ -n "${BASE:-}" ] && HLLM_BIN=$BASE tg "8b $t BASE" /tmp/l8b.gguf
   [ "$(left)" -gt 40 ] && timeout 40 $B/hllm bench -m /tmp/l8b.gguf --proc cuda -p 512 -n 0 -r 2 2>&1 | grep pp | tee -a "$OUT/bench.md"
   rm -f /tmp/l8b.gguf

@@ -162,7 +162,7 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
 /* HLLM_CUDA_PREFETCH=0 turns the GEMV's L2 prefetch off (for measurements). */
 extern bool cu_prefetch;
 /* Warps per SM a GEMV launch aims for when choosing warps per row (HLLM_CUDA_GEMV_WARPS, for
- * measurements; default 32). */
+ * measurements; default 16). */
 extern int cu_gemv_warps;
 /* Dequantizes local rows [lr0, lr1) into dst (row-major, cols per row) as f16 (bf16 == false)
  * or bf16. */
