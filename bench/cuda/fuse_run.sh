@@ -4,7 +4,7 @@
 # tg128 on synth llama3.2-1b and llama3-8b with the fusions and the GEMV's L2 prefetch on and
 # off (HLLM_CUDA_FUSE=0, HLLM_CUDA_PREFETCH=0), pp512 once per model, and last (NCU=1) the
 # per-kernel times of decode steps under Nsight Compute. Stays inside BUDGET seconds.
-# Env: BUDGET (default 330), SKIP_TEST=1, NCU=0, TYPES1B (default "q4_0 q8_0"), TYPES8B (default "q4_0"),
+# Env: BUDGET (default 330), SKIP_TEST=1, NCU=0, EARLY=1 (also build and time HLLM_PDL_EARLY), TYPES1B (default "q4_0 q8_0"), TYPES8B (default "q4_0"),
 # BASE=path of another build's hllm (the code before, for side-by-side numbers and checks).
 set -u
 OUT=${OUT:-/tmp/out}
@@ -18,6 +18,11 @@ cmake -S . -B $B -DHLLM_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE
 cmake --build $B -j16 2>&1 | grep -E "error|warning"
 test -x $B/test_cuda || exit 1
 echo "built at $(el)s"
+if [ -n "${EARLY:-}" ]; then # the PDL experiment: dependents launched before the wait (HLLM_PDL_EARLY)
+  cmake -S . -B build-early -DHLLM_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_FLAGS=-DHLLM_PDL_EARLY >/dev/null &&
+    cmake --build build-early -j16 2>&1 | grep -E "error|warning"
+  echo "built early at $(el)s"
+fi
 
 if [ -z "${SKIP_TEST:-}" ]; then
   for t in test_cuda_fuse test_cuda; do
@@ -25,7 +30,14 @@ if [ -z "${SKIP_TEST:-}" ]; then
     echo "$t rc=$? at $(el)s: $(tail -1 "$OUT/$t.log")"
     grep ^FAIL "$OUT/$t.log" | head -10
   done
-  grep -E "^graph model|^fused|^rope" "$OUT/test_cuda.log" "$OUT/test_cuda_fuse.log" | sed 's/^[^:]*://' | head -20
+  grep -E "^graph model|^fused|^rope" "$OUT/test_cuda.log" "$OUT/test_cuda_fuse.log" | sed 's/^[^:]*://' | head -30
+  if [ -x build-early/test_cuda ]; then
+    for t in test_cuda_fuse test_cuda; do
+      timeout 150 ./build-early/$t >"$OUT/$t-early.log" 2>&1
+      echo "$t (early PDL) rc=$? at $(el)s: $(tail -1 "$OUT/$t-early.log")"
+      grep ^FAIL "$OUT/$t-early.log" | head -5
+    done
+  fi
   for t in q4_0 q8_0; do
     $B/hllm synth --preset tiny --type $t -o /tmp/tiny-$t.gguf -q || continue
     timeout 20 $B/hllm run -m /tmp/tiny-$t.gguf -p "Once upon a time" --temp 0 -n 48 --proc cpu >/tmp/c.txt 2>/dev/null
@@ -58,6 +70,8 @@ for t in ${TYPES1B:-q4_0 q8_0}; do
   timeout 40 $B/hllm bench -m /tmp/l1b-$t.gguf --proc cuda -p 512 -n 0 -r 3 2>&1 | grep pp | tee -a "$OUT/bench.md"
   tg "1b $t" /tmp/l1b-$t.gguf
   tg "1b $t fuse off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0
+  tg "1b $t fuse but gate/up+swiglu" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=2
+  [ -x build-early/hllm ] && HLLM_BIN=build-early/hllm tg "1b $t early PDL" /tmp/l1b-$t.gguf
   tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
   tg "1b $t gemv warps 8" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=8
   tg "1b $t gemv warps 32" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=32
@@ -76,6 +90,8 @@ for t in ${TYPES8B:-q4_0}; do
   echo "8b $t size $(stat -c %s /tmp/l8b.gguf) at $(el)s"
   tg "8b $t" /tmp/l8b.gguf
   [ "$(left)" -gt 40 ] && tg "8b $t fuse off" /tmp/l8b.gguf HLLM_CUDA_FUSE=0
+  [ "$(left)" -gt 40 ] && tg "8b $t fuse but gate/up+swiglu" /tmp/l8b.gguf HLLM_CUDA_FUSE=2
+  [ "$(left)" -gt 40 ] && [ -x build-early/hllm ] && HLLM_BIN=build-early/hllm tg "8b $t early PDL" /tmp/l8b.gguf
   [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0
   [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 8" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=8
   [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 32" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=32

@@ -78,6 +78,11 @@ static hllm_op mm(float *dst, const float *src, const hllm_pweight *w, int64_t r
                      .r0 = 0, .r1 = r1};
 }
 
+static hllm_op swiglu(float *dst, const float *up) {
+    return (hllm_op){.kind = HLLM_OP_SWIGLU, .n_tok = NT, .dst = dst, .src = dst, .src2 = up, .ld_dst = D, .ld_src = D,
+                     .ld_src2 = D, .dim = D};
+}
+
 static hllm_op add(float *dst, const float *src) {
     return (hllm_op){.kind = HLLM_OP_ADD, .n_tok = NT, .dst = dst, .src = src, .ld_dst = D, .ld_src = D, .dim = D};
 }
@@ -90,6 +95,7 @@ static void run_seq(const bufs *s, const hllm_op *ops, int n, int set, uint64_t 
         for (int k = 0; k < NBUF; k++) {
             if (o.dst == s->b[0][k]) o.dst = s->b[set][k];
             if (o.src == s->b[0][k]) o.src = s->b[set][k];
+            if (o.src2 == s->b[0][k]) o.src2 = s->b[set][k];
         }
         CHECKF(G->ops->run(G, &o) == 0, "op %d: %s", i, hllm_error());
     }
@@ -99,7 +105,11 @@ static void run_seq(const bufs *s, const hllm_op *ops, int n, int set, uint64_t 
 
 /* hazard 0: q/k/v-like matmuls of one input (3 fused into 1) and a matmul + residual add (fused);
  * hazard 1: an in-place matmul before another of its input, an add into the matmul's own input,
- * an add of a matmul that wrote only half the rows: none may be fused. */
+ * an add of a matmul that wrote only half the rows: none may be fused;
+ * hazard 2: gate, up, swiglu (one kernel for quantized types; float: gate/up joined), then the
+ * down matmul reading the swiglu's q8_1 copy + residual add;
+ * hazard 3: the same but the swiglu's second input is not the up output: no gate/up/swiglu
+ * kernel (gate and up still share a launch). */
 static void matmul_case(int type, int hazard) {
     const int f0 = g_test_fail;
     void *keep[5];
@@ -125,6 +135,15 @@ static void matmul_case(int type, int hazard) {
         ops[n++] = mm(b[3], b[4], w[3], D / 2);
         ops[n++] = add(b[5], b[3]); /* reads rows the matmul did not write */
         expect = 0;
+    }
+    if (hazard >= 2) {
+        n = 0;
+        ops[n++] = mm(b[1], b[0], w[0], D);
+        ops[n++] = mm(b[2], b[0], w[1], D);
+        ops[n++] = swiglu(b[1], hazard == 2 ? b[2] : b[4]);
+        ops[n++] = mm(b[3], b[1], w[2], D);
+        ops[n++] = add(b[0], b[3]);
+        expect = hazard == 2 && type != HLLM_TYPE_F32 ? 3 : 2;
     }
     const long fused0 = hllm_cuda_fused_ops(G);
     const uint64_t shape = ++g_shape;
@@ -238,6 +257,12 @@ int main(void) {
     matmul_case(HLLM_TYPE_Q8_0, 1);
     matmul_case(HLLM_TYPE_F32, 0);
     matmul_case(HLLM_TYPE_Q4_K, 0);
+    for (int hz = 2; hz < 4; hz++) {
+        matmul_case(HLLM_TYPE_Q8_0, hz);
+        matmul_case(HLLM_TYPE_Q4_0, hz);
+        matmul_case(HLLM_TYPE_Q6_K, hz);
+        matmul_case(HLLM_TYPE_F32, hz);
+    }
     for (int kt = 0; kt < 2; kt++)
         for (int neox = 0; neox < 2; neox++) {
             rope_kv_case(kt ? HLLM_TYPE_F32 : HLLM_TYPE_F16, neox, 64, 0);

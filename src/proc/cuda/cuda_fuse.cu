@@ -5,7 +5,9 @@
  *   - matmuls of one input (q/k/v; gate/up): one GEMV launch over up to three matrices;
  *   - a matmul followed by the residual ADD of its output into another buffer: the GEMV adds
  *     each result into that buffer as it stores it;
- *   - ROPE followed by the KV_STORE of its k: one kernel rotates q and k and stores k and v.
+ *   - ROPE followed by the KV_STORE of its k: one kernel rotates q and k and stores k and v;
+ *   - gate and up matmuls followed by SWIGLU: one kernel computes both rows and the product
+ *     (and its q8_1 copy for the down matmul).
  * Each fusion computes every value with the same arithmetic as the ops run one by one, so a
  * fused step is bit-identical to the unfused one; the checks below only admit pairs whose
  * buffers do not overlap in a way that would make running them together differ from running
@@ -77,11 +79,26 @@ static bool rope_kv_fuses(const hllm_op *rope, const hllm_op *kv) {
     return !overlap(q, k) && !overlap(v, q) && !overlap(v, k);
 }
 
-int cu_fuse_match(const hllm_op *ops, int n, int gemv_max_tok, int *n_ops) {
+/* gate (a[0]) and up (a[1], joining a[0]'s launch) cover rows [0, dim) of their outputs, and
+ * sw is SWIGLU in place on gate's output with up's as its second input. */
+static bool glu_fuses(const hllm_op *a, const hllm_op *sw) {
+    const hllm_op *g = &a[0], *u = &a[1];
+    if (sw->kind != HLLM_OP_SWIGLU || sw->dst != g->dst || sw->src != g->dst || sw->src2 != u->dst ||
+        sw->ld_dst != g->ld_dst || sw->ld_src != g->ld_dst || sw->ld_src2 != u->ld_dst || sw->n_tok != g->n_tok ||
+        g->r0 != 0 || u->r0 != 0 || g->r1 != sw->dim || u->r1 != sw->dim || g->w->row0 != 0 || u->w->row0 != 0)
+        return false;
+    return cu_gemv_glu_ok(cu_mat_of(g->w), sw->dim) && cu_gemv_glu_ok(cu_mat_of(u->w), sw->dim);
+}
+
+int cu_fuse_match(const hllm_op *ops, int n, int gemv_max_tok, bool glu, int *n_ops) {
     *n_ops = 1;
     if (n < 2) return CU_FUSE_NONE;
     const hllm_op *a = &ops[0];
     if (a->kind == HLLM_OP_MATMUL && gemv_ok(a, gemv_max_tok)) {
+        if (glu && n >= 3 && gemv_joins(a, 1, &ops[1], gemv_max_tok) && glu_fuses(a, &ops[2])) {
+            *n_ops = 3;
+            return CU_FUSE_GLU;
+        }
         int k = 1;
         while (k < n && k < CU_MAX_SEGS && gemv_joins(a, k, &ops[k], gemv_max_tok)) k++;
         if (k > 1) {

@@ -195,6 +195,8 @@ int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, in
  * not depend on that kernel, so the memory streams while the small kernels between two GEMVs
  * (norms, rope, attention) still run, instead of after. */
 
+static int gemv_wpr(int64_t rows, int64_t units);
+
 int cu_n_sm = 132;
 bool cu_pdl = false;
 bool cu_pdl_op = false;
@@ -274,24 +276,16 @@ static __device__ __forceinline__ void row_store(const cu_gseg &g, int64_t r, co
     if (g.yadd) g.yadd[lane * g.ldadd + gr] += v;
 }
 
+/* acc[t] += the dot of units u0, u0 + step, ... of local row r with token t's q8_1 activation.
+ * Every quantized GEMV kernel accumulates through this one function (same order, same
+ * arithmetic), so a row computed by any of them is the same bit for bit. */
 template <int TYPE, int NT>
-__global__ void __launch_bounds__(128) k_gemv_q(const __grid_constant__ gsegs_k S, const int8_t *__restrict__ xq,
-                                                const float2 *__restrict__ xds) {
-    int wpr;
-    int64_t rfirst;
-    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
-    cu_pdl_wait();
-    const cu_mat &m = g.m;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
-    const int64_t r = rfirst + warp / wpr;
-    const bool live = r < g.lr1;
-    if (wpr == 1 && !live) return;
+static __device__ __forceinline__ void dot_units(const cu_mat &m, int64_t r, int64_t u0, int64_t step, bool live,
+                                                 const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
+                                                 float acc[NT]) {
     const int64_t nb = m.nb, cols = m.cols;
-    float acc[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
 #pragma unroll 2
-    for (int64_t u = lane + 32 * sub; live && u < nb; u += 32 * wpr) {
+    for (int64_t u = u0; live && u < nb; u += step) {
         int w[8];
         float a0, a1, b;
         decode_unit<TYPE>(m, r, u, w, a0, a1, b);
@@ -311,8 +305,133 @@ __global__ void __launch_bounds__(128) k_gemv_q(const __grid_constant__ gsegs_k 
             acc[t] += ds.x * (a0 * (float)s0 + a1 * (float)s1) - b * ds.y;
         }
     }
+}
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(128) k_gemv_q(const __grid_constant__ gsegs_k S, const int8_t *__restrict__ xq,
+                                                const float2 *__restrict__ xds) {
+    int wpr;
+    int64_t rfirst;
+    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
+    cu_pdl_wait();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
+    const int64_t r = rfirst + warp / wpr;
+    const bool live = r < g.lr1;
+    if (wpr == 1 && !live) return;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    dot_units<TYPE, NT>(g.m, r, lane + 32 * sub, 32 * wpr, live, xq, xds, acc);
     row_reduce<NT>(acc, wpr, warp, lane);
     if (live && sub == 0) row_store<NT>(g, r, acc, lane);
+}
+
+/* ---- gate/up GEMV + SwiGLU (+ q8_1 of the result) in one kernel ----
+ * 256-thread blocks: warps 0-3 compute 4 rows of the gate matrix, warps 4-7 the same rows of
+ * the up matrix, one warp a row as k_gemv_q does with WPR 1; the gate warps then write
+ * silu(gate) * up where the gate matmul would have written gate (the SWIGLU in place) and the
+ * up warps write up. The q8_1 units of the result span 32 rows (8 blocks): the last of the 8
+ * blocks to finish (a counter per unit, left zero) quantizes them, as cu_swiglu would. */
+struct glu_k {
+    cu_gseg g, u;
+    cu_qout qo; /* xq NULL: no q8_1 copy */
+    unsigned *cnt;
+    int64_t dim;
+};
+
+/* L2 prefetch of local row r of m by the 32 lanes of a warp. */
+static __device__ __forceinline__ void pf_row_warp(const cu_mat &m, int64_t r, int lane) {
+    const uint8_t *p = m.data + r * (int64_t)m.row_bytes;
+    for (int64_t o = (int64_t)lane * 128; o < (int64_t)m.row_bytes; o += 32 * 128) pf_l2(p + o);
+    if (m.layout == CU_LAYOUT_SOA && lane * 128 < m.nb * 2) pf_l2((const uint8_t *)(m.d + r * m.nb) + lane * 128);
+}
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(256) k_gemv_glu(const __grid_constant__ glu_k P, const int8_t *__restrict__ xq,
+                                                  const float2 *__restrict__ xds) {
+    __shared__ float su[4][NT];
+    __shared__ int s_last;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, is_up = warp >> 2;
+    const cu_gseg &g = is_up ? P.u : P.g;
+    const int64_t r = g.lr0 + (int64_t)blockIdx.x * 4 + (warp & 3); /* rows: a multiple of 32, all live */
+    if (g.pf) pf_row_warp(g.m, r, lane);
+    cu_pdl_wait();
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    dot_units<TYPE, NT>(g.m, r, lane, 32, true, xq, xds, acc);
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
+    float v = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+        if (t == lane) v = acc[t];
+    const int64_t gr = g.grow0 + r;
+    if (lane < NT) v = v + (g.bias ? g.bias[gr] : 0.0f);
+    if (is_up && lane < NT) {
+        g.y[lane * g.ldy + gr] = v;
+        su[warp & 3][lane] = v;
+    }
+    __syncthreads();
+    if (!is_up && lane < NT) g.y[lane * g.ldy + gr] = cu_silu_mul(v, su[warp][lane]);
+    if (!P.qo.xq) return;
+    __threadfence();
+    __syncthreads();
+    const int64_t unit = (g.grow0 + g.lr0 + (int64_t)blockIdx.x * 4) / 32;
+    if (threadIdx.x == 0) s_last = atomicAdd(P.cnt + unit, 1u) == 7u;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    if (warp < NT) {
+        const float x = __ldcg(P.g.y + warp * P.g.ldy + unit * 32 + lane);
+        cu_quant_unit(x, P.qo.xq + warp * P.dim + unit * 32 + lane, P.qo.xds + warp * (P.dim / 32) + unit, lane);
+    }
+    if (threadIdx.x == 0) P.cnt[unit] = 0u;
+}
+
+bool cu_gemv_glu_ok(const cu_mat &m, int64_t rows) {
+    return (m.type == HLLM_TYPE_Q4_0 || m.type == HLLM_TYPE_Q8_0 || m.type == HLLM_TYPE_Q4_K ||
+            m.type == HLLM_TYPE_Q6_K) &&
+           rows % 32 == 0 && gemv_wpr(rows, m.nb) == 1;
+}
+
+int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const int8_t *xq, const float2 *xds, int n_tok,
+                cu_qout qo, unsigned *cnt) {
+    const int64_t rows = gate.lr1 - gate.lr0;
+    if (rows <= 0) return 0;
+    glu_k P;
+    memset(&P, 0, sizeof P);
+    P.g = gate;
+    P.u = up;
+    P.g.pf = gate.pf && cu_prefetch;
+    P.u.pf = up.pf && cu_prefetch;
+    P.qo = qo;
+    P.cnt = cnt;
+    P.dim = rows;
+    const unsigned blocks = (unsigned)(rows / 4);
+#define GLU(T, N) cu_launch(k_gemv_glu<T, N>, blocks, 256, 0, st, P, xq, xds)
+#define GLU_T(N)                                        \
+    switch (gate.m.type) {                              \
+    case HLLM_TYPE_Q4_0: GLU(HLLM_TYPE_Q4_0, N); break; \
+    case HLLM_TYPE_Q8_0: GLU(HLLM_TYPE_Q8_0, N); break; \
+    case HLLM_TYPE_Q4_K: GLU(HLLM_TYPE_Q4_K, N); break; \
+    case HLLM_TYPE_Q6_K: GLU(HLLM_TYPE_Q6_K, N); break; \
+    default: return hllm_fail("CUDA: gate/up GEMV of %s", hllm_type_name(gate.m.type)); \
+    }
+    switch (n_tok) {
+    case 1: GLU_T(1) break;
+    case 2: GLU_T(2) break;
+    case 3: GLU_T(3) break;
+    case 4: GLU_T(4) break;
+    case 5: GLU_T(5) break;
+    case 6: GLU_T(6) break;
+    case 7: GLU_T(7) break;
+    case 8: GLU_T(8) break;
+    default: return hllm_fail("CUDA: gemv with %d tokens (max 8)", n_tok);
+    }
+#undef GLU_T
+#undef GLU
+    return CU_LAUNCHED("gemv (gate/up + swiglu)");
 }
 
 template <int TYPE>

@@ -289,7 +289,7 @@ __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, c
     if (idx >= n) return; /* with Q, n and dim are multiples of 32: whole warps leave */
     const int64_t t = idx / dim, i = idx % dim;
     const float x = g[t * ldg + i];
-    const float v = x / (1.0f + expf(-x)) * u[t * ldu + i];
+    const float v = cu_silu_mul(x, u[t * ldu + i]);
     dst[t * ldd + i] = v;
     if (Q) cu_quant_unit(v, qo.xq + t * dim + i, qo.xds + t * (dim / 32) + i / 32, (int)(i & 31));
 }
