@@ -31,6 +31,9 @@ if [ -z "${SKIP_TEST:-}" ]; then
     grep ^FAIL "$OUT/$t.log" | head -10
   done
   grep -E "^graph model|^fused|^rope" "$OUT/test_cuda.log" "$OUT/test_cuda_fuse.log" | sed 's/^[^:]*://' | head -30
+  HLLM_CUDA_FUSE=2 timeout 150 ./$B/test_cuda >"$OUT/test_cuda-fuse2.log" 2>&1
+  echo "test_cuda (HLLM_CUDA_FUSE=2) rc=$? at $(el)s: $(tail -1 "$OUT/test_cuda-fuse2.log")"
+  grep ^FAIL "$OUT/test_cuda-fuse2.log" | head -5
   if [ -x build-early/test_cuda ]; then
     for t in test_cuda_fuse test_cuda; do
       timeout 150 ./build-early/$t >"$OUT/$t-early.log" 2>&1
@@ -72,9 +75,11 @@ for t in ${TYPES1B:-q4_0 q8_0}; do
   tg "1b $t fuse off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0
   tg "1b $t fuse but gate/up+swiglu" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=2
   [ -x build-early/hllm ] && HLLM_BIN=build-early/hllm tg "1b $t early PDL" /tmp/l1b-$t.gguf
-  tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
-  tg "1b $t gemv warps 8" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=8
-  tg "1b $t gemv warps 32" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=32
+  if [ $t = q4_0 ]; then
+    tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
+    tg "1b $t gemv warps 8" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=8
+    tg "1b $t gemv warps 32" /tmp/l1b-$t.gguf HLLM_CUDA_GEMV_WARPS=32
+  fi
   [ -n "${BASE:-}" ] && HLLM_BIN=$BASE tg "1b $t BASE" /tmp/l1b-$t.gguf
   if [ $t = q4_0 ]; then
     timeout 30 $B/hllm run -m /tmp/l1b-$t.gguf -p "Once upon a time" --temp 0 -n 64 --proc cuda >/tmp/on.txt 2>/dev/null
@@ -92,11 +97,13 @@ for t in ${TYPES8B:-q4_0}; do
   [ "$(left)" -gt 40 ] && tg "8b $t fuse off" /tmp/l8b.gguf HLLM_CUDA_FUSE=0
   [ "$(left)" -gt 40 ] && tg "8b $t fuse but gate/up+swiglu" /tmp/l8b.gguf HLLM_CUDA_FUSE=2
   [ "$(left)" -gt 40 ] && [ -x build-early/hllm ] && HLLM_BIN=build-early/hllm tg "8b $t early PDL" /tmp/l8b.gguf
-  [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0
-  [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 8" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=8
-  [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 32" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=32
+  if [ $t = q4_0 ]; then
+    [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0
+    [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 8" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=8
+    [ "$(left)" -gt 40 ] && tg "8b $t gemv warps 32" /tmp/l8b.gguf HLLM_CUDA_GEMV_WARPS=32
+  fi
   [ "$(left)" -gt 40 ] && [ -n "${BASE:-}" ] && HLLM_BIN=$BASE tg "8b $t BASE" /tmp/l8b.gguf
-  [ "$(left)" -gt 40 ] && timeout 40 $B/hllm bench -m /tmp/l8b.gguf --proc cuda -p 512 -n 0 -r 2 2>&1 | grep pp | tee -a "$OUT/bench.md"
+  [ "$(left)" -gt 40 ] && [ $t = q4_0 ] && timeout 40 $B/hllm bench -m /tmp/l8b.gguf --proc cuda -p 512 -n 0 -r 2 2>&1 | grep pp | tee -a "$OUT/bench.md"
   rm -f /tmp/l8b.gguf
 done
 if [ "${NCU:-0}" = 1 ] && [ -f /tmp/l1b-q4_0.gguf ] && [ "$(left)" -gt 30 ]; then
