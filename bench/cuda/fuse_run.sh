@@ -2,7 +2,7 @@
 # Device-side script for the decode fusions (issue 5), run through the `run` tool from the repo
 # root: build, test_cuda + test_cuda_fuse, greedy cpu-vs-cuda on tiny models, then hllm bench
 # tg128 on synth llama3.2-1b and llama3-8b with the fusions and the GEMV's L2 prefetch on and
-# off (HLLM_CUDA_FUSE=0, HLLM_CUDA_PREFETCH=0), pp512 once per model, and last (NCU=1) the
+# off (HLLM_CUDA_FUSE=0 / 1 with gate-up-swiglu, HLLM_CUDA_PREFETCH=0), pp512 once per model, and last (NCU=1) the
 # per-kernel times of decode steps under Nsight Compute. Stays inside BUDGET seconds.
 # Env: BUDGET (default 330), SKIP_TEST=1, NCU=0, EARLY=1 (also build and time HLLM_PDL_EARLY), TYPES1B (default "q4_0 q8_0"), TYPES8B (default "q4_0"),
 # BASE=path of another build's hllm (the code before, for side-by-side numbers and checks).
@@ -31,9 +31,9 @@ if [ -z "${SKIP_TEST:-}" ]; then
     grep ^FAIL "$OUT/$t.log" | head -10
   done
   grep -E "^graph model|^fused|^rope" "$OUT/test_cuda.log" "$OUT/test_cuda_fuse.log" | sed 's/^[^:]*://' | head -30
-  HLLM_CUDA_FUSE=2 timeout 150 ./$B/test_cuda >"$OUT/test_cuda-fuse2.log" 2>&1
-  echo "test_cuda (HLLM_CUDA_FUSE=2) rc=$? at $(el)s: $(tail -1 "$OUT/test_cuda-fuse2.log")"
-  grep ^FAIL "$OUT/test_cuda-fuse2.log" | head -5
+  HLLM_CUDA_FUSE=1 timeout 150 ./$B/test_cuda >"$OUT/test_cuda-fuse1.log" 2>&1
+  echo "test_cuda (HLLM_CUDA_FUSE=1) rc=$? at $(el)s: $(tail -1 "$OUT/test_cuda-fuse1.log")"
+  grep ^FAIL "$OUT/test_cuda-fuse1.log" | head -5
   if [ -x build-early/test_cuda ]; then
     for t in test_cuda_fuse test_cuda; do
       timeout 150 ./build-early/$t >"$OUT/$t-early.log" 2>&1
@@ -62,7 +62,7 @@ fi
 tg() { # label, model, env... (HLLM_BIN: another hllm)
   local lab=$1 m=$2
   shift 2
-  env "$@" timeout 40 ${HLLM_BIN:-$B/hllm} bench -m $m --proc cuda -p 0 -n 128 -r 3 2>&1 | grep tg | sed "s/\$/  ($lab)/" | tee -a "$OUT/bench.md"
+  env "$@" timeout 40 ${HLLM_BIN:-$B/hllm} bench -m $m --proc cuda -p 0 -n 128 -r 3 2>&1 | grep tg | sed "s|\$|  ($lab)|" | tee -a "$OUT/bench.md"
 }
 
 echo "bench from $(el)s"
@@ -73,7 +73,7 @@ for t in ${TYPES1B:-q4_0 q8_0}; do
   timeout 40 $B/hllm bench -m /tmp/l1b-$t.gguf --proc cuda -p 512 -n 0 -r 3 2>&1 | grep pp | tee -a "$OUT/bench.md"
   tg "1b $t" /tmp/l1b-$t.gguf
   tg "1b $t fuse off" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=0
-  tg "1b $t fuse but gate/up+swiglu" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=2
+  tg "1b $t fuse with gate-up-swiglu" /tmp/l1b-$t.gguf HLLM_CUDA_FUSE=1
   [ -x build-early/hllm ] && HLLM_BIN=build-early/hllm tg "1b $t early PDL" /tmp/l1b-$t.gguf
   if [ $t = q4_0 ]; then
     tg "1b $t prefetch off" /tmp/l1b-$t.gguf HLLM_CUDA_PREFETCH=0
@@ -95,7 +95,7 @@ for t in ${TYPES8B:-q4_0}; do
   echo "8b $t size $(stat -c %s /tmp/l8b.gguf) at $(el)s"
   tg "8b $t" /tmp/l8b.gguf
   [ "$(left)" -gt 40 ] && tg "8b $t fuse off" /tmp/l8b.gguf HLLM_CUDA_FUSE=0
-  [ "$(left)" -gt 40 ] && tg "8b $t fuse but gate/up+swiglu" /tmp/l8b.gguf HLLM_CUDA_FUSE=2
+  [ "$(left)" -gt 40 ] && tg "8b $t fuse with gate-up-swiglu" /tmp/l8b.gguf HLLM_CUDA_FUSE=1
   [ "$(left)" -gt 40 ] && [ -x build-early/hllm ] && HLLM_BIN=build-early/hllm tg "8b $t early PDL" /tmp/l8b.gguf
   if [ $t = q4_0 ]; then
     [ "$(left)" -gt 40 ] && tg "8b $t prefetch off" /tmp/l8b.gguf HLLM_CUDA_PREFETCH=0

@@ -95,7 +95,6 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
             float s = 0.0f;
             if (F16 && (hd & 7) == 0) {
                 const int4 *kp = (const int4 *)((const __half *)a.kc + row);
-#pragma unroll 8
                 for (int d = 0; d < hd; d += 8) {
                     const int4 kv = kp[d >> 3];
                     const __half2 *k2 = (const __half2 *)&kv;
@@ -149,7 +148,7 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             if (s < nsl) {
                 const __half *vb = (const __half *)a.vc + voff + 4 * d4;
-#pragma unroll 8
+#pragma unroll 4
                 for (int j = s; j < len; j += nsl) {
                     const uint2 raw = *(const uint2 *)(vb + (int64_t)(kb + j) * a.kv_dim);
                     const float2 f0 = __half22float2(*(const __half2 *)&raw.x), f1 = __half22float2(*(const __half2 *)&raw.y);

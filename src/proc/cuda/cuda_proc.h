@@ -21,9 +21,10 @@ void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok);
 void hllm_cuda_set_graphs(int on);
 
 /* Fusing neighbouring ops of captured steps into one kernel (q/k/v and gate/up matmuls; a
- * matmul and the residual add of its output; rope and the KV store): on (1, the default unless
- * the environment sets HLLM_CUDA_FUSE=0) or off (0); -1 keeps the current value. Results are
- * the same either way. Process-wide. */
+ * matmul and the residual add of its output; rope and the KV store; and, with 1 only, gate/up
+ * matmuls + swiglu): 2 (the default, or as the environment's HLLM_CUDA_FUSE says), 1 (all),
+ * 0 (off); -1 keeps the current value. Results are the same bit for bit either way.
+ * Process-wide. */
 void hllm_cuda_set_fusion(int on);
 
 /* Counters of a CUDA processor's captured steps: graphs captured, steps replayed from a graph,
