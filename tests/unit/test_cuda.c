@@ -724,7 +724,9 @@ static void test_graph_type(int type) {
     hllm_cuda_graph_stats(G, &cap1, &rep1, &mis1);
     CHECKF(cap1 == cap0 && rep1 == rep0, "graphs used without the hooks");
     /* B: with the hooks, the same buffers; C: with the hooks, other buffers (twice, so the
-     * second round replays graphs captured on them) */
+     * second round replays graphs captured on them). Captured steps fuse ops (q/k/v, gate/up,
+     * matmul + residual add, rope + kv store) and must still match the op-by-op run bit for bit. */
+    const long fused0 = hllm_cuda_fused_ops(G);
     for (int pass = 0; pass < 3; pass++) {
         mm_acts *a = pass == 0 ? &ga : &gb;
         int bad = -1;
@@ -742,6 +744,11 @@ static void test_graph_type(int type) {
            worst, cap2 - cap1, rep2 - rep1, mis2 - mis1);
     CHECKF(rep2 - rep1 >= 3 * (n_steps - 20), "graph model %s: only %ld replays", hllm_type_name(type), rep2 - rep1);
     CHECKF(mis2 - mis1 >= 1, "graph model %s: new buffers were not noticed", hllm_type_name(type));
+    /* per layer and capture: 2 (q/k/v) + 1 (gate/up; 2 with the swiglu) + 2 (residual adds) +
+     * 1 (kv store) */
+    const long fused = hllm_cuda_fused_ops(G) - fused0;
+    CHECKF(fused >= 6 * MM_LAYERS * (cap2 - cap1), "graph model %s: %ld ops fused in %ld captures",
+           hllm_type_name(type), fused, cap2 - cap1);
     mm_free_acts(G, &ga), mm_free_acts(G, &gb), mm_free_acts(C, &ca);
     mm_free_weights(G, &gw), mm_free_weights(C, &cw);
     for (int i = 0; i < host.n; i++) free(host.data[i]);

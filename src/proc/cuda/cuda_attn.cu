@@ -53,10 +53,12 @@ static __device__ __forceinline__ float kv_at(const void *p, int64_t i) {
 
 /* ---- split-KV decode ---- */
 
-/* Keys per chunk for n_keys keys in n_chunks chunks: a multiple of 64. Every block of a launch
- * uses the largest n_keys of the launch (pos0 + n_tok), so they agree on the chunks. */
-static __device__ __forceinline__ int attn_chunk(int n_keys, int n_chunks) {
-    return ((n_keys + n_chunks - 1) / n_chunks + 63) & ~63;
+/* Keys per chunk for n_keys keys in n_chunks chunks: a multiple of 64, at least 128 (short
+ * contexts then fit one chunk, whose block writes the output with no merge). Every block of a
+ * launch uses the largest n_keys of the launch (pos0 + n_tok), so they agree on the chunks. */
+static __host__ __device__ __forceinline__ int attn_chunk(int n_keys, int n_chunks) {
+    const int c = ((n_keys + n_chunks - 1) / n_chunks + 63) & ~63;
+    return c < 128 ? 128 : c;
 }
 
 template <bool F16, bool Q>
@@ -68,15 +70,18 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
     const int hd = a.hd;
     const int pos0 = dpos ? *dpos : a.pos0;
     const int chunk = attn_chunk(pos0 + a.n_tok, n_chunks);
-    float *qs = sm, *sc = qs + ((hd + 3) & ~3), *pv = sc + chunk, *red = pv + 128;
+    float *qs = sm, *sc = qs + ((hd + 3) & ~3), *pv = sc + chunk, *red = pv + 512;
     const int c = blockIdx.x, hi = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
     const int h = a.h0 + hi, kvh = h / a.group;
     const int n_keys = pos0 + t + 1;
     const int kb = c * chunk, ke = min(kb + chunk, n_keys), len = ke - kb;
+    /* chunks holding keys of this token: only they take part (one: no merge) */
+    const int n_act = min(n_chunks, (n_keys + chunk - 1) / chunk);
+    if (len <= 0) return; /* block-uniform */
     const int64_t pidx = ((int64_t)t * a.nh + hi) * n_chunks + c;
     const int64_t qcols = (int64_t)a.nh * hd; /* with Q, all heads: the q8_1 row length */
     float *dst_row = a.dst + (int64_t)t * a.ldd + (int64_t)h * hd;
-    if (len > 0) { /* block-uniform: this chunk holds keys this token sees */
+    {
         for (int d = tid; d < hd; d += 128) {
             float v = a.q[(int64_t)t * a.ldq + (int64_t)h * hd + d];
             if (F16) v = __half2float(__float2half_rn(v));
@@ -133,10 +138,38 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
         __syncthreads();
         sum = red[4] + red[5] + red[6] + red[7];
         const int64_t voff = koff;
-        const bool direct = n_chunks == 1;
+        const bool direct = n_act == 1;
         float *out = direct ? dst_row : part + pidx * (hd + 2) + 2;
         const float norm = direct ? 1.0f / sum : 1.0f;
-        if (hd <= 128) {
+        if (F16 && (hd & 3) == 0) {
+            /* tpr threads per V row, 4 dims each (8-byte loads); nsl slices of the keys, then
+             * the slices are summed per dim */
+            const int tpr = hd / 4, nsl = 128 / tpr, d4 = tid % tpr, s = tid / tpr;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            if (s < nsl) {
+                const __half *vb = (const __half *)a.vc + voff + 4 * d4;
+#pragma unroll 4
+                for (int j = s; j < len; j += nsl) {
+                    const uint2 raw = *(const uint2 *)(vb + (int64_t)(kb + j) * a.kv_dim);
+                    const float2 f0 = __half22float2(*(const __half2 *)&raw.x), f1 = __half22float2(*(const __half2 *)&raw.y);
+                    const float p = sc[j];
+                    a0 += p * f0.x;
+                    a1 += p * f0.y;
+                    a2 += p * f1.x;
+                    a3 += p * f1.y;
+                }
+            }
+            *(float4 *)(pv + 4 * tid) = make_float4(a0, a1, a2, a3);
+            __syncthreads();
+            for (int d = tid; d < hd; d += 128) {
+                float tot = 0.0f;
+                for (int k = 0; k < nsl; k++) tot += pv[4 * (k * tpr) + d];
+                out[d] = tot * norm;
+                if (Q && direct)
+                    cu_quant_unit(tot * norm, qo.xq + t * qcols + (int64_t)h * hd + d,
+                                  qo.xds + t * (qcols / 32) + ((int64_t)h * hd + d) / 32, tid & 31);
+            }
+        } else if (hd <= 128) {
             /* nsl slices of the keys, each over all hd dims; then the slices are summed */
             const int nsl = 128 / hd, d = tid % hd, s = tid / hd;
             float acc = 0.0f;
@@ -167,16 +200,15 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
             part[pidx * (hd + 2) + 1] = sum;
         }
     }
-    if (n_chunks == 1) return;
-    /* the last block of this (token, head) to finish merges the chunks */
+    if (n_act == 1) return;
+    /* the last active block of this (token, head) to finish merges the chunks */
     __threadfence();
     __syncthreads();
     unsigned *ctr = cnt + (int64_t)t * a.nh + hi;
-    if (tid == 0) s_last = atomicAdd(ctr, 1u) == (unsigned)(n_chunks - 1);
+    if (tid == 0) s_last = atomicAdd(ctr, 1u) == (unsigned)(n_act - 1);
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    const int n_act = min(n_chunks, (n_keys + chunk - 1) / chunk); /* chunks with keys: all have len > 0 */
     const float *pp = part + ((int64_t)t * a.nh + hi) * n_chunks * (hd + 2);
     float M = -INFINITY;
     for (int k = 0; k < n_act; k++) M = fmaxf(M, __ldcg(pp + k * (hd + 2)));
@@ -214,8 +246,8 @@ int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part,
     const attn_p a = attn_p_of(op);
     if (a.nh <= 0 || a.n_tok <= 0) return 0;
     const int n_ctx = op->kv->n_ctx > 0 ? op->kv->n_ctx : 1;
-    const int chunk_max = ((n_ctx + n_chunks - 1) / n_chunks + 63) & ~63; /* for any pos0 + n_tok <= n_ctx */
-    const size_t smem = (size_t)(((a.hd + 3) & ~3) + chunk_max + 128 + 8) * sizeof(float);
+    const int chunk_max = attn_chunk(n_ctx, n_chunks); /* for any pos0 + n_tok <= n_ctx */
+    const size_t smem = (size_t)(((a.hd + 3) & ~3) + chunk_max + 512 + 8) * sizeof(float);
     const dim3 grid((unsigned)n_chunks, (unsigned)a.nh, (unsigned)a.n_tok);
     const bool q = qo.xq && a.hd % 32 == 0;
 #define SPLIT(F, Q)                                                                                                  \

@@ -83,8 +83,13 @@ extern bool cu_pdl_op;
 
 static __device__ __forceinline__ void cu_pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#ifdef HLLM_PDL_EARLY /* experiment: let the next kernel start before this one's wait is over */
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#else
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
 #endif
 }
 
@@ -120,12 +125,24 @@ static __device__ __forceinline__ void cu_quant_unit(float v, int8_t *q, float2 
     if (lane == 0) *ds = make_float2(d, d * (float)s);
 }
 
+/* SwiGLU of one element: silu(x) * u (the one formula of every kernel that computes it). */
+static __device__ __forceinline__ float cu_silu_mul(float x, float u) { return x / (1.0f + expf(-x)) * u; }
+
 /* Where an op that produces a GEMV input also writes its q8_1 form: xq [n_tok][cols] int8,
  * xds [n_tok][cols / 32]. Unused when xq == NULL. */
 struct cu_qout {
     int8_t *xq;
     float2 *xds;
 };
+
+/* Fusions of consecutive ops of a recorded step (cuda_fuse.cu): which one starts at ops[0] of
+ * the n ops left, and in *n_ops how many ops it covers (1 for CU_FUSE_NONE).
+ *   CU_FUSE_GEMV:     *n_ops matmuls of one input, one GEMV launch;
+ *   CU_FUSE_GEMV_ADD: a matmul, then ADD of its output into ops[1].dst, by the GEMV;
+ *   CU_FUSE_ROPE_KV:  ROPE, then KV_STORE of its k, by cu_rope_kv;
+ *   CU_FUSE_GLU:      gate and up matmuls, then SWIGLU of their outputs in place, by cu_gemv_glu. */
+enum { CU_FUSE_NONE = 0, CU_FUSE_GEMV, CU_FUSE_GEMV_ADD, CU_FUSE_ROPE_KV, CU_FUSE_GLU };
+int cu_fuse_match(const hllm_op *ops, int n, int gemv_max_tok, bool glu, int *n_ops); /* glu: allow CU_FUSE_GLU */
 
 /* Launch checks: a failed launch becomes hllm_fail with the kernel's name. */
 int cu_check(cudaError_t e, const char *what);
@@ -136,8 +153,34 @@ int cu_check(cudaError_t e, const char *what);
 /* Matmul, GEMV path: n_tok <= 8. xq/xds: the activation quantized to q8_1-style units (for
  * quantized types), or NULL (float types read x directly). y = op->dst (global row index). */
 int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, int8_t *xq, float2 *xds);
-int cu_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x, int64_t ldx,
-            const int8_t *xq, const float2 *xds, int n_tok, float *y, int64_t ldy, const float *bias);
+/* One matrix of a GEMV launch, which may hold several matmuls of one input (q/k/v, gate/up):
+ * local rows [lr0, lr1) of m into y[t][grow0 + r] (+ bias[grow0 + r]); every row is computed
+ * the same way whether its matrix is alone in the launch or not. yadd: also yadd[t][grow] += the row's
+ * result (a residual ADD fused into the matmul), or NULL. pf: prefetch this matrix's rows into
+ * L2 before waiting on the previous kernel (device memory only). */
+struct cu_gseg {
+    cu_mat m;
+    int64_t lr0, lr1, grow0, ldy, ldadd;
+    float *y, *yadd;
+    const float *bias;
+    int pf;
+};
+#define CU_MAX_SEGS 3
+/* Gate and up matmuls of one input followed by SWIGLU in place on the gate output, in one
+ * kernel (quantized types): gate.y = silu(gate) * up, up.y = up, and (qo.xq != NULL) the q8_1
+ * copy of gate.y; rows [0, rows) of both, every row computed as cu_gemv_multi would. cnt:
+ * rows / 32 counters, zero before and after. cu_gemv_glu_ok: whether a matrix of `rows` rows
+ * can use it (its GEMV takes one warp a row; rows % 32 == 0). */
+bool cu_gemv_glu_ok(const cu_mat &m, int64_t rows);
+int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float *x, int64_t ldx, const int8_t *xq,
+                  const float2 *xds, int n_tok);
+int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const int8_t *xq, const float2 *xds, int n_tok,
+                cu_qout qo, unsigned *cnt);
+/* HLLM_CUDA_PREFETCH=0 turns the GEMV's L2 prefetch off (for measurements). */
+extern bool cu_prefetch;
+/* Warps per SM a GEMV launch aims for when choosing warps per row (HLLM_CUDA_GEMV_WARPS, for
+ * measurements; default 16). */
+extern int cu_gemv_warps;
 /* Dequantizes local rows [lr0, lr1) into dst (row-major, cols per row) as f16 (bf16 == false)
  * or bf16. */
 int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, void *dst, bool bf16);
@@ -159,6 +202,9 @@ int cu_embed(cudaStream_t st, const cu_mat &m, int64_t row0, const int32_t *toke
 int cu_rmsnorm(cudaStream_t st, const hllm_op *op, const float *w, cu_qout qo);
 int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff, const int32_t *dpos);
 int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos);
+/* ROPE followed by the KV_STORE of its k (kv->src == rope->src2) and of kv->src2, in one
+ * kernel; the caller checks that the two ops fit together (head_dim even, same tokens). */
+int cu_rope_kv(cudaStream_t st, const hllm_op *rope, const hllm_op *kv, const float *ff, const int32_t *dpos);
 int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo);
 int cu_add(cudaStream_t st, const hllm_op *op);
 

@@ -15,6 +15,7 @@
  *
  * Prefill (n_tok > 8) dequantizes row tiles to f16 (cu_dequant_rows) for cuBLAS; see cuda_proc.cu. */
 #include "proc/cuda/cuda_common.cuh"
+#include <string.h>
 
 /* ---- loads ---- */
 
@@ -187,11 +188,58 @@ int cu_quantize_q8_1(cudaStream_t st, const float *x, int64_t ldx, int n_tok, in
  * 128-thread blocks; WPR warps per output row (1, 2 or 4: 4 / WPR rows per block). Small
  * matrices use more warps per row so that the grid still covers the GPU a couple of times
  * over; the choice depends only on the matrix's shape, so any two calls of one shape agree
- * bit for bit. */
+ * bit for bit, alone or as one segment of a multi-matrix launch (each block belongs to one
+ * segment, and computes its rows with that matrix's WPR).
+ *
+ * Before waiting on the previous kernel (PDL), a block asks L2 for its rows' weights: they do
+ * not depend on that kernel, so the memory streams while the small kernels between two GEMVs
+ * (norms, rope, attention) still run, instead of after. */
+
+static int gemv_wpr(int64_t rows, int64_t units);
 
 int cu_n_sm = 132;
 bool cu_pdl = false;
 bool cu_pdl_op = false;
+bool cu_prefetch = true;
+
+struct gsegs_k {
+    cu_gseg s[CU_MAX_SEGS];
+    int wpr[CU_MAX_SEGS];
+    unsigned blk0[CU_MAX_SEGS]; /* first block of each segment */
+    int n;
+};
+
+static __device__ __forceinline__ void pf_l2(const uint8_t *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+/* L2 prefetch of bytes [p, p + n) by the 128 threads of a block (whole lines, inside the range). */
+static __device__ __forceinline__ void pf_range(const uint8_t *p, int64_t n) {
+    if (n <= 0) return;
+    const uintptr_t a0 = (uintptr_t)p & ~(uintptr_t)127, end = (uintptr_t)p + (uintptr_t)n;
+    for (uintptr_t a = a0 + (uintptr_t)threadIdx.x * 128; a < end; a += 128 * 128) pf_l2((const uint8_t *)a);
+}
+
+/* The weights of local rows [r, r + n) of m: quants, then the separate scales (SOA, Q6K). */
+static __device__ __forceinline__ void pf_rows(const cu_mat &m, int64_t r, int64_t n) {
+    pf_range(m.data + r * (int64_t)m.row_bytes, n * (int64_t)m.row_bytes);
+    if (m.layout == CU_LAYOUT_SOA) pf_range((const uint8_t *)(m.d + r * m.nb), n * m.nb * 2);
+    else if (m.layout == CU_LAYOUT_Q6K) pf_range((const uint8_t *)(m.d + r * (m.nb >> 3)), n * (m.nb >> 3) * 2);
+}
+
+/* This block's segment, its WPR and first local row; prefetches the block's rows when asked. */
+static __device__ __forceinline__ int gemv_block(const gsegs_k &S, int *wpr, int64_t *rfirst) {
+    int si = 0;
+    if (S.n > 1 && blockIdx.x >= S.blk0[1]) si = 1;
+    if (S.n > 2 && blockIdx.x >= S.blk0[2]) si = 2;
+    const cu_gseg &g = S.s[si];
+    *wpr = S.wpr[si];
+    const int rpb = 4 / *wpr;
+    *rfirst = g.lr0 + (int64_t)(blockIdx.x - S.blk0[si]) * rpb;
+    if (g.pf) {
+        const int64_t n = g.lr1 - *rfirst < rpb ? g.lr1 - *rfirst : rpb;
+        pf_rows(g.m, *rfirst, n);
+    }
+    return si;
+}
 
 /* Sums acc over the WPR warps of each row (fixed order); true for the lanes of the row's first
  * warp, which then hold the totals. */
@@ -214,21 +262,30 @@ static __device__ __forceinline__ void row_reduce(float acc[NT], int wpr, int wa
     }
 }
 
-template <int TYPE, int NT>
-__global__ void __launch_bounds__(128) k_gemv_q(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
-                                                const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
-                                                float *__restrict__ y, int64_t ldy, const float *__restrict__ bias, int wpr) {
-    cu_pdl_wait();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
-    const int64_t r = lr0 + (int64_t)blockIdx.x * (4 / wpr) + warp / wpr;
-    const bool live = r < lr1;
-    if (wpr == 1 && !live) return;
-    const int64_t nb = m.nb, cols = m.cols;
-    float acc[NT];
+/* Lane t < NT of the row's first warp writes token t's result (+ bias; + the fused residual). */
+template <int NT>
+static __device__ __forceinline__ void row_store(const cu_gseg &g, int64_t r, const float acc[NT], int lane) {
+    if (lane >= NT) return;
+    float v = 0.0f;
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int t = 0; t < NT; t++)
+        if (t == lane) v = acc[t];
+    const int64_t gr = g.grow0 + r;
+    v = v + (g.bias ? g.bias[gr] : 0.0f);
+    g.y[lane * g.ldy + gr] = v;
+    if (g.yadd) g.yadd[lane * g.ldadd + gr] += v;
+}
+
+/* acc[t] += the dot of units u0, u0 + step, ... of local row r with token t's q8_1 activation.
+ * Every quantized GEMV kernel accumulates through this one function (same order, same
+ * arithmetic), so a row computed by any of them is the same bit for bit. */
+template <int TYPE, int NT>
+static __device__ __forceinline__ void dot_units(const cu_mat &m, int64_t r, int64_t u0, int64_t step, bool live,
+                                                 const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
+                                                 float acc[NT]) {
+    const int64_t nb = m.nb, cols = m.cols;
 #pragma unroll 2
-    for (int64_t u = lane + 32 * sub; live && u < nb; u += 32 * wpr) {
+    for (int64_t u = u0; live && u < nb; u += step) {
         int w[8];
         float a0, a1, b;
         decode_unit<TYPE>(m, r, u, w, a0, a1, b);
@@ -248,15 +305,133 @@ __global__ void __launch_bounds__(128) k_gemv_q(const cu_mat m, int64_t lr0, int
             acc[t] += ds.x * (a0 * (float)s0 + a1 * (float)s1) - b * ds.y;
         }
     }
-    row_reduce<NT>(acc, wpr, warp, lane);
-    if (live && sub == 0 && lane < NT) {
-        float v = 0.0f;
+}
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(128) k_gemv_q(const __grid_constant__ gsegs_k S, const int8_t *__restrict__ xq,
+                                                const float2 *__restrict__ xds) {
+    int wpr;
+    int64_t rfirst;
+    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
+    cu_pdl_wait();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
+    const int64_t r = rfirst + warp / wpr;
+    const bool live = r < g.lr1;
+    if (wpr == 1 && !live) return;
+    float acc[NT];
 #pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t == lane) v = acc[t];
-        const int64_t gr = grow0 + r;
-        y[lane * ldy + gr] = v + (bias ? bias[gr] : 0.0f);
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    dot_units<TYPE, NT>(g.m, r, lane + 32 * sub, 32 * wpr, live, xq, xds, acc);
+    row_reduce<NT>(acc, wpr, warp, lane);
+    if (live && sub == 0) row_store<NT>(g, r, acc, lane);
+}
+
+/* ---- gate/up GEMV + SwiGLU (+ q8_1 of the result) in one kernel ----
+ * 256-thread blocks: warps 0-3 compute 4 rows of the gate matrix, warps 4-7 the same rows of
+ * the up matrix, one warp a row as k_gemv_q does with WPR 1; the gate warps then write
+ * silu(gate) * up where the gate matmul would have written gate (the SWIGLU in place) and the
+ * up warps write up. The q8_1 units of the result span 32 rows (8 blocks): the last of the 8
+ * blocks to finish (a counter per unit, left zero) quantizes them, as cu_swiglu would. */
+struct glu_k {
+    cu_gseg g, u;
+    cu_qout qo; /* xq NULL: no q8_1 copy */
+    unsigned *cnt;
+    int64_t dim;
+};
+
+/* L2 prefetch of local row r of m by the 32 lanes of a warp. */
+static __device__ __forceinline__ void pf_row_warp(const cu_mat &m, int64_t r, int lane) {
+    const uint8_t *p = m.data + r * (int64_t)m.row_bytes;
+    for (int64_t o = (int64_t)lane * 128; o < (int64_t)m.row_bytes; o += 32 * 128) pf_l2(p + o);
+    if (m.layout == CU_LAYOUT_SOA && lane * 128 < m.nb * 2) pf_l2((const uint8_t *)(m.d + r * m.nb) + lane * 128);
+}
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(256) k_gemv_glu(const __grid_constant__ glu_k P, const int8_t *__restrict__ xq,
+                                                  const float2 *__restrict__ xds) {
+    __shared__ float su[4][NT];
+    __shared__ int s_last;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, is_up = warp >> 2;
+    const cu_gseg &g = is_up ? P.u : P.g;
+    const int64_t r = g.lr0 + (int64_t)blockIdx.x * 4 + (warp & 3); /* rows: a multiple of 32, all live */
+    if (g.pf) pf_row_warp(g.m, r, lane);
+    cu_pdl_wait();
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    dot_units<TYPE, NT>(g.m, r, lane, 32, true, xq, xds, acc);
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
+    float v = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+        if (t == lane) v = acc[t];
+    const int64_t gr = g.grow0 + r;
+    if (lane < NT) v = v + (g.bias ? g.bias[gr] : 0.0f);
+    if (is_up && lane < NT) {
+        g.y[lane * g.ldy + gr] = v;
+        su[warp & 3][lane] = v;
     }
+    __syncthreads();
+    if (!is_up && lane < NT) g.y[lane * g.ldy + gr] = cu_silu_mul(v, su[warp][lane]);
+    if (!P.qo.xq) return;
+    __threadfence();
+    __syncthreads();
+    const int64_t unit = (g.grow0 + g.lr0 + (int64_t)blockIdx.x * 4) / 32;
+    if (threadIdx.x == 0) s_last = atomicAdd(P.cnt + unit, 1u) == 7u;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    if (warp < NT) {
+        const float x = __ldcg(P.g.y + warp * P.g.ldy + unit * 32 + lane);
+        cu_quant_unit(x, P.qo.xq + warp * P.dim + unit * 32 + lane, P.qo.xds + warp * (P.dim / 32) + unit, lane);
+    }
+    if (threadIdx.x == 0) P.cnt[unit] = 0u;
+}
+
+bool cu_gemv_glu_ok(const cu_mat &m, int64_t rows) {
+    return (m.type == HLLM_TYPE_Q4_0 || m.type == HLLM_TYPE_Q8_0 || m.type == HLLM_TYPE_Q4_K ||
+            m.type == HLLM_TYPE_Q6_K) &&
+           rows % 32 == 0 && gemv_wpr(rows, m.nb) == 1;
+}
+
+int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const int8_t *xq, const float2 *xds, int n_tok,
+                cu_qout qo, unsigned *cnt) {
+    const int64_t rows = gate.lr1 - gate.lr0;
+    if (rows <= 0) return 0;
+    glu_k P;
+    memset(&P, 0, sizeof P);
+    P.g = gate;
+    P.u = up;
+    P.g.pf = gate.pf && cu_prefetch;
+    P.u.pf = up.pf && cu_prefetch;
+    P.qo = qo;
+    P.cnt = cnt;
+    P.dim = rows;
+    const unsigned blocks = (unsigned)(rows / 4);
+#define GLU(T, N) cu_launch(k_gemv_glu<T, N>, blocks, 256, 0, st, P, xq, xds)
+#define GLU_T(N)                                        \
+    switch (gate.m.type) {                              \
+    case HLLM_TYPE_Q4_0: GLU(HLLM_TYPE_Q4_0, N); break; \
+    case HLLM_TYPE_Q8_0: GLU(HLLM_TYPE_Q8_0, N); break; \
+    case HLLM_TYPE_Q4_K: GLU(HLLM_TYPE_Q4_K, N); break; \
+    case HLLM_TYPE_Q6_K: GLU(HLLM_TYPE_Q6_K, N); break; \
+    default: return hllm_fail("CUDA: gate/up GEMV of %s", hllm_type_name(gate.m.type)); \
+    }
+    switch (n_tok) {
+    case 1: GLU_T(1) break;
+    case 2: GLU_T(2) break;
+    case 3: GLU_T(3) break;
+    case 4: GLU_T(4) break;
+    case 5: GLU_T(5) break;
+    case 6: GLU_T(6) break;
+    case 7: GLU_T(7) break;
+    case 8: GLU_T(8) break;
+    default: return hllm_fail("CUDA: gemv with %d tokens (max 8)", n_tok);
+    }
+#undef GLU_T
+#undef GLU
+    return CU_LAUNCHED("gemv (gate/up + swiglu)");
 }
 
 template <int TYPE>
@@ -293,13 +468,16 @@ static __device__ __forceinline__ float load1(const uint8_t *row, int64_t c) {
 
 /* Float weights: VEC = 16-byte loads (cols a multiple of 8, x rows 16-byte aligned). */
 template <int TYPE, int NT, bool VEC>
-__global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int64_t lr1, int64_t grow0,
-                                                const float *__restrict__ x, int64_t ldx, float *__restrict__ y,
-                                                int64_t ldy, const float *__restrict__ bias, int wpr) {
+__global__ void __launch_bounds__(128) k_gemv_f(const __grid_constant__ gsegs_k S, const float *__restrict__ x,
+                                                int64_t ldx) {
+    int wpr;
+    int64_t rfirst;
+    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
     cu_pdl_wait();
+    const cu_mat &m = g.m;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
-    const int64_t r = lr0 + (int64_t)blockIdx.x * (4 / wpr) + warp / wpr;
-    const bool live = r < lr1;
+    const int64_t r = rfirst + warp / wpr;
+    const bool live = r < g.lr1;
     if (wpr == 1 && !live) return;
     const int l = lane + 32 * sub, step = 32 * wpr; /* this warp's lane index among the row's */
     const uint8_t *row = m.data + r * m.row_bytes;
@@ -340,41 +518,40 @@ __global__ void __launch_bounds__(128) k_gemv_f(const cu_mat m, int64_t lr0, int
         }
     }
     row_reduce<NT>(acc, wpr, warp, lane);
-    if (live && sub == 0 && lane < NT) {
-        float v = 0.0f;
-#pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t == lane) v = acc[t];
-        const int64_t gr = grow0 + r;
-        y[lane * ldy + gr] = v + (bias ? bias[gr] : 0.0f);
-    }
+    if (live && sub == 0) row_store<NT>(g, r, acc, lane);
 }
 
-/* Warps per row for a matrix of `rows` output rows and `units` loads (32-element units or
- * 16-byte vectors) per row: 1 while 4-row blocks cover the GPU twice, else 2 or 4. */
+/* Warps per row (1, 2 or 4) for a matrix of `rows` output rows and `units` loads (32-element
+ * units or 16-byte vectors) per row: more until the launch has cu_gemv_warps warps per SM, and
+ * beyond that while a lane would walk more than 8 units and the SMs still hold the warps (long
+ * rows: down-projections). Measured on H100 (tg128): llama3.2-1b's 2048 x 8192 down wants 2
+ * (4 was 3% slower), llama3-8b's 4096 x 14336 down 2, its 4096 x 4096 q and o 1. Every lane
+ * keeps at least one unit. */
+int cu_gemv_warps = 16;
 static int gemv_wpr(int64_t rows, int64_t units) {
-    const int64_t target = 2 * (int64_t)cu_n_sm;
-    if ((rows + 3) / 4 >= target || units < 64) return 1;
-    if ((rows + 1) / 2 >= target || units < 128) return 2;
-    return 4;
+    const int64_t want = (int64_t)cu_gemv_warps * cu_n_sm, hold = 64 * (int64_t)cu_n_sm;
+    int wpr = 1;
+    while (wpr < 4 && units >= 64 * wpr &&
+           (rows * wpr < want || (units > 8 * 32 * wpr && rows * 2 * wpr <= hold)))
+        wpr *= 2;
+    return wpr;
 }
 
 template <int NT>
-static void launch_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x,
-                        int64_t ldx, const int8_t *xq, const float2 *xds, float *y, int64_t ldy, const float *bias) {
-    const bool vec = ((uintptr_t)x % 16) == 0 && ldx % 4 == 0 && m.cols % 8 == 0 && m.row_bytes % 16 == 0;
-    const int64_t units = cu_type_quantized(m.type) ? m.nb : (int64_t)(m.row_bytes / 16);
-    const int wpr = gemv_wpr(lr1 - lr0, units), rpb = 4 / wpr;
-    const dim3 grid((unsigned)((lr1 - lr0 + rpb - 1) / rpb));
+static void launch_gemv(cudaStream_t st, const gsegs_k &S, unsigned blocks, const float *x, int64_t ldx,
+                        const int8_t *xq, const float2 *xds) {
+    const cu_mat &m = S.s[0].m;
+    bool vec = ((uintptr_t)x % 16) == 0 && ldx % 4 == 0;
+    for (int i = 0; i < S.n; i++) vec = vec && S.s[i].m.cols % 8 == 0 && S.s[i].m.row_bytes % 16 == 0;
     switch (m.type) {
-    case HLLM_TYPE_Q4_0: cu_launch(k_gemv_q<HLLM_TYPE_Q4_0, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-    case HLLM_TYPE_Q8_0: cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-    case HLLM_TYPE_Q4_K: cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-    case HLLM_TYPE_Q6_K: cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, grid, 128, 0, st, m, lr0, lr1, grow0, xq, xds, y, ldy, bias, wpr); break;
-#define F_CASE(T)                                                                                                  \
-    case T:                                                                                                        \
-        if (vec) cu_launch(k_gemv_f<T, NT, true>, grid, 128, 0, st, m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);           \
-        else cu_launch(k_gemv_f<T, NT, false>, grid, 128, 0, st, m, lr0, lr1, grow0, x, ldx, y, ldy, bias, wpr);              \
+    case HLLM_TYPE_Q4_0: cu_launch(k_gemv_q<HLLM_TYPE_Q4_0, NT>, blocks, 128, 0, st, S, xq, xds); break;
+    case HLLM_TYPE_Q8_0: cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, blocks, 128, 0, st, S, xq, xds); break;
+    case HLLM_TYPE_Q4_K: cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
+    case HLLM_TYPE_Q6_K: cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
+#define F_CASE(T)                                                                  \
+    case T:                                                                        \
+        if (vec) cu_launch(k_gemv_f<T, NT, true>, blocks, 128, 0, st, S, x, ldx);  \
+        else cu_launch(k_gemv_f<T, NT, false>, blocks, 128, 0, st, S, x, ldx);     \
         break;
         F_CASE(HLLM_TYPE_F32)
         F_CASE(HLLM_TYPE_F16)
@@ -384,18 +561,35 @@ static void launch_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t l
     }
 }
 
-int cu_gemv(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, int64_t grow0, const float *x, int64_t ldx,
-            const int8_t *xq, const float2 *xds, int n_tok, float *y, int64_t ldy, const float *bias) {
-    if (lr1 <= lr0) return 0;
+int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float *x, int64_t ldx, const int8_t *xq,
+                  const float2 *xds, int n_tok) {
+    if (n_segs < 1 || n_segs > CU_MAX_SEGS) return hllm_fail("CUDA: gemv of %d matrices", n_segs);
+    gsegs_k S;
+    memset(&S, 0, sizeof S);
+    unsigned blocks = 0;
+    for (int i = 0; i < n_segs; i++) {
+        const cu_gseg &g = segs[i];
+        if (g.m.type != segs[0].m.type) return hllm_fail("CUDA: one gemv launch over matrices of different types");
+        const int64_t units = cu_type_quantized(g.m.type) ? g.m.nb : (int64_t)(g.m.row_bytes / 16);
+        S.s[S.n] = g;
+        S.s[S.n].pf = g.pf && cu_prefetch;
+        S.wpr[S.n] = gemv_wpr(g.lr1 - g.lr0, units);
+        S.blk0[S.n] = blocks;
+        const int rpb = 4 / S.wpr[S.n];
+        if (g.lr1 <= g.lr0) continue; /* nothing to do: not a segment */
+        blocks += (unsigned)((g.lr1 - g.lr0 + rpb - 1) / rpb);
+        S.n++;
+    }
+    if (S.n == 0) return 0;
     switch (n_tok) {
-    case 1: launch_gemv<1>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 2: launch_gemv<2>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 3: launch_gemv<3>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 4: launch_gemv<4>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 5: launch_gemv<5>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 6: launch_gemv<6>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 7: launch_gemv<7>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
-    case 8: launch_gemv<8>(st, m, lr0, lr1, grow0, x, ldx, xq, xds, y, ldy, bias); break;
+    case 1: launch_gemv<1>(st, S, blocks, x, ldx, xq, xds); break;
+    case 2: launch_gemv<2>(st, S, blocks, x, ldx, xq, xds); break;
+    case 3: launch_gemv<3>(st, S, blocks, x, ldx, xq, xds); break;
+    case 4: launch_gemv<4>(st, S, blocks, x, ldx, xq, xds); break;
+    case 5: launch_gemv<5>(st, S, blocks, x, ldx, xq, xds); break;
+    case 6: launch_gemv<6>(st, S, blocks, x, ldx, xq, xds); break;
+    case 7: launch_gemv<7>(st, S, blocks, x, ldx, xq, xds); break;
+    case 8: launch_gemv<8>(st, S, blocks, x, ldx, xq, xds); break;
     default: return hllm_fail("CUDA: gemv with %d tokens (max 8)", n_tok);
     }
     return CU_LAUNCHED("gemv");

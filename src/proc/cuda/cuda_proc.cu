@@ -33,6 +33,10 @@ extern "C" {
 static int g_gemv_max_tok = 8;
 static int g_split_max_tok = 8;
 static int g_graphs = -1; /* -1: not decided yet (HLLM_CUDA_GRAPHS=0 turns them off), 0, 1 */
+/* fusing ops of captured steps: 0 off, 1 all, 2 all but the gate/up + swiglu kernel (the
+ * default: that kernel made llama3-8b q4_0 tg128 7% slower on H100, its quantization tail
+ * holding every block); -1: not decided yet (HLLM_CUDA_FUSE) */
+static int g_fuse = -1;
 
 extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
     if (gemv_max_tok >= 0) g_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
@@ -49,6 +53,10 @@ static bool graphs_on(void) {
 
 extern "C" void hllm_cuda_set_graphs(int on) {
     if (on >= 0) g_graphs = on ? 1 : 0;
+}
+
+extern "C" void hllm_cuda_set_fusion(int on) {
+    if (on >= 0) g_fuse = on > 2 ? 1 : on;
 }
 
 int cu_check(cudaError_t e, const char *what) {
@@ -104,6 +112,7 @@ struct cuda_impl {
     pfn_stream_value32 write32, wait32;
     bool memops; /* stream memory operations usable */
     cu_buf xq, xh, wt, part, tok, cnt;
+    cu_buf xq2, gcnt; /* fused gate/up + swiglu: its q8_1 output (beside its input's), counters */
     bool any_quant; /* a quantized matrix is loaded: ops feeding GEMVs also write q8_1 copies */
     /* step state: device copy, pinned ring of host copies (an event each) */
     cu_dstate *dstate, *hstate;
@@ -118,7 +127,7 @@ struct cuda_impl {
     hllm_op *rec;
     int n_rec, cap_rec;
     cu_graph graphs[CU_GRAPHS];
-    long use_clock, n_captures, n_replays, n_mismatch;
+    long use_clock, n_captures, n_replays, n_mismatch, n_fused;
     int n_capture_fail; /* captures that failed: after a few, steps are no longer recorded */
     /* pinned staging for copy_out to pageable memory */
     char *stage;
@@ -130,6 +139,7 @@ struct cuda_impl {
     const float *xq_src;
     int64_t xq_ld, xq_cols;
     int xq_ntok;
+    bool xq_alt; /* that copy is in xq2 (written by a fused gate/up + swiglu), not in xq */
     char name[96];
 };
 
@@ -535,6 +545,7 @@ static bool produce_q(const cuda_impl *c, int n_tok, int64_t cols) {
 }
 
 static void xq_set(cuda_impl *c, const float *src, int64_t ld, int64_t cols, int n_tok) {
+    c->xq_alt = false;
     c->xq_src = src;
     c->xq_ld = ld;
     c->xq_cols = cols;
@@ -550,6 +561,102 @@ static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w
     if (d0 < s1 && s0 < d1) c->xq_src = NULL;
 }
 
+/* The GEMV path of n matmuls of one input (checked: rows held, n_tok <= g_gemv_max_tok) in one
+ * launch; add: an ADD of the (single) matmul's output fused into it, or NULL. */
+/* The fused gate/up + swiglu's q8_1 output buffer (same layout as xq_buffer's) and its
+ * counters (zeroed when they grow; the kernel leaves them zero). */
+static int glu_buffers(cuda_impl *c, int n_tok, int64_t dim, cu_qout *qo) {
+    const size_t qb = (size_t)n_tok * (size_t)dim, db = (size_t)n_tok * (size_t)(dim / 32) * sizeof(float2);
+    const size_t qpad = (qb + 255) / 256 * 256, nc = (size_t)(dim / 32) * sizeof(unsigned);
+    if (ensure(c, &c->xq2, qpad + db, "quantized activations")) return -1;
+    if (nc > c->gcnt.size) {
+        if (ensure(c, &c->gcnt, nc, "gemv counters")) return -1;
+        if (cu_check(cudaMemsetAsync(c->gcnt.p, 0, c->gcnt.size, c->st), "gemv counters")) return -1;
+    }
+    if (qo) {
+        qo->xq = (int8_t *)c->xq2.p;
+        qo->xds = (float2 *)((char *)c->xq2.p + qpad);
+    }
+    return 0;
+}
+
+/* The q8_1 input of a GEMV of op's input (quantized matrices): the copy an earlier op left, or
+ * a fresh one in xq. no_alt: not the one in xq2 (the caller writes xq2). */
+static int gemv_input(cuda_impl *c, const hllm_op *op, bool no_alt, int8_t **xq, float2 **xds) {
+    *xq = NULL;
+    *xds = NULL;
+    if (!cu_type_quantized(op->w->type)) return 0;
+    const int n_tok = op->n_tok;
+    const int64_t cols = op->w->cols;
+    const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == cols && c->xq_ntok == n_tok &&
+                       !(no_alt && c->xq_alt);
+    if (!reuse) c->xq_src = NULL;
+    cu_qout qo;
+    if (reuse && c->xq_alt) {
+        if (glu_buffers(c, n_tok, cols, &qo)) return -1;
+    } else if (xq_buffer(c, n_tok, cols, &qo)) {
+        return -1;
+    }
+    *xq = qo.xq;
+    *xds = qo.xds;
+    if (!reuse) {
+        if (cu_quantize_q8_1(c->st, op->src, op->ld_src, n_tok, cols, qo.xq, qo.xds)) return -1;
+        xq_set(c, op->src, op->ld_src, cols, n_tok);
+    }
+    return 0;
+}
+
+static cu_gseg seg_of(cuda_impl *c, const hllm_op *op) {
+    const hllm_pweight *w = op->w;
+    cu_gseg g;
+    memset(&g, 0, sizeof g);
+    g.m = cu_mat_of(w);
+    g.lr0 = op->r0 - w->row0;
+    g.lr1 = op->r1 - w->row0;
+    g.grow0 = w->row0;
+    g.y = op->dst;
+    g.ldy = op->ld_dst;
+    g.bias = op->bias ? op->bias->vec : NULL;
+    g.pf = !w->host; /* over PCIe a prefetch would only compete with the loads */
+    clobber_check(c, op, w);
+    return g;
+}
+
+/* gate, up, SWIGLU (cu_fuse_match checked them) in one kernel. */
+static int run_glu(cuda_impl *c, const hllm_op *ops) {
+    const hllm_op *sw = &ops[2];
+    int8_t *xq;
+    float2 *xds;
+    if (gemv_input(c, &ops[0], true, &xq, &xds)) return -1;
+    const cu_gseg g = seg_of(c, &ops[0]), u = seg_of(c, &ops[1]);
+    cu_qout qo = {NULL, NULL};
+    const bool q = produce_q(c, sw->n_tok, sw->dim);
+    if (glu_buffers(c, sw->n_tok, sw->dim, q ? &qo : NULL)) return -1;
+    if (cu_gemv_glu(c->st, g, u, xq, xds, sw->n_tok, qo, (unsigned *)c->gcnt.p)) return -1;
+    c->xq_src = NULL;
+    if (q) {
+        xq_set(c, sw->dst, sw->ld_dst, sw->dim, sw->n_tok);
+        c->xq_alt = true;
+    }
+    return 0;
+}
+
+static int run_gemv(cuda_impl *c, const hllm_op *ops, int n, const hllm_op *add) {
+    const hllm_op *op = &ops[0];
+    const int n_tok = op->n_tok;
+    int8_t *xq;
+    float2 *xds;
+    if (gemv_input(c, op, false, &xq, &xds)) return -1;
+    cu_gseg segs[CU_MAX_SEGS];
+    for (int i = 0; i < n; i++) segs[i] = seg_of(c, &ops[i]);
+    if (add) {
+        segs[0].yadd = add->dst;
+        segs[0].ldadd = add->ld_dst;
+        c->xq_src = NULL; /* as after any op but a matmul */
+    }
+    return cu_gemv_multi(c->st, segs, n, op->src, op->ld_src, xq, xds, n_tok);
+}
+
 static int run_matmul(cuda_impl *c, const hllm_op *op) {
     const hllm_pweight *w = op->w;
     if (!w || w->vec) return hllm_fail("CUDA: matmul without a matrix");
@@ -562,27 +669,7 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
     const float *bias = op->bias ? op->bias->vec : NULL;
     const bool quant = cu_type_quantized(m.type);
     const int n_tok = op->n_tok;
-    if (n_tok <= g_gemv_max_tok) {
-        int8_t *xq = NULL;
-        float2 *xds = NULL;
-        if (quant) {
-            const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == m.cols && c->xq_ntok == n_tok;
-            if (!reuse) c->xq_src = NULL;
-            cu_qout qo;
-            if (xq_buffer(c, n_tok, m.cols, &qo)) return -1;
-            xq = qo.xq;
-            xds = qo.xds;
-            if (!reuse) {
-                if (cu_quantize_q8_1(c->st, op->src, op->ld_src, n_tok, m.cols, xq, xds)) return -1;
-                c->xq_src = op->src;
-                c->xq_ld = op->ld_src;
-                c->xq_cols = m.cols;
-                c->xq_ntok = n_tok;
-            }
-        }
-        clobber_check(c, op, w);
-        return cu_gemv(c->st, m, lr0, lr1, w->row0, op->src, op->ld_src, xq, xds, n_tok, op->dst, op->ld_dst, bias);
-    }
+    if (n_tok <= g_gemv_max_tok) return run_gemv(c, op, 1, NULL);
     clobber_check(c, op, w);
     /* prefill: tensor-core GEMM through cuBLAS */
     if (blas_init(c)) return -1;
@@ -740,11 +827,38 @@ static int record_op(cuda_impl *c, const hllm_op *op) {
     return 0;
 }
 
-/* Runs the recorded ops as issued (a replayed step that cannot use its graph). */
+static bool fuse_on(void) {
+    if (g_fuse < 0) {
+        const char *e = getenv("HLLM_CUDA_FUSE");
+        g_fuse = e && e[0] == '0' ? 0 : (e && e[0] == '1' ? 1 : 2);
+    }
+    return g_fuse != 0;
+}
+
+/* Runs the recorded ops of a step (into a capture, or as a replayed step that cannot use its
+ * graph), merging neighbours where cuda_fuse.cu allows: the same results as one by one. */
 static int run_recorded(cuda_impl *c) {
     c->xq_src = NULL;
-    for (int i = 0; i < c->n_rec; i++)
-        if (run_op(c, &c->rec[i])) return -1;
+    const hllm_op *ops = c->rec;
+    for (int i = 0, k = 1; i < c->n_rec; i += k) {
+        const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
+        cu_pdl_op = ops[i].n_tok <= 8;
+        int rc;
+        if (f == CU_FUSE_GEMV) {
+            rc = run_gemv(c, ops + i, k, NULL);
+        } else if (f == CU_FUSE_GEMV_ADD) {
+            rc = run_gemv(c, ops + i, 1, ops + i + 1);
+        } else if (f == CU_FUSE_GLU) {
+            rc = run_glu(c, ops + i);
+        } else if (f == CU_FUSE_ROPE_KV) {
+            c->xq_src = NULL;
+            rc = cu_rope_kv(c->st, ops + i, ops + i + 1, ops[i].freq_factors ? ops[i].freq_factors->vec : NULL, c->dpos);
+        } else {
+            rc = run_op(c, ops + i);
+        }
+        if (rc) return -1;
+        c->n_fused += k - 1;
+    }
     return 0;
 }
 
@@ -774,6 +888,11 @@ static void capture(cuda_impl *c) {
         free(g->ops);
         *g = cu_graph{};
     }
+    /* buffers only fused kernels use: sized now, since nothing may grow while capturing */
+    for (int i = 0, k = 1; fuse_on() && i < c->n_rec; i += k)
+        if (cu_fuse_match(c->rec + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) == CU_FUSE_GLU &&
+            glu_buffers(c, c->rec[i + 2].n_tok, c->rec[i + 2].dim, NULL))
+            return;
     hllm_op *ops = (hllm_op *)malloc((size_t)c->n_rec * sizeof *ops);
     if (!ops) return;
     memcpy(ops, c->rec, (size_t)c->n_rec * sizeof *ops);
@@ -897,6 +1016,8 @@ extern "C" void hllm_cuda_graph_stats(hllm_proc *p, long *captures, long *replay
     if (mismatches) *mismatches = c->n_mismatch;
 }
 
+extern "C" long hllm_cuda_fused_ops(hllm_proc *p) { return impl_of(p)->n_fused; }
+
 /* ---- synchronization through host flags ---- */
 
 __global__ void k_signal(volatile uint32_t *flag, uint32_t value) {
@@ -1002,7 +1123,7 @@ static void cu_destroy(hllm_proc *p) {
     use_dev(c->dev);
     cudaStreamSynchronize(c->st);
     drop_graphs(c);
-    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok, &c->cnt};
+    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok, &c->cnt, &c->xq2, &c->gcnt};
     for (cu_buf *b : bufs)
         if (b->p) cudaFreeAsync(b->p, c->st);
     cudaStreamSynchronize(c->st);
@@ -1118,6 +1239,10 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
     {
         const char *e = getenv("HLLM_CUDA_PDL");
         cu_pdl = c->prop.major >= 9 && !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_PREFETCH");
+        cu_prefetch = !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_GEMV_WARPS");
+        if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
     }
     /* the step state of captured decode steps */
     bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&

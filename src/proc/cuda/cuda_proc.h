@@ -20,10 +20,19 @@ void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok);
  * runs as issued. Process-wide. */
 void hllm_cuda_set_graphs(int on);
 
+/* Fusing neighbouring ops of captured steps into one kernel (q/k/v and gate/up matmuls; a
+ * matmul and the residual add of its output; rope and the KV store; and, with 1 only, gate/up
+ * matmuls + swiglu): 2 (the default, or as the environment's HLLM_CUDA_FUSE says), 1 (all),
+ * 0 (off); -1 keeps the current value. Results are the same bit for bit either way.
+ * Process-wide. */
+void hllm_cuda_set_fusion(int on);
+
 /* Counters of a CUDA processor's captured steps: graphs captured, steps replayed from a graph,
  * and steps whose ops differed from their shape's graph (run as issued, then captured anew). */
 struct hllm_proc;
 void hllm_cuda_graph_stats(struct hllm_proc *p, long *captures, long *replays, long *mismatches);
+/* Ops that ran inside another op's kernel (fusions), since the processor was created. */
+long hllm_cuda_fused_ops(struct hllm_proc *p);
 
 /* Number of CUDA devices usable by this build (0 when there is no GPU or driver); when 0 and
  * why != NULL, *why is a one-line reason. Never fails hard. */
