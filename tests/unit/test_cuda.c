@@ -627,7 +627,7 @@ static int mm_run(hllm_proc *p, hllm_op op) {
 /* One evaluation of n tokens at pos0; the last token's logits into out. */
 static void mm_eval(hllm_proc *p, const mm_weights *w, mm_acts *a, const int32_t *tok, int n, int pos0, int hooks,
                     float *out) {
-    if (hooks) CHECKF(p->ops->step_begin(p, (uint64_t)n, pos0, tok, n) == 0, "step_begin: %s", hllm_error());
+    if (hooks) CHECKF(p->ops->step_begin(p, (uint64_t)n, pos0, tok, n) >= 0, "step_begin: %s", hllm_error());
     mm_run(p, (hllm_op){.kind = HLLM_OP_EMBED, .n_tok = n, .dst = a->x, .ld_dst = MM_EMBD, .w = w->embd, .tokens = tok});
     for (int l = 0; l < MM_LAYERS; l++) {
         const hllm_op base = {.n_tok = n, .pos0 = pos0, .n_head = MM_NH, .n_head_kv = MM_NKV, .head_dim = MM_HD,

@@ -89,7 +89,7 @@ static hllm_op add(float *dst, const float *src) {
 
 /* Runs ops (built for set 0, pointers mapped to set `set`) as one step, with hooks or not. */
 static void run_seq(const bufs *s, const hllm_op *ops, int n, int set, uint64_t shape) {
-    if (set) CHECK(G->ops->step_begin(G, shape, 0, NULL, NT) == 0);
+    if (set) CHECK(G->ops->step_begin(G, shape, 0, NULL, NT) >= 0);
     for (int i = 0; i < n; i++) {
         hllm_op o = ops[i];
         for (int k = 0; k < NBUF; k++) {
@@ -206,7 +206,7 @@ static void rope_kv_case(int kv_type, int neox, int n_rot, int with_ff) {
                             .freq_scale = with_ff ? 0.5f : 1.0f, .freq_factors = gf};
             hllm_op st = {.kind = HLLM_OP_KV_STORE, .n_tok = NT, .src = k[set], .src2 = v[set], .ld_src = kd,
                           .ld_src2 = kd, .pos0 = pos0, .n_head = nh, .n_head_kv = nkv, .head_dim = hd, .kv = &kv[set]};
-            if (set) CHECK(G->ops->step_begin(G, shape, pos0, NULL, NT) == 0);
+            if (set) CHECK(G->ops->step_begin(G, shape, pos0, NULL, NT) >= 0);
             CHECK(G->ops->run(G, &rope) == 0);
             CHECK(G->ops->run(G, &st) == 0);
             if (set) CHECK(G->ops->step_end(G) == 0);
