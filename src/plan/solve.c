@@ -239,6 +239,13 @@ static hllm_plan *cand_layers(const hllm_graph *g, const hllm_solve_opts *o, int
     snprintf(why, sizeof why, "layer-level: %d of %d layers on the GPU, head on %s", n_gpu, n_layer, head_proc == o->gpu ? "GPU" : "CPU");
     hllm_plan *p = hllm_plan_layers(g, lp, o->cpu, head_proc, n_procs, why);
     free(lp);
+    /* the KV caches live in VRAM, also for the CPU's layers: attention is a small part of a
+     * decode step, and it lets prompts run wholly on the GPU (see prefill_variant) */
+    if (p && n_gpu < n_layer)
+        for (int i = 0; i < g->n_steps; i++) {
+            hllm_op_kind k = g->steps[i].kind;
+            if (k == HLLM_OP_ROPE || k == HLLM_OP_KV_STORE || k == HLLM_OP_ATTENTION) p->steps[i].parts[0].proc = o->gpu;
+        }
     return p;
 }
 
@@ -293,8 +300,9 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
 }
 
 /* The prompt plan for a decode plan: the CPU's matmul rows read by the GPU from host memory
- * instead (the GPU is compute-rich, and a prompt reads each weight once for many tokens). VRAM
- * and the KV cache stay where they are. NULL when the decode plan gives the CPU no matmul rows. */
+ * instead (the GPU is compute-rich, and a prompt reads each weight once for many tokens), and
+ * the other steps on the GPU too, except the embedding and the KV cache's steps, which stay
+ * where they are. VRAM holds what it holds in decode. NULL when the CPU has no matmul rows. */
 static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, const hllm_solve_opts *o) {
     if (o->cpu < 0 || o->gpu < 0) return NULL;
     bool any = false;
@@ -307,10 +315,15 @@ static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, con
     hllm_plan_free(p->prefill);
     p->prefill = NULL;
     for (int i = 0; i < g->n_steps; i++) {
-        if (g->steps[i].kind != HLLM_OP_MATMUL) continue;
         hllm_step_plan *sp = &p->steps[i];
-        for (int k = 0; k < sp->n_parts; k++)
-            if (sp->parts[k].proc == o->cpu) sp->parts[k] = (hllm_part){.proc = o->gpu, .r0 = sp->parts[k].r0, .r1 = sp->parts[k].r1, .mem = HLLM_MEM_HOST};
+        const hllm_op_kind kind = g->steps[i].kind;
+        if (kind == HLLM_OP_MATMUL) {
+            for (int k = 0; k < sp->n_parts; k++)
+                if (sp->parts[k].proc == o->cpu)
+                    sp->parts[k] = (hllm_part){.proc = o->gpu, .r0 = sp->parts[k].r0, .r1 = sp->parts[k].r1, .mem = HLLM_MEM_HOST};
+        } else if (kind != HLLM_OP_EMBED && kind != HLLM_OP_KV_STORE && kind != HLLM_OP_ATTENTION) {
+            sp->parts[0].proc = o->gpu;
+        }
     }
     snprintf(p->why, sizeof p->why, "prompts: the CPU's matmul rows read by the GPU from host memory");
     return p;
