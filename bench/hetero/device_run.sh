@@ -182,7 +182,7 @@ run_type() { # type
                 "$hrc" "$lrc" "$(num "$pd")" "$(num "$pf")" "$why"
             printf '"cpu_host_gbs": %s, "gpu_host_gbs": %s, "h2d_gbs": %s, "hbm_gbs": %s, "cpu_bw_read_gbs": %s, ' \
                 "$(num "$cg")" "$(num "$gg")" "$(num "$h2d")" "$(num "$hbm")" "$(num "$bw")"
-            printf '"commit": "%s", "date": "%s"}\n' "$(git rev-parse --short HEAD 2>/dev/null || echo "${COMMIT:-?}")" "$(date -u +%FT%TZ)"
+            printf '"commit": "%s", "date": "%s"}\n' "${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo ?)}" "$(date -u +%FT%TZ)"
         } >>"$W/hetero.jsonl"
     done
 }

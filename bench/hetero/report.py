@@ -4,7 +4,10 @@ markdown table (heterollm with a VRAM cap vs llama.cpp -ngl holding the same byt
 host-bandwidth bound, the solver's predicted vs measured decode time) and writes hetero.md and
 hetero.png (gnuplot; tokens/s against the VRAM budget, decode and prefill).
 
-usage: report.py HETERO_JSONL [OUTDIR] [--no-chart] [--pooled-gbs X]
+usage: report.py HETERO_JSONL [OUTDIR] [--no-chart] [--pooled-gbs X] [--llama-from JSONL]
+
+--llama-from: llama.cpp's numbers for records that have none (a run that did not rebuild
+llama.cpp) from an earlier run's records of the same model, type and -ngl; the table says so.
 
 Bounds, per cap (host bytes = weights besides token_embd that are not in VRAM):
   decode  tok/s <= pooled host read GB/s / host bytes, pooled = the profile's
@@ -20,6 +23,7 @@ ap.add_argument("jsonl")
 ap.add_argument("outdir", nargs="?", help="where hetero.md / hetero.png go (default: next to the jsonl)")
 ap.add_argument("--no-chart", action="store_true")
 ap.add_argument("--pooled-gbs", type=float, help="pooled CPU+GPU host read GB/s for the decode bound")
+ap.add_argument("--llama-from", help="earlier hetero.jsonl to take llama.cpp numbers from where a record has none")
 opt = ap.parse_args()
 src = opt.jsonl
 out = opt.outdir or os.path.dirname(os.path.abspath(src))
@@ -37,6 +41,21 @@ for n, line in enumerate(open(src), 1):
         print(f"{src}:{n}: skipped ({e})", file=sys.stderr)
         continue
     recs[(r["preset"], r["type"], r["ngl"])] = r
+borrowed = 0
+if opt.llama_from:
+    earlier = {}
+    for line in open(opt.llama_from):
+        line = line.strip()
+        if line:
+            e = json.loads(line)
+            earlier[(e["preset"], e["type"], e["ngl"])] = e
+    for k, r in recs.items():
+        e = earlier.get(k)
+        if r.get("llama_tg") is None and e and e.get("llama_tg") is not None:
+            for f_ in ("llama_pp", "llama_pp_sd", "llama_tg", "llama_tg_sd"):
+                r[f_] = e.get(f_)
+            r["llama_date"] = e.get("date")
+            borrowed += 1
 rows = sorted(recs.values(), key=lambda r: (r["preset"], r["type"], r["cap_bytes"]))
 if not rows:
     sys.exit(f"{src}: no records")
@@ -127,6 +146,11 @@ if over:
     lines.append("")
     lines.append("Decode above the bound at " + ", ".join(over) + ": the profile's pooled host bandwidth is below what "
                  "the engines drew; rerun with --pooled-gbs (DESIGN.md measured 132-137 GB/s pooled).")
+if borrowed:
+    dates = sorted({r["llama_date"][:16] for r in rows if r.get("llama_date")})
+    lines.append("")
+    lines.append(f"llama.cpp numbers of {borrowed} rows are from an earlier call on the same files and machine type "
+                 f"({', '.join(dates)}; --llama-from {os.path.basename(opt.llama_from)}): not the same call.")
 lines.append("")
 lines.append("error = measured / predicted - 1 (target within 15%; (!) beyond). Plans chosen by the solver:")
 for r in rows:
