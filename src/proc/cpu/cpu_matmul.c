@@ -69,6 +69,8 @@ hllm_isa hllm_cpu_isa(void) {
         if (want >= 0 && isa_supported((hllm_isa)want)) isa = want;
         else fprintf(stderr, "hllm: HLLM_ISA=%s not available here, using %s\n", env, hllm_isa_name((hllm_isa)isa));
     }
+    const char *pf = getenv("HLLM_PREFETCH");
+    if (pf && *pf) hllm_mm_prefetch = atoi(pf) < 0 ? 0 : atoi(pf);
     __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
     return (hllm_isa)isa;
 }
@@ -255,6 +257,7 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq) {
 /* ---- matmul ---- */
 
 int hllm_mm_token_chunk, hllm_mm_col_chunk;
+int hllm_mm_prefetch = 1024;
 
 void hllm_cpu_matmul_set_blocking(int token_chunk, int col_chunk) {
     hllm_mm_token_chunk = token_chunk > 0 ? token_chunk : 0;
