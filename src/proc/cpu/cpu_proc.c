@@ -61,8 +61,11 @@ static int cpu_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     return 0;
 }
 
+/* The file's rows are not dropped (madvise) after repacking: this processor cannot tell a
+ * file mapping from caller memory (anonymous pages would read back as zeros), the embedding
+ * op reads raw rows of a matrix that may also be repacked (tied output), and the mapping's
+ * clean pages are reclaimable page cache anyway. */
 static hllm_pweight *cpu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
-    (void)p;
     (void)mem;
     hllm_pweight *w = calloc(1, sizeof *w);
     if (!w) {
@@ -81,7 +84,7 @@ static hllm_pweight *cpu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t
         return w;
     }
     const char *base = (const char *)t->data + (size_t)r0 * t->row_bytes;
-    if (hllm_cpu_mat_init(&w->mat, t->type, r1 - r0, t->cols, base) != 0) {
+    if (hllm_cpu_mat_init_pool(&w->mat, t->type, r1 - r0, t->cols, base, ((cpu_impl *)p->impl)->pool) != 0) {
         free(w);
         return NULL;
     }
