@@ -4,6 +4,9 @@
 #include "core/fp16.h"
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 _Static_assert(sizeof(hllm_block_q4_0) == 18, "q4_0 block size");
 _Static_assert(sizeof(hllm_block_q8_0) == 34, "q8_0 block size");
@@ -11,8 +14,23 @@ _Static_assert(sizeof(hllm_block_q4_K) == 144, "q4_K block size");
 _Static_assert(sizeof(hllm_block_q6_K) == 210, "q6_K block size");
 _Static_assert(sizeof(hllm_block_q8_K) == 292, "q8_K block size");
 
-/* Round half to even, as ggml's nearest_int (valid for |f| < 2^22). */
+/* Round half to even, as ggml's nearest_int (valid for |f| < 2^22). lrintf is a libm call
+ * unless built with -fno-math-errno; cvtss2si is the same rounding (MXCSR default), inline. */
+#if defined(__x86_64__)
+static inline int round_even(float f) { return _mm_cvtss_si32(_mm_set_ss(f)); }
+#else
 static inline int round_even(float f) { return (int)lrintf(f); }
+#endif
+/* (int)roundf(f) (half away from zero) for |f| < 2^23, without the libm call: a - (int)a is exact. */
+static inline int round_away(float f) {
+    const float a = fabsf(f);
+    int i = (int)a;
+    if (a - (float)i >= 0.5f) i++;
+    return f < 0 ? -i : i;
+}
+/* fminf/fmaxf are libm calls too; no NaNs reach the quantizers' fits. */
+static inline float minf(float a, float b) { return b < a ? b : a; }
+static inline float maxf(float a, float b) { return b > a ? b : a; }
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
@@ -150,10 +168,10 @@ static void quant_q4_0(const float *x, hllm_block_q4_0 *b, int64_t nb) {
 static void quant_q8_0(const float *x, hllm_block_q8_0 *b, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += HLLM_QK8_0) {
         float amax = 0;
-        for (int j = 0; j < HLLM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < HLLM_QK8_0; j++) amax = maxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = hllm_f32_to_fp16(d);
-        for (int j = 0; j < HLLM_QK8_0; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < HLLM_QK8_0; j++) b[i].qs[j] = (int8_t)round_away(x[j] * id);
     }
 }
 
@@ -187,8 +205,8 @@ static void quant_q8_K(const float *x, hllm_block_q8_K *b, int64_t nb) {
 static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, float *dmin) {
     float lo = x[0], hi = x[0], sw = w[0], sx = w[0] * x[0];
     for (int i = 1; i < n; i++) {
-        lo = fminf(lo, x[i]);
-        hi = fmaxf(hi, x[i]);
+        lo = minf(lo, x[i]);
+        hi = maxf(hi, x[i]);
         sw += w[i];
         sx += w[i] * x[i];
     }
@@ -248,8 +266,8 @@ static void quant_q4_K(const float *x, hllm_block_q4_K *b, int64_t nb) {
             /* Weight larger magnitudes more: they dominate the dot products. */
             for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(x[32 * j + l]);
             scales[j] = fit_scale_min(32, 15, x + 32 * j, w, L + 32 * j, &mins[j]);
-            max_scale = fmaxf(max_scale, scales[j]);
-            max_min = fmaxf(max_min, mins[j]);
+            max_scale = maxf(max_scale, scales[j]);
+            max_min = maxf(max_min, mins[j]);
         }
         const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
         const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;

@@ -1,6 +1,7 @@
 /* hllm synth: write a GGUF with a real model's shapes and deterministic random weights. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "args.h"
 #include "cli.h"
 #include "core/error.h"
@@ -16,7 +17,7 @@ static void usage(FILE *f) {
             "\n"
             "  --arch ARCH      llama, qwen2 or qwen3 (picks the 'tiny' variant; default: the preset's, tiny: llama)\n"
             "  --preset NAME    model shapes (see below)\n"
-            "  --type T         f32, f16, bf16, q8_0, q4_0, q6_k, or q4_k (a Q4_K_M mix: attn_v, ffn_down\n"
+            "  --type T         f32, f16, bf16, q8_0, q4_0, q6_k, or q4_k = q4_k_m (a Q4_K_M mix: attn_v, ffn_down\n"
             "                   in some layers and the output Q6_K, the rest Q4_K); norms and biases stay f32\n"
             "  -o, --output FILE\n"
             "  --seed S         weight seed (default 1)\n"
@@ -57,9 +58,10 @@ int hllm_cmd_synth(int argc, char **argv) {
             o.preset = v;
         } else if (!strcmp(a, "--type")) {
             VAL();
-            int t = hllm_type_from_name(v);
+            /* q4_k is already llama.cpp's Q4_K_M mix; q4_k_m names it so */
+            int t = !strcasecmp(v, "q4_k_m") ? HLLM_TYPE_Q4_K : hllm_type_from_name(v);
             if (t < 0 || hllm_synth_file_type(t) < 0) {
-                fprintf(stderr, "hllm synth: bad value '%s' for --type (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)\n", v);
+                fprintf(stderr, "hllm synth: bad value '%s' for --type (f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q6_k)\n", v);
                 return 2;
             }
             o.type = t;

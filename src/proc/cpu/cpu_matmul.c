@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/quant.h"
+#include "core/threadpool.h"
 #include "proc/cpu/cpu_matmul_impl.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,8 @@ hllm_isa hllm_cpu_isa(void) {
         if (want >= 0 && isa_supported((hllm_isa)want)) isa = want;
         else fprintf(stderr, "hllm: HLLM_ISA=%s not available here, using %s\n", env, hllm_isa_name((hllm_isa)isa));
     }
+    const char *pf = getenv("HLLM_PREFETCH");
+    if (pf && *pf) hllm_mm_prefetch = atoi(pf) < 0 ? 0 : atoi(pf);
     __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
     return (hllm_isa)isa;
 }
@@ -171,7 +174,24 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
     }
 }
 
+typedef struct {
+    const hllm_cpu_mat *m;
+    const hllm_pk_geom *g;
+    int64_t ngroups;
+} pack_job;
+
+/* Groups are independent: each thread packs a contiguous share. */
+static void pack_task(void *arg, int ith, int nth) {
+    const pack_job *j = arg;
+    const int64_t a = j->ngroups * ith / nth, b = j->ngroups * (ith + 1) / nth;
+    for (int64_t i = a; i < b; i++) pack_group(j->m, j->g, i, (uint8_t *)j->m->packed + (size_t)i * j->g->group_bytes);
+}
+
 int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data) {
+    return hllm_cpu_mat_init_pool(m, type, rows, cols, data, NULL);
+}
+
+int hllm_cpu_mat_init_pool(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data, hllm_pool *pool) {
     memset(m, 0, sizeof *m);
     if (!hllm_type_info(type)->supported) return hllm_fail("CPU matmul: weight type %s is not supported", hllm_type_name(type));
     const size_t rb = hllm_row_bytes(type, cols);
@@ -192,7 +212,9 @@ int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, con
         const size_t bytes = (size_t)ngroups * g.group_bytes;
         m->packed = aligned_alloc(64, bytes);
         if (!m->packed) return hllm_fail("CPU matmul: out of memory repacking %zu bytes", bytes);
-        for (int64_t i = 0; i < ngroups; i++) pack_group(m, &g, i, (uint8_t *)m->packed + (size_t)i * g.group_bytes);
+        pack_job job = {m, &g, ngroups};
+        if (pool && ngroups > 1) hllm_pool_run(pool, pack_task, &job);
+        else pack_task(&job, 0, 1);
         m->packed_kind = kind;
     }
     return 0;
@@ -255,6 +277,7 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq) {
 /* ---- matmul ---- */
 
 int hllm_mm_token_chunk, hllm_mm_col_chunk;
+int hllm_mm_prefetch = 1024;
 
 void hllm_cpu_matmul_set_blocking(int token_chunk, int col_chunk) {
     hllm_mm_token_chunk = token_chunk > 0 ? token_chunk : 0;

@@ -28,6 +28,10 @@ typedef struct {
 } hllm_cpu_mat;
 
 int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data);
+/* The same, repacking on the threads of `pool` (NULL: on this thread). */
+struct hllm_pool;
+int hllm_cpu_mat_init_pool(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data,
+                           struct hllm_pool *pool);
 void hllm_cpu_mat_free(hllm_cpu_mat *m);
 
 /* Bytes of one activation row quantized for this matrix (see hllm_vec_dot_type). */

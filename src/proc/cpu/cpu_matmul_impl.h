@@ -98,8 +98,14 @@ int hllm_matmul_avx2(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
                      int64_t ldy);
 int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                        int64_t ldy);
+/* One-token kernels for the 4-bit types (cpu_matmul_gemv_avx512.c); 0 = not handled. */
+int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, float *y);
 int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                      int64_t ldy);
+
+/* Software prefetch distance of the decode kernels, bytes ahead in each group's stream;
+ * 0 = off. HLLM_PREFETCH=bytes overrides it (a tuning knob for the device host). */
+extern int hllm_mm_prefetch;
 
 /* Cache-blocking overrides (hllm_cpu_matmul_set_blocking); 0 = default. */
 extern int hllm_mm_token_chunk, hllm_mm_col_chunk;

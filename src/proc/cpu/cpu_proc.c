@@ -61,8 +61,11 @@ static int cpu_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     return 0;
 }
 
+/* The file's rows are not dropped (madvise) after repacking: this processor cannot tell a
+ * file mapping from caller memory (anonymous pages would read back as zeros), the embedding
+ * op reads raw rows of a matrix that may also be repacked (tied output), and the mapping's
+ * clean pages are reclaimable page cache anyway. */
 static hllm_pweight *cpu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
-    (void)p;
     (void)mem;
     hllm_pweight *w = calloc(1, sizeof *w);
     if (!w) {
@@ -81,7 +84,7 @@ static hllm_pweight *cpu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t
         return w;
     }
     const char *base = (const char *)t->data + (size_t)r0 * t->row_bytes;
-    if (hllm_cpu_mat_init(&w->mat, t->type, r1 - r0, t->cols, base) != 0) {
+    if (hllm_cpu_mat_init_pool(&w->mat, t->type, r1 - r0, t->cols, base, ((cpu_impl *)p->impl)->pool) != 0) {
         free(w);
         return NULL;
     }
@@ -106,12 +109,19 @@ static void matmul_task(void *arg, int ith, int nth) {
     cpu_task *tk = arg;
     const hllm_op *op = tk->op;
     const hllm_pweight *w = op->w;
-    /* 1. quantize the activations once, tokens split across threads */
-    int64_t a, b;
-    split_even(op->n_tok, ith, nth, &a, &b);
-    for (int64_t t = a; t < b; t++)
-        hllm_cpu_quantize_act(&w->mat, op->src + t * op->ld_src, (char *)tk->cpu->act_q + t * tk->q_row_bytes);
-    hllm_pool_barrier(tk->cpu->pool);
+    const char *xq = tk->cpu->act_q;
+    if (op->n_tok == 1 && nth > 1) {
+        /* decode: each thread quantizes the (small) row into its own buffer; no barrier */
+        xq += (size_t)ith * tk->q_row_bytes;
+        hllm_cpu_quantize_act(&w->mat, op->src, (char *)xq);
+    } else {
+        /* quantize the activations once, tokens split across threads */
+        int64_t a, b;
+        split_even(op->n_tok, ith, nth, &a, &b);
+        for (int64_t t = a; t < b; t++)
+            hllm_cpu_quantize_act(&w->mat, op->src + t * op->ld_src, (char *)tk->cpu->act_q + t * tk->q_row_bytes);
+        hllm_pool_barrier(tk->cpu->pool);
+    }
     /* 2. rows in chunks taken dynamically, so a slow thread does not hold up the rest */
     const int64_t lo = op->r0 - w->row0, hi = op->r1 - w->row0;
     for (;;) {
@@ -120,7 +130,7 @@ static void matmul_task(void *arg, int ith, int nth) {
         if (r0 >= hi) break;
         int64_t r1 = r0 + tk->chunk < hi ? r0 + tk->chunk : hi;
         float *y = op->dst + w->row0;
-        hllm_cpu_matmul_rows(&w->mat, r0, r1, tk->cpu->act_q, op->n_tok, y, op->ld_dst);
+        hllm_cpu_matmul_rows(&w->mat, r0, r1, xq, op->n_tok, y, op->ld_dst);
         if (op->bias)
             for (int t = 0; t < op->n_tok; t++)
                 for (int64_t r = r0; r < r1; r++) y[t * op->ld_dst + r] += op->bias->vec[w->row0 + r];
@@ -225,12 +235,16 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
     case HLLM_OP_MATMUL: {
         const hllm_cpu_mat *m = &op->w->mat;
         tk.q_row_bytes = (hllm_cpu_act_row_bytes(m) + 63) / 64 * 64;
-        if (ensure(&cpu->act_q, &cpu->act_q_size, tk.q_row_bytes * (size_t)op->n_tok)) return -1;
+        /* decode: one quantized row per thread */
+        const int n_rows = op->n_tok == 1 ? cpu->n_threads : op->n_tok;
+        if (ensure(&cpu->act_q, &cpu->act_q_size, tk.q_row_bytes * (size_t)n_rows)) return -1;
         int64_t rows = op->r1 - op->r0;
-        /* ~8 chunks per thread, multiples of 16 rows (the kernels' interleave) */
-        int64_t chunk = rows / ((int64_t)cpu->n_threads * 8);
-        chunk = (chunk + 15) / 16 * 16;
-        tk.chunk = chunk < 16 ? 16 : chunk;
+        /* ~8 chunks per thread (4 in decode), multiples of 16 rows (the kernels' interleave);
+         * decode chunks are multiples of 64 rows, so the kernels run 4-group tiles */
+        const int64_t align = op->n_tok == 1 ? 64 : 16;
+        int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
+        chunk = (chunk + align - 1) / align * align;
+        tk.chunk = chunk < align ? align : chunk;
         fn = matmul_task;
         break;
     }
