@@ -145,6 +145,19 @@ static void test_type_isa(const problem *p, hllm_isa isa) {
     }
     CHECKF(bad == 0, "%s on %s, %lld x %lld: %d mismatches", hllm_type_name(p->type), hllm_isa_name(isa),
            (long long)p->rows, (long long)p->cols, bad);
+    if (hllm_type_info(p->type)->block_size > 1) {
+        /* quantized: the one-token (decode) kernels give the prefill tiles' bits exactly */
+        const int64_t r0 = p->rows > 5 ? 3 : 0, r1 = p->rows > 5 ? p->rows - 2 : p->rows;
+        float *y1 = malloc(sizeof(float) * (size_t)p->rows), *y2 = malloc(sizeof(float) * (size_t)(2 * p->rows));
+        hllm_cpu_matmul_rows(&m, r0, r1, xq + xs, 1, y1, p->rows);
+        hllm_cpu_matmul_rows(&m, r0, r1, xq, 2, y2, p->rows);
+        int diff = 0;
+        for (int64_t r = r0; r < r1; r++) diff += memcmp(&y1[r], &y2[p->rows + r], sizeof(float)) != 0;
+        CHECKF(diff == 0, "%s on %s, %lld x %lld: one token differs from the tile in %d rows", hllm_type_name(p->type),
+               hllm_isa_name(isa), (long long)p->rows, (long long)p->cols, diff);
+        free(y1);
+        free(y2);
+    }
     free(xq);
     hllm_cpu_mat_free(&m);
 }
