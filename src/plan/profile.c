@@ -1,6 +1,7 @@
 #include "plan/profile.h"
 #include "core/error.h"
 #include "core/quant.h"
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -302,6 +303,69 @@ static void *conc_cpu(void *arg) {
     return NULL;
 }
 
+/* One matmul cut between CPU and GPU as the executor runs it in decode, timed against the
+ * larger of its two parts alone: the GPU copies the input to the CPU and signals; the CPU waits,
+ * computes its rows, signals; the GPU computes its rows, waits, copies the CPU's rows in. What
+ * the cut costs beyond its parts (flag latencies, copy setup, threads waking, a slice too small
+ * to share evenly) is saved as split.handoff_us; the solver charges it to every cut step. */
+static void split_handoff(hllm_proc *c, hllm_proc *g, const shape *sh, const hllm_profile_opts *o, hllm_profile *out) {
+    const int64_t rows = sh->rows, cols = sh->cols, cut = rows / 3 / 64 * 64;
+    if (cut <= 0) return;
+    hllm_tensor t = {.name = "profile", .type = sh->type, .rows = rows, .cols = cols, .data = sh->data,
+                     .row_bytes = hllm_row_bytes(sh->type, cols)};
+    hllm_pweight *wc = c->ops->weight_load(c, &t, 0, rows, HLLM_MEM_DEVICE);
+    hllm_pweight *wg = g->ops->weight_load(g, &t, 0, rows, HLLM_MEM_DEVICE);
+    float *xh = g->ops->alloc(g, (size_t)cols * 4, HLLM_MEM_HOST), *yh = g->ops->alloc(g, (size_t)rows * 4, HLLM_MEM_HOST);
+    float *xd = g->ops->alloc(g, (size_t)cols * 4, HLLM_MEM_DEVICE), *yd = g->ops->alloc(g, (size_t)rows * 4, HLLM_MEM_DEVICE);
+    uint32_t *flags = g->ops->alloc(g, 256, HLLM_MEM_HOST);
+    if (wc && wg && xh && yh && xd && yd && flags) {
+        memset(xh, 0, (size_t)cols * 4);
+        memset(flags, 0, 256);
+        g->ops->copy_in(g, xd, xh, (size_t)cols * 4);
+        g->ops->finish(g);
+        hllm_op oc = {.kind = HLLM_OP_MATMUL, .n_tok = 1, .dst = yh, .src = xh, .ld_dst = rows, .ld_src = cols, .w = wc, .r0 = 0, .r1 = cut};
+        hllm_op og = {.kind = HLLM_OP_MATMUL, .n_tok = 1, .dst = yd, .src = xd, .ld_dst = rows, .ld_src = cols, .w = wg, .r0 = cut, .r1 = rows};
+        volatile uint32_t *g2c = flags, *c2g = flags + 16;
+        const int n = 400;
+        double best_c = 1e9, best_g = 1e9, best_s = 1e9;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_s();
+            for (int i = 0; i < n; i++) c->ops->run(c, &oc);
+            best_c = fmin(best_c, (now_s() - t0) / n);
+            t0 = now_s();
+            for (int i = 0; i < n; i++) g->ops->run(g, &og);
+            g->ops->finish(g);
+            best_g = fmin(best_g, (now_s() - t0) / n);
+            memset(flags, 0, 256);
+            t0 = now_s();
+            for (uint32_t i = 1; i <= (uint32_t)n; i++) {
+                g->ops->copy_out(g, xh, xd, (size_t)cols * 4);
+                g->ops->signal(g, g2c, i);
+                g->ops->run(g, &og);
+                g->ops->wait(g, c2g, i);
+                g->ops->copy_in(g, yd, yh, (size_t)cut * 4);
+                c->ops->wait(c, g2c, i);
+                c->ops->run(c, &oc);
+                c->ops->signal(c, c2g, i);
+            }
+            g->ops->finish(g);
+            best_s = fmin(best_s, (now_s() - t0) / n);
+        }
+        const double handoff = best_s - fmax(best_c, best_g);
+        hllm_profile_set(out, "split.handoff_us", handoff > 0 ? handoff * 1e6 : 0);
+        say(o, "split %lldx%lld at row %lld: cpu part %.1f us, gpu part %.1f us, together %.1f us: handoff %.1f us",
+            (long long)rows, (long long)cols, (long long)cut, best_c * 1e6, best_g * 1e6, best_s * 1e6, handoff * 1e6);
+    } else
+        say(o, "split handoff: not measured (%s)", hllm_error());
+    if (wc) c->ops->weight_free(c, wc);
+    if (wg) g->ops->weight_free(g, wg);
+    if (xh) g->ops->free(g, xh);
+    if (yh) g->ops->free(g, yh);
+    if (xd) g->ops->free(g, xd);
+    if (yd) g->ops->free(g, yd);
+    if (flags) g->ops->free(g, flags);
+}
+
 static const char *mem_name(int mem) { return mem == HLLM_MEM_HOST ? "host" : "dev"; }
 
 int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, const hllm_profile_opts *opts,
@@ -491,6 +555,7 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
         } else say(&o, "concurrent host reads: not measured (%s)", hllm_error());
         mm_set_free(&sc);
         mm_set_free(&sg);
+        split_handoff(c, g, &sh[0], &o, out);
     }
     for (int i = 0; i < n_sh; i++) free(sh[i].data);
     return rc;

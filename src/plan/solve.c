@@ -31,6 +31,7 @@ typedef struct {
     const hllm_profile *prof;
     const hllm_solve_opts *o;
     double sync_s, cpu_op_s, gpu_op_s, h2d, d2h;
+    double split_s; /* measured cost of cutting a matmul between CPU and GPU beyond its modeled crossings */
     double conc_cpu, conc_gpu; /* factors (<= 1) on host-read speeds when both read host memory */
 } model_ctx;
 
@@ -46,6 +47,7 @@ static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_op
     c->cpu_op_s = c->gpu_op_s = 2e-6;
     c->h2d = c->d2h = 20;
     c->conc_cpu = c->conc_gpu = 1;
+    c->split_s = 0;
     if (o->cpu >= 0) {
         snprintf(key, sizeof key, "%s.op_us", pname(o, o->cpu));
         c->cpu_op_s = hllm_profile_get(prof, key, 2.0) * 1e-6;
@@ -58,6 +60,10 @@ static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_op
         c->h2d = hllm_profile_get(prof, key, 20);
         snprintf(key, sizeof key, "%s.d2h_gbs", gn);
         c->d2h = hllm_profile_get(prof, key, 20);
+        /* the profile's handoff holds a round trip of flags and a copy each way, which the
+         * crossings of a cut step already count; the rest is what cutting costs besides */
+        const double h = hllm_profile_get(prof, "split.handoff_us", 0) * 1e-6 - 2 * (c->sync_s + c->gpu_op_s);
+        c->split_s = h > 0 ? h : 0;
         if (o->cpu >= 0) {
             char k2[96];
             snprintf(key, sizeof key, "%s.concurrent_host_gbs", pname(o, o->cpu));
@@ -70,6 +76,12 @@ static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_op
             if (a > 0 && b > 0) c->conc_gpu = a / b < 1 ? a / b : 1;
         }
     }
+}
+
+/* Batches of at most n_batch tokens that n tokens take. */
+static double chunks_of(const model_ctx *c, int n) {
+    const int nb = c->o->n_batch > 0 ? c->o->n_batch : 512;
+    return ceil((double)n / nb);
 }
 
 /* Seconds for rows [r0, r1) of a matmul step on proc q reading memory mem, n tokens. */
@@ -123,6 +135,9 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
         double mx = 0;
         for (int q = 0; q < HLLM_MAX_PROCS; q++) mx = per[q] > mx ? per[q] : mx;
         t += mx;
+        bool other = false;
+        for (int k = 0; k < sp->n_parts; k++) other |= sp->parts[k].proc != c->o->cpu;
+        if (cpu_part && other) t += c->split_s * chunks_of(c, n_tok);
     } else {
         const int q = sp->parts[0].proc;
         double op = q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s;

@@ -155,6 +155,22 @@ static void test_solver(void) {
         CHECKF(p->prefill == NULL || p->prefill_min >= 2, "half VRAM: prompt plan from %d tokens", p->prefill_min);
     }
     hllm_plan_free(p);
+    /* when cutting a matmul costs much more than its parts (a measured handoff of 5 ms), the
+     * solver stops cutting: whole layers or the GPU alone */
+    hllm_profile_set(pf, "split.handoff_us", 5000);
+    p = hllm_solve(&g, pf, &o, &pr);
+    CHECK(p != NULL);
+    if (p) {
+        int cut = 0;
+        for (int i = 0; i < g.n_steps; i++) {
+            bool cpu = false, gpu = false;
+            for (int k = 0; k < p->steps[i].n_parts; k++) cpu |= p->steps[i].parts[k].proc == 0, gpu |= p->steps[i].parts[k].proc == 1;
+            cut += cpu && gpu;
+        }
+        CHECKF(cut == 0, "costly handoff: %d steps still cut (%s)", cut, p->why);
+    }
+    hllm_plan_free(p);
+    hllm_profile_set(pf, "split.handoff_us", 0);
     /* batch throughputs as measured there (weight GB/s at 512 tokens: CPU 1.5, GPU 160 from
      * VRAM, 40 from host memory): prompts get their own plan, the CPU's rows on the GPU */
     hllm_profile_set(pf, "cpu.matmul.dev.q4_0.b512", 1.5);
