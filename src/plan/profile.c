@@ -153,6 +153,30 @@ double hllm_profile_matmul_shape_gbs(const hllm_profile *p, const char *proc, in
     return best > 0 ? best : dflt;
 }
 
+double hllm_profile_matmul_slice_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
+                                   int64_t n_rows) {
+    char full[128], pre[112];
+    const char *ms = mem == HLLM_MEM_HOST ? "host" : "dev";
+    snprintf(full, sizeof full, "%s.matmul.%s.%s.%lldx%lld.b1.us", proc, ms, hllm_type_name(type), (long long)rows, (long long)cols);
+    snprintf(pre, sizeof pre, "%s.matmul.%s.%s.%lldx%lld.b1.r", proc, ms, hllm_type_name(type), (long long)rows, (long long)cols);
+    const double tf = hllm_profile_get(p, full, -1);
+    if (tf <= 0) return -1;
+    const size_t pl = strlen(pre);
+    for (int i = 0; i < p->n; i++) {
+        long long r;
+        char tail[8];
+        if (strncmp(p->kv[i].key, pre, pl) || sscanf(p->kv[i].key + pl, "%lld.%7s", &r, tail) != 2 || strcmp(tail, "us") ||
+            r <= 0 || r >= rows || p->kv[i].val <= 0)
+            continue;
+        /* the line through (r, t_r) and (rows, t_full): a fixed part and a part per row */
+        const double tr = p->kv[i].val, per_row = (tf - tr) / (double)(rows - r);
+        const double fixed = tr - per_row * (double)r;
+        const double t = (per_row > 0 ? per_row : 0) * (double)n_rows + (fixed > 0 ? fixed : 0);
+        return t * 1e-6;
+    }
+    return -1;
+}
+
 /* ---------------- measurement ---------------- */
 
 static double now_s(void) {
@@ -210,6 +234,7 @@ typedef struct {
     int n_w;
     float *x, *y;
     int64_t rows, cols;
+    int64_t r1;        /* rows each call computes: [0, r1) (a slice, as a cut plan gives a processor) */
     size_t bytes;
 } mm_set;
 
@@ -217,6 +242,7 @@ static int mm_set_init(mm_set *s, hllm_proc *p, const shape *sh, int mem, int ma
     memset(s, 0, sizeof *s);
     s->p = p;
     s->rows = sh->rows;
+    s->r1 = sh->rows;
     s->cols = sh->cols;
     s->bytes = sh->bytes;
     int n = (int)((min_total + sh->bytes - 1) / sh->bytes);
@@ -252,7 +278,7 @@ static void mm_set_free(mm_set *s) {
 
 static int mm_run(mm_set *s, int i, int b) {
     hllm_op op = {.kind = HLLM_OP_MATMUL, .n_tok = b, .dst = s->y, .src = s->x, .ld_dst = s->rows, .ld_src = s->cols,
-                  .w = s->w[i % s->n_w], .r0 = 0, .r1 = s->rows};
+                  .w = s->w[i % s->n_w], .r0 = 0, .r1 = s->r1};
     return s->p->ops->run(s->p, &op);
 }
 
@@ -470,6 +496,21 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
                         }
                     tb[ti][bi] += (double)sh[si].bytes;
                     ts[ti][bi] += t;
+                }
+                /* a quarter of the rows, one token: what a cut plan's slice costs beyond its share
+                 * of the whole (dispatch, threads with no full chunk, streams restarting) */
+                const int64_t q = s.rows / 4 / 64 * 64;
+                if (!rc && q > 0) {
+                    s.r1 = q;
+                    double t = mm_time(&s, 1, o.budget_s);
+                    s.r1 = s.rows;
+                    if (t > 0) {
+                        snprintf(key, sizeof key, "%s.matmul.%s.%s.%lldx%lld.b1.r%lld.us", pn, mem_name(mem),
+                                 hllm_type_name(sh[si].type), (long long)sh[si].rows, (long long)sh[si].cols, (long long)q);
+                        hllm_profile_set(out, key, t * 1e6);
+                        say(&o, "%s: matmul %s %s %lldx%lld rows [0, %lld) b1 %9.1f us", pn, mem_name(mem),
+                            hllm_type_name(sh[si].type), (long long)sh[si].rows, (long long)sh[si].cols, (long long)q, t * 1e6);
+                    }
                 }
                 if (!rc && si == big) {
                     double t = mm_time(&s, 1, o.budget_s);

@@ -42,6 +42,10 @@ hllm_profile *hllm_profile_builtin(void);
 /* Matmul speed (GB/s of weights) for a processor / memory / type / batch: the measured value,
  * else the nearest measured batch, else any type's, else dflt. mem: HLLM_MEM_*. */
 double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem, int type, int batch, double dflt);
+/* Seconds for n_rows rows of one token of a rows x cols matrix, from the profile's whole-matrix
+ * and slice timings of that shape (a fixed part plus a part per row), or -1 without them. */
+double hllm_profile_matmul_slice_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
+                                   int64_t n_rows);
 /* The same for one matrix shape (rows x cols) when the profile measured it (nearest batch),
  * else dflt: small matrices run below a type's average speed. */
 double hllm_profile_matmul_shape_gbs(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,

@@ -262,8 +262,61 @@ static void test_blocks(void) {
     hllm_profile_free(pf);
 }
 
+/* A slice of a matrix costs a fixed part plus a part per row, read off the profile's whole and
+ * quarter timings; the solver gives the CPU thinner (or no) slices when the fixed part is large. */
+static void test_slices(void) {
+    hllm_profile *pf = profile(112, 3100, 50, 93, 42, 4.0);
+    CHECK(hllm_profile_matmul_slice_s(pf, "cpu", HLLM_MEM_DEVICE, HLLM_TYPE_Q4_0, 4096, 4096, 2048) < 0); /* not profiled */
+    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.4096x4096.b1.us", 100);
+    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.4096x4096.b1.r1024.us", 60);
+    const double t = hllm_profile_matmul_slice_s(pf, "cpu", HLLM_MEM_DEVICE, HLLM_TYPE_Q4_0, 4096, 4096, 2048);
+    CHECK_NEAR(t * 1e6, 60.0 + 1024.0 * 40.0 / 3072.0, 1e-6); /* through (1024, 60) and (4096, 100) */
+    CHECK_NEAR(hllm_profile_matmul_slice_s(pf, "cpu", HLLM_MEM_DEVICE, HLLM_TYPE_Q4_0, 4096, 4096, 4096) * 1e6, 100.0, 1e-6);
+
+    hllm_model_s m;
+    hllm_layer_tensors L[4];
+    fake_model(&m, L, 4);
+    hllm_graph g;
+    CHECK(hllm_graph_build(&m, &g) == 0);
+    double total = 0;
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_MATMUL) total += (double)g.steps[i].w->row_bytes * (double)g.steps[i].rows;
+    hllm_solve_opts o = {.split = HLLM_SPLIT_TENSOR, .gpu_mem = 0.5 * total, .cpu = 0, .gpu = 1, .names = k_names};
+    double share[2];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) /* every slice of every shape costs nearly the whole matrix */
+            for (int i = 0; i < g.n_steps; i++) {
+                const hllm_step *st = &g.steps[i];
+                if (st->kind != HLLM_OP_MATMUL) continue;
+                char k[128];
+                double whole = (double)st->w->row_bytes * (double)st->rows / 112e9 * 1e6;
+                snprintf(k, sizeof k, "cpu.matmul.dev.q4_0.%lldx%lld.b1.us", (long long)st->rows, (long long)st->w->cols);
+                hllm_profile_set(pf, k, whole);
+                snprintf(k, sizeof k, "cpu.matmul.dev.q4_0.%lldx%lld.b1.r%lld.us", (long long)st->rows, (long long)st->w->cols,
+                         (long long)(st->rows / 4));
+                hllm_profile_set(pf, k, 0.95 * whole);
+            }
+        hllm_plan *p = hllm_solve(&g, pf, &o, NULL);
+        CHECK(p != NULL);
+        double cpu_rows = 0, all_rows = 0;
+        for (int i = 0; p && i < g.n_steps; i++) {
+            if (g.steps[i].kind != HLLM_OP_MATMUL) continue;
+            all_rows += (double)g.steps[i].rows;
+            for (int k = 0; k < p->steps[i].n_parts; k++)
+                if (p->steps[i].parts[k].proc == 0 && p->steps[i].n_parts > 1) cpu_rows += (double)(p->steps[i].parts[k].r1 - p->steps[i].parts[k].r0);
+        }
+        share[pass] = all_rows > 0 ? cpu_rows / all_rows : 0;
+        hllm_plan_free(p);
+    }
+    CHECKF(share[0] > 0.1 && share[1] < 0.5 * share[0], "CPU share of cut matmuls: %.3f linear, %.3f with costly slices", share[0],
+           share[1]);
+    hllm_graph_free(&g);
+    hllm_profile_free(pf);
+}
+
 int main(void) {
     test_blocks();
     test_solver();
+    test_slices();
     return test_summary("test_plan");
 }
