@@ -89,17 +89,18 @@ static double mm_time(const model_ctx *c, const hllm_step *s, int q, int mem, in
                       bool contended) {
     const int nb = c->o->n_batch > 0 ? c->o->n_batch : 512;
     const int b = n < nb ? n : nb;
-    const double chunks = ceil((double)n / b);
+    const double chunks = chunks_of(c, n), op = q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s;
+    double slow = 1; /* host-read contention when CPU and GPU read host memory together */
+    if (contended && mem == HLLM_MEM_HOST) slow /= c->conc_gpu;
+    if (contended && q == c->o->cpu) slow /= c->conc_cpu;
+    if (b == 1 && r1 - r0 < s->w->rows) { /* a slice: measured fixed cost + per-row cost, when profiled */
+        const double t = hllm_profile_matmul_slice_s(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, r1 - r0);
+        if (t > 0) return chunks * (t * slow + op);
+    }
     double gbs = hllm_profile_matmul_shape_gbs(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, b, 0);
     if (gbs <= 0) gbs = hllm_profile_matmul_gbs(c->prof, pname(c->o, q), mem, s->w->type, b, 0);
     if (gbs <= 0) gbs = q == c->o->cpu ? 50 : 500;
-    if (contended && mem == HLLM_MEM_HOST) gbs *= c->conc_gpu;
-    if (contended && q == c->o->cpu) gbs *= c->conc_cpu;
-    if (b == 1 && r1 - r0 < s->w->rows) { /* a slice: measured fixed cost + per-row cost, when profiled */
-        const double t = hllm_profile_matmul_slice_s(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, r1 - r0);
-        if (t > 0) return chunks * (t / (contended && q == c->o->cpu ? c->conc_cpu : 1.0) + (q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s));
-    }
-    return chunks * (step_bytes(s, r0, r1) / (gbs * 1e9) + (q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s));
+    return chunks * (step_bytes(s, r0, r1) * slow / (gbs * 1e9) + op);
 }
 
 /* Time of one step, n tokens; holder[] tracks which processors hold each activation whole. */

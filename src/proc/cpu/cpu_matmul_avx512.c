@@ -5,22 +5,7 @@
  * activation broadcast for RV groups. Decode (one token) uses 4 groups per tile so 4
  * independent dependency chains run side by side while the weights stream through once. */
 #include "proc/cpu/cpu_matmul_impl.h"
-#include <immintrin.h>
-
-#define INL static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
-
-INL __m512i bcast32(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-INL __m512 bcastf(const uint8_t *p) {
-    float v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_ps(v);
-}
-INL __m512 load_f16x16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+#include "proc/cpu/cpu_avx512_inl.h"
 
 #define PREFETCH(p)                                                               \
     do {                                                                          \

@@ -7,22 +7,8 @@
  *  - the two nibble chains and up to 4 groups give 8 independent vpdpbusd chains;
  *  - activation broadcasts are shared by the groups of a tile. */
 #include "proc/cpu/cpu_matmul_impl.h"
-#include <immintrin.h>
+#include "proc/cpu/cpu_avx512_inl.h"
 
-#define INL static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
-
-INL __m512i bc32(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-INL __m512 bcf(const uint8_t *p) {
-    float v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_ps(v);
-}
-INL __m512 f16x16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 /* One load per weight vector: without the empty asm the compiler folds the load into both
  * the and and the andnot, and decode from L1/L2 is then bound by load slots. */
 INL __m512i wload(const uint8_t *p) {
@@ -61,9 +47,9 @@ INL void gemv_q4_0(const gtile *a, const int R) {
     for (int64_t b = 0; b < a->nb; b++) {
         const uint8_t *xb = a->x + 34 * b + 2;
         __m512i xv[8];
-        UNROLL for (int i = 0; i < 8; i++) xv[i] = bc32(xb + 4 * i);
-        const __m512i c = bc32(xc + 4 * b);
-        const __m512 dx = _mm512_mul_ps(bcf(xd + 4 * b), sixteenth);
+        UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xb + 4 * i);
+        const __m512i c = bcast32(xc + 4 * b);
+        const __m512 dx = _mm512_mul_ps(bcastf(xd + 4 * b), sixteenth);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *wb = a->w + r * a->gs + 256 * b, *aux = a->w + r * a->gs + a->aux + 32 * b;
             UNROLL for (int z = 0; z < 4; z++) pf(wb + 64 * z, d);
@@ -74,7 +60,7 @@ INL void gemv_q4_0(const gtile *a, const int R) {
                 NIB_DOT(lo, hi, v, xv[2 * z], xv[2 * z + 1]);
             }
             const __m512i s = _mm512_add_epi32(_mm512_slli_epi32(lo, 4), hi);
-            accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(f16x16(aux), dx), accf[r]);
+            accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(load_f16x16(aux), dx), accf[r]);
         }
     }
     UNROLL for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(a->y + 16 * r, a->mk[r], accf[r]);
@@ -97,7 +83,7 @@ INL void gemv_q4_K(const gtile *a, const int R) {
         }
         for (int j = 0; j < 8; j++) {
             __m512i xv[8];
-            UNROLL for (int i = 0; i < 8; i++) xv[i] = bc32(xq + 32 * j + 4 * i);
+            UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xq + 32 * j + 4 * i);
             UNROLL for (int r = 0; r < R; r++) {
                 const uint8_t *wb = a->w + r * a->gs + 2048 * b + 256 * j;
                 __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
@@ -113,16 +99,16 @@ INL void gemv_q4_K(const gtile *a, const int R) {
             }
         }
         const uint8_t *bs = a->x + a->ext + 16 * b;
-        const __m512 dx = bcf(xb), dx16 = _mm512_mul_ps(dx, sixteenth);
+        const __m512 dx = bcastf(xb), dx16 = _mm512_mul_ps(dx, sixteenth);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *ax = a->w + r * a->gs + a->aux + 320 * b;
-            __m512i ms = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(ax + 128))), bc32(bs));
+            __m512i ms = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(ax + 128))), bcast32(bs));
             UNROLL for (int p = 1; p < 4; p++)
                 ms = _mm512_add_epi32(ms, _mm512_madd_epi16(
                                               _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(ax + 128 + 32 * p))),
-                                              bc32(bs + 4 * p)));
-            accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_mul_ps(f16x16(ax + 256), dx16), accf[r]);
-            accf[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(f16x16(ax + 288), dx), accf[r]);
+                                              bcast32(bs + 4 * p)));
+            accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_mul_ps(load_f16x16(ax + 256), dx16), accf[r]);
+            accf[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(load_f16x16(ax + 288), dx), accf[r]);
         }
     }
     UNROLL for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(a->y + 16 * r, a->mk[r], accf[r]);

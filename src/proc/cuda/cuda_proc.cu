@@ -256,10 +256,11 @@ static bool dev_accessible(const void *ptr) {
     return a.type == cudaMemoryTypeHost || a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
-/* An async copy, recorded into the step when both sides can be captured. */
-static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
+/* An async copy; recorded into the step (and captured) when `capturable`: the caller has
+ * checked the host side (the processor's own side is its device memory). */
+static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes, bool capturable) {
     cuda_impl *c = impl_of(p);
-    if ((c->mode == STEP_RECORD || c->mode == STEP_REPLAY) && dev_accessible(dst) && dev_accessible(src)) {
+    if (capturable && (c->mode == STEP_RECORD || c->mode == STEP_REPLAY)) {
         hllm_op a = {};
         a.kind = (hllm_op_kind)CU_ACT_COPY;
         a.dst = (float *)dst;
@@ -276,7 +277,8 @@ static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     c->xq_src = NULL;
     if (!bytes) return 0;
     use_dev(c->dev);
-    return issue_copy(p, dst, src, bytes);
+    const bool stepping = c->mode == STEP_RECORD || c->mode == STEP_REPLAY;
+    return issue_copy(p, dst, src, bytes, stepping && dev_accessible(src));
 }
 
 static int flush_pending(cuda_impl *c) {
@@ -291,7 +293,7 @@ static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
     if (!bytes) return 0;
     use_dev(c->dev);
-    if (is_pinned_host(dst)) return issue_copy(p, dst, src, bytes);
+    if (is_pinned_host(dst)) return issue_copy(p, dst, src, bytes, true);
     STEP_GUARD(c);
     /* pageable destination: copy into pinned staging now, to the destination at finish() */
     const size_t need = (bytes + 255) / 256 * 256;
