@@ -18,6 +18,7 @@
 #include "exec/exec.h"
 #include "core/error.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +96,13 @@ struct hllm_exec {
     long step_evals;
     double op_secs[HLLM_OP_COUNT];
     long op_calls[HLLM_OP_COUNT];
+    /* HLLM_EXEC_TRACE=1: where the host's time goes in overlapped one-token evaluations */
+    bool trace;
+    int trace_step;         /* the step the host walk is in */
+    double *trace_run;      /* per step: host processors running their parts */
+    double *trace_wait;     /* per step: host processors waiting on device flags */
+    double trace_total;
+    long trace_evals;
 };
 
 static double now_s(void) {
@@ -206,6 +214,13 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
             }
     }
     e->cur = &e->rt[0];
+    e->trace_step = -1;
+    e->trace = getenv("HLLM_EXEC_TRACE") && getenv("HLLM_EXEC_TRACE")[0] == '1';
+    if (e->trace) {
+        e->trace_run = calloc((size_t)g->n_steps, sizeof *e->trace_run);
+        e->trace_wait = calloc((size_t)g->n_steps, sizeof *e->trace_wait);
+        if (!e->trace_run || !e->trace_wait) e->trace = false;
+    }
     e->step_secs = calloc((size_t)g->n_steps, sizeof *e->step_secs);
     e->seen_n = calloc((size_t)p->n_batch + 1, 1);
     e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS * e->n_rt;
@@ -286,8 +301,31 @@ fail:
     return NULL;
 }
 
+/* HLLM_EXEC_TRACE=1: the host's time per token, by step label (layers summed), on stderr. */
+static void trace_report(const hllm_exec *e) {
+    if (!e->trace || !e->trace_evals) return;
+    const double k = 1e6 / (double)e->trace_evals;
+    double run = 0, wait = 0;
+    for (int i = 0; i < e->g->n_steps; i++) run += e->trace_run[i], wait += e->trace_wait[i];
+    fprintf(stderr, "exec trace: %ld overlapped one-token evaluations; per token %.1f us: host ran %.1f us, waited on devices %.1f us\n",
+            e->trace_evals, e->trace_total * k, run * k, wait * k);
+    for (int i = 0; i < e->g->n_steps; i++) {
+        const char *lab = e->g->steps[i].label;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(e->g->steps[j].label, lab) == 0;
+        if (seen) continue;
+        double r = 0, w = 0;
+        int cnt = 0;
+        for (int j = i; j < e->g->n_steps; j++)
+            if (strcmp(e->g->steps[j].label, lab) == 0) r += e->trace_run[j], w += e->trace_wait[j], cnt++;
+        if (r * k < 0.05 && w * k < 0.05) continue;
+        fprintf(stderr, "  %-14s x%-3d host ran %9.1f us  waited %9.1f us\n", lab, cnt, r * k, w * k);
+    }
+}
+
 void hllm_exec_free(hllm_exec *e) {
     if (!e) return;
+    trace_report(e);
     for (int q = 0; q < e->n_procs; q++) e->procs[q]->ops->finish(e->procs[q]);
     for (int i = 0; i < e->n_loaded; i++) {
         hllm_proc *p = e->procs[e->loaded[i].proc];
@@ -309,6 +347,8 @@ void hllm_exec_free(hllm_exec *e) {
     free(e->kv);
     free(e->kv_proc);
     free(e->step_secs);
+    free(e->trace_run);
+    free(e->trace_wait);
     free(e->seen_n);
     for (int r = 0; r < 2; r++) free(e->rt[r].sw);
     free(e->loaded);
@@ -337,7 +377,10 @@ static uint32_t ensure_signaled(hllm_exec *e, int q) {
 static void wait_for(hllm_exec *e, int waiter, int q, uint32_t value) {
     if (waiter == q || value == 0 || !issues(e, waiter)) return;
     hllm_proc *p = e->procs[waiter];
+    const bool tr = e->trace && e->trace_step >= 0 && is_host_proc(p);
+    const double t0 = tr ? now_s() : 0;
     p->ops->wait(p, flag_of(e, q), value);
+    if (tr) e->trace_wait[e->trace_step] += now_s() - t0;
 }
 
 /* Before processor `writer` writes buffer (owner, a): wait until every other processor that
@@ -499,8 +542,10 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
         }
         if (!issues(e, q)) return 0;
     }
-    double t0 = e->profiling ? now_s() : 0;
+    const bool tr = e->trace && e->trace_step >= 0 && is_host_proc(pr);
+    double t0 = e->profiling || tr ? now_s() : 0;
     if (pr->ops->run(pr, &op)) return -1;
+    if (tr) e->trace_run[e->trace_step] += now_s() - t0;
     if (e->profiling) {
         pr->ops->finish(pr);
         e->op_secs[s->kind] += now_s() - t0;
@@ -610,6 +655,8 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         if (e->profiling && n == 1) e->step_evals++;
     } else {
         const unsigned dev = e->cur->dev_mask;
+        const bool trace = e->trace && n == 1;
+        const double t_eval = trace ? now_s() : 0;
         bool held = true; /* every device holds its work back until step_end */
         for (int q = 0; q < e->n_procs && !rc; q++) {
             hllm_proc *p = e->procs[q];
@@ -632,9 +679,15 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
             }
             e->ws = &e->walks[1];
             e->issue = ~dev;
+            if (trace) e->trace_step = i_host < last ? i_host : -1;
             if (!rc) rc = walk_step(e, i_host, tokens, n, pos0);
+            e->trace_step = -1;
         }
         e->issue = ~0u;
+        if (trace && !rc) {
+            e->trace_total += now_s() - t_eval;
+            e->trace_evals++;
+        }
     }
     if (rc) /* release whatever a device still waits for, so that finish() returns */
         for (int q = 0; q < e->n_procs; q++) __atomic_store_n(flag_of(e, q), 0x40000000u, __ATOMIC_RELEASE);

@@ -130,15 +130,28 @@ static void test_solver(void) {
     p = hllm_solve(&g, pf, &o, &pr);
     CHECK(p != NULL);
     if (p) {
-        CHECKF(strstr(p->why, "tensor") != NULL, "half VRAM: chose %s", p->why);
+        /* the attention projections (a fifth of the bytes, four of seven matrices a layer) sit
+         * wholly in VRAM, so decode cuts two steps a layer instead of seven; the budget's rest
+         * goes to the other matrices */
+        CHECKF(strstr(p->why, "tensor") && strstr(p->why, "attention projections in VRAM"), "half VRAM: chose %s", p->why);
         CHECKF(pr.gpu_dev_bytes <= o.gpu_mem * 1.001, "half VRAM: %.0f bytes in VRAM over the budget %.0f", pr.gpu_dev_bytes, o.gpu_mem);
+        double attn = 0;
+        for (int i = 0; i < g.n_steps; i++)
+            if (g.steps[i].kind == HLLM_OP_MATMUL && g.steps[i].layer >= 0 && !strncmp(g.steps[i].label, "attn_", 5))
+                attn += (double)g.steps[i].w->row_bytes * (double)g.steps[i].rows;
+        const double f_rest = (o.gpu_mem - attn) / (total - attn);
         for (int i = 0; i < g.n_steps; i++) {
             const hllm_step *s = &g.steps[i];
-            if (s->kind != HLLM_OP_MATMUL || s->rows < 4096) continue;
+            if (s->kind != HLLM_OP_MATMUL) continue;
             double rb = (double)s->w->row_bytes * (double)s->rows;
             double fc = frac_on(&p->steps[i], 0, -1, s->rows), fd = frac_on(&p->steps[i], 1, HLLM_MEM_DEVICE, s->rows),
                    fh = frac_on(&p->steps[i], 1, HLLM_MEM_HOST, s->rows);
-            CHECKF(fc > 0.1 && fd > 0.4 && fd <= 0.5, "half VRAM: step %s cpu %.3f vram %.3f host %.3f", s->label, fc, fd, fh);
+            if (s->layer >= 0 && !strncmp(s->label, "attn_", 5)) {
+                CHECKF(fd == 1.0, "half VRAM: step %s vram %.3f (attention projections wholly in VRAM)", s->label, fd);
+                continue;
+            }
+            CHECKF(fc > 0.1 && fd > f_rest - 0.02 && fd <= f_rest, "half VRAM: step %s cpu %.3f vram %.3f (budget %.3f) host %.3f",
+                   s->label, fc, fd, f_rest, fh);
             double tc = fc * rb / (fh > 0 ? 93e9 : 112e9), tg = fd * rb / 3100e9 + fh * rb / 42e9;
             /* finish together, within a cut granule (64 rows) of the step */
             double tol = 64.0 / (double)s->rows * rb / 42e9 + 0.03 * (tc > tg ? tc : tg);

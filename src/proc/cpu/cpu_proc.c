@@ -9,12 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
+#include "core/spin.h"
+#define cpu_relax() hllm_spin_relax()
 
 struct hllm_pweight {
     hllm_cpu_mat mat;  /* matrices */
@@ -240,8 +236,9 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
         if (ensure(&cpu->act_q, &cpu->act_q_size, tk.q_row_bytes * (size_t)n_rows)) return -1;
         int64_t rows = op->r1 - op->r0;
         /* ~8 chunks per thread (4 in decode), multiples of 16 rows (the kernels' interleave);
-         * decode chunks are multiples of 64 rows, so the kernels run 4-group tiles */
-        const int64_t align = op->n_tok == 1 ? 64 : 16;
+         * decode chunks are multiples of 64 rows, so the kernels run 4-group tiles, unless that
+         * leaves threads idle (a processor's slice of a cut matmul can be a few hundred rows) */
+        const int64_t align = op->n_tok == 1 && rows >= (int64_t)cpu->n_threads * 128 ? 64 : 16;
         int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
         chunk = (chunk + align - 1) / align * align;
         tk.chunk = chunk < align ? align : chunk;
