@@ -164,9 +164,20 @@ static void test_matmul(void) {
                 test_matmul_case(type, 37, cols_list[ci], n_tok, (int)(k & 1), 0, 0, HLLM_MEM_DEVICE);
                 test_matmul_case(type, 133, cols_list[ci], n_tok, 1, 1, (int)(k & 1), HLLM_MEM_DEVICE);
             }
-        /* weights left in pinned host memory, read by the GPU over PCIe */
+        /* weights left in pinned host memory, read by the GPU over PCIe (one token), or
+         * copied tile by tile into VRAM slots (prompts) */
         test_matmul_case(type, 70, cols_list[0], 1, 1, 1, 0, HLLM_MEM_HOST);
+        test_matmul_case(type, 70, cols_list[nc - 1], 33, 1, 1, 0, HLLM_MEM_HOST);
     }
+    /* prompts over host rows in many small tiles: every staging slot reused several times, the
+     * copy of a tile overlapping the GEMM of the one before */
+    hllm_cuda_set_prompt_tile(64 * 768);
+    const int staged[] = {HLLM_TYPE_Q4_0, HLLM_TYPE_Q8_0, HLLM_TYPE_Q4_K, HLLM_TYPE_Q6_K, HLLM_TYPE_F16, HLLM_TYPE_BF16};
+    for (size_t ti = 0; ti < sizeof staged / sizeof *staged; ti++) {
+        test_matmul_case(staged[ti], 515, 768, 40, 1, 1, 0, HLLM_MEM_HOST);
+        test_matmul_case(staged[ti], 515, 768, 40, 0, 0, 1, HLLM_MEM_DEVICE);
+    }
+    hllm_cuda_set_prompt_tile(0);
     /* a taller matrix: many blocks of the grid, every row tile */
     test_matmul_case(HLLM_TYPE_Q4_0, 1029, 1024, 1, 1, 0, 0, HLLM_MEM_DEVICE);
     test_matmul_case(HLLM_TYPE_Q4_K, 515, 2048, 2, 0, 1, 0, HLLM_MEM_DEVICE);

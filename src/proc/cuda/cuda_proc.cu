@@ -15,6 +15,12 @@
  * freeing memory or a weight drops the graphs. RMSNORM, SWIGLU and ATTENTION also write the
  * q8_1 copy of their output that the next GEMV would otherwise quantize in its own kernel.
  *
+ * Prompts over host-resident rows (n_tok > 8): rather than reading pinned memory from the
+ * kernels (zero-copy, ~40 GB/s), row tiles are copied by DMA (~54 GB/s) on a second stream into
+ * a ring of VRAM slots, each dequantized and multiplied on the main stream once its copy is in;
+ * the host issues ahead of the GPU, so the copies of the next tiles overlap the GEMMs of the
+ * current ones.
+ *
  * Failures never abort: no GPU, an old driver, missing kernels for the GPU's architecture and
  * out-of-memory each return NULL / -1 with one hllm_fail line, and the CPU stays usable. */
 #include "proc/cuda/cuda_common.cuh"
@@ -50,6 +56,9 @@ static bool graphs_on(void) {
     }
     return g_graphs != 0;
 }
+
+static int64_t g_tile_elems = (int64_t)32 << 20;
+extern "C" void hllm_cuda_set_prompt_tile(long long elems) { g_tile_elems = elems > 0 ? elems : (int64_t)32 << 20; }
 
 extern "C" void hllm_cuda_set_graphs(int on) {
     if (on >= 0) g_graphs = on ? 1 : 0;
@@ -89,6 +98,7 @@ struct cu_graph {
 
 #define CU_GRAPHS 4
 #define CU_RING 16
+#define CU_SLOTS 3 /* VRAM slots for host-resident weight tiles of prompts */
 
 /* Step modes between step_begin and step_end. PLAIN: ops run as issued (not a decode shape).
  * RECORD: ops run as issued and are recorded; step_end captures them into a graph. REPLAY: a
@@ -140,6 +150,13 @@ struct cuda_impl {
     int64_t xq_ld, xq_cols;
     int xq_ntok;
     bool xq_alt; /* that copy is in xq2 (written by a fused gate/up + swiglu), not in xq */
+    /* prompts over host-resident rows: copy stream, VRAM slots, and per slot an event when its
+     * copy is done and one when the last GEMM reading it is */
+    cudaStream_t cst;
+    cu_buf slot[CU_SLOTS];
+    cudaEvent_t slot_copied[CU_SLOTS], slot_free[CU_SLOTS];
+    int slot_i;
+    bool staging; /* the above exist */
     char name[96];
 };
 
@@ -360,6 +377,54 @@ static void repack_rows(const hllm_tensor *t, int64_t r0, int64_t r1, uint8_t *d
 
 static int blas_init(cuda_impl *c);
 
+/* The copy stream and slot events, once (without them prompts read host rows zero-copy). */
+static void staging_init(cuda_impl *c) {
+    if (c->staging || getenv("HLLM_CUDA_STAGE") && getenv("HLLM_CUDA_STAGE")[0] == '0') return;
+    bool ok = cudaStreamCreateWithFlags(&c->cst, cudaStreamNonBlocking) == cudaSuccess;
+    for (int i = 0; ok && i < CU_SLOTS; i++)
+        ok = cudaEventCreateWithFlags(&c->slot_copied[i], cudaEventDisableTiming) == cudaSuccess &&
+             cudaEventCreateWithFlags(&c->slot_free[i], cudaEventDisableTiming) == cudaSuccess;
+    cudaGetLastError();
+    c->staging = ok; /* on failure the pieces made are destroyed with the processor */
+}
+
+/* Scales per row of a repacked layout (SOA: one half per 32 elements, Q6K: per 256), else 0. */
+static int64_t scales_per_row(const cu_mat &m) {
+    return m.layout == CU_LAYOUT_SOA ? m.cols / 32 : m.layout == CU_LAYOUT_Q6K ? m.cols / 256 : 0;
+}
+
+/* Rows [a, b) of host-resident matrix m copied on the copy stream into the next VRAM slot, after
+ * the main stream's last use of that slot; the main stream waits for the copy. *out: the slot
+ * as a matrix whose row 0 is row a. */
+static int stage_rows(cuda_impl *c, const cu_mat &m, int64_t a, int64_t b, cu_mat *out) {
+    const int s = c->slot_i;
+    c->slot_i = (s + 1) % CU_SLOTS;
+    const size_t qb = (size_t)(b - a) * m.row_bytes, qpad = (qb + 255) / 256 * 256;
+    const int64_t spr = scales_per_row(m);
+    const size_t db = (size_t)(b - a) * (size_t)spr * 2;
+    void *old = c->slot[s].p;
+    if (ensure(c, &c->slot[s], qpad + db, "a weight tile of a prompt")) return -1;
+    if (c->slot[s].p != old) cudaEventRecord(c->slot_free[s], c->st); /* allocated in the main stream's order */
+    uint8_t *dst = (uint8_t *)c->slot[s].p;
+    if (cu_check(cudaStreamWaitEvent(c->cst, c->slot_free[s], 0), "copy stream wait") ||
+        cu_check(cudaMemcpyAsync(dst, m.data + (size_t)a * m.row_bytes, qb, cudaMemcpyDefault, c->cst), "weight tile copy") ||
+        (db && cu_check(cudaMemcpyAsync(dst + qpad, m.d + a * spr, db, cudaMemcpyDefault, c->cst), "weight tile copy")) ||
+        cu_check(cudaEventRecord(c->slot_copied[s], c->cst), "event record") ||
+        cu_check(cudaStreamWaitEvent(c->st, c->slot_copied[s], 0), "stream wait"))
+        return -1;
+    *out = m;
+    out->rows = b - a;
+    out->data = dst;
+    out->d = db ? (const __half *)(dst + qpad) : NULL;
+    return 0;
+}
+
+/* After the main stream's last read of the slot stage_rows returned. */
+static int staged_done(cuda_impl *c) {
+    const int s = (c->slot_i + CU_SLOTS - 1) % CU_SLOTS;
+    return cu_check(cudaEventRecord(c->slot_free[s], c->st), "event record");
+}
+
 static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
     cuda_impl *c = impl_of(p);
     STEP_GUARD(c);
@@ -377,6 +442,7 @@ static hllm_pweight *cu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t 
     w->row0 = r0;
     w->cols = t->cols;
     w->host = mem == HLLM_MEM_HOST;
+    if (w->host && t->rows > 1) staging_init(c); /* now, for the same reason as cuBLAS */
     if (t->rows == 1) { /* a vector: f32 on the device */
         float *h = (float *)malloc((size_t)t->cols * sizeof(float));
         if (!h) {
@@ -689,19 +755,31 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
         const cudaDataType dt = bf ? CUDA_R_16BF : CUDA_R_16F;
         if (ensure(c, &c->xh, (size_t)n_tok * (size_t)K * 2, "f16 activations")) return -1;
         if (cu_convert_act(c->st, op->src, op->ld_src, n_tok, K, c->xh.p, bf)) return -1;
-        if (!quant) {
+        /* host-resident rows stream through VRAM slots in tiles (see the top of this file) */
+        const bool staged = w->host && c->staging && !c->capturing;
+        /* row tiles of at most g_tile_elems elements (32M: a 64 MiB f16 tile) */
+        int64_t tile = g_tile_elems / K;
+        if (tile < 64) tile = 64;
+        if (tile > lr1 - lr0) tile = lr1 - lr0;
+        if (!quant && !staged) {
             if (gemm(c, dt, m.data + lr0 * m.row_bytes, K, dt, c->xh.p, K, Y, op->ld_dst, lr1 - lr0, n_tok, K)) return -1;
         } else {
-            /* dequantize row tiles of at most 32M elements (64 MiB) */
-            int64_t tile = ((int64_t)32 << 20) / K;
-            if (tile < 64) tile = 64;
-            if (tile > lr1 - lr0) tile = lr1 - lr0;
-            if (ensure(c, &c->wt, (size_t)tile * (size_t)K * 2, "dequantized weight tile")) return -1;
+            if (quant && ensure(c, &c->wt, (size_t)tile * (size_t)K * 2, "dequantized weight tile")) return -1;
             for (int64_t a = lr0; a < lr1; a += tile) {
                 const int64_t b = a + tile < lr1 ? a + tile : lr1;
-                if (cu_dequant_rows(c->st, m, a, b, c->wt.p, false)) return -1;
-                if (gemm(c, CUDA_R_16F, c->wt.p, K, CUDA_R_16F, c->xh.p, K, Y + (a - lr0), op->ld_dst, b - a, n_tok, K))
+                cu_mat src = m;
+                int64_t s0 = a, s1 = b; /* the tile's rows in src */
+                if (staged) {
+                    if (stage_rows(c, m, a, b, &src)) return -1;
+                    s0 = 0, s1 = b - a;
+                }
+                if (quant) {
+                    if (cu_dequant_rows(c->st, src, s0, s1, c->wt.p, false)) return -1;
+                    if (gemm(c, CUDA_R_16F, c->wt.p, K, CUDA_R_16F, c->xh.p, K, Y + (a - lr0), op->ld_dst, b - a, n_tok, K))
+                        return -1;
+                } else if (gemm(c, dt, src.data + s0 * src.row_bytes, K, dt, c->xh.p, K, Y + (a - lr0), op->ld_dst, b - a, n_tok, K))
                     return -1;
+                if (staged && staged_done(c)) return -1;
             }
         }
     }
@@ -1125,10 +1203,16 @@ static void cu_destroy(hllm_proc *p) {
     use_dev(c->dev);
     cudaStreamSynchronize(c->st);
     drop_graphs(c);
-    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok, &c->cnt, &c->xq2, &c->gcnt};
+    if (c->cst) cudaStreamSynchronize(c->cst);
+    cu_buf *bufs[] = {&c->xq, &c->xh, &c->wt, &c->part, &c->tok, &c->cnt, &c->xq2, &c->gcnt, &c->slot[0], &c->slot[1], &c->slot[2]};
     for (cu_buf *b : bufs)
         if (b->p) cudaFreeAsync(b->p, c->st);
     cudaStreamSynchronize(c->st);
+    for (int i = 0; i < CU_SLOTS; i++) {
+        if (c->slot_copied[i]) cudaEventDestroy(c->slot_copied[i]);
+        if (c->slot_free[i]) cudaEventDestroy(c->slot_free[i]);
+    }
+    if (c->cst) cudaStreamDestroy(c->cst);
     for (cudaEvent_t ev : c->ring_ev)
         if (ev) cudaEventDestroy(ev);
     if (c->dstate) cudaFree(c->dstate);

@@ -15,6 +15,11 @@ extern "C" {
  *               larger ones use the tiled flash-attention kernel (head_dim <= 256). */
 void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok);
 
+/* Row tiles of prompt matmuls over quantized or host-resident weights hold at most this many
+ * elements (default 32M: a 64 MiB f16 tile); tests set it small to run many tiles through the
+ * staging slots. <= 0 restores the default. Process-wide. */
+void hllm_cuda_set_prompt_tile(long long elems);
+
 /* Captured decode steps (proc.h step_begin / step_end): on (1, the default unless the
  * environment sets HLLM_CUDA_GRAPHS=0) or off (0); -1 keeps the current value. Off, every op
  * runs as issued. Process-wide. */
