@@ -82,10 +82,11 @@ typedef struct {
 } hllm_context_params;
 
 typedef enum {
-    HLLM_SPLIT_DEFAULT = 0, /* one processor (proc), unless gpu_mem is set (then: tensor) */
-    HLLM_SPLIT_MODE_NONE = 1,   /* best single processor (GPU weights beyond gpu_mem read from host memory) */
-    HLLM_SPLIT_MODE_LAYER = 2,  /* whole layers on the GPU or the CPU */
-    HLLM_SPLIT_MODE_TENSOR = 3, /* matmuls row-cut across CPU and GPU */
+    HLLM_SPLIT_DEFAULT = 0, /* one processor (proc), unless gpu_mem is set (then: auto) */
+    HLLM_SPLIT_MODE_NONE = 1,   /* forced: best single processor (GPU weights beyond gpu_mem read from host memory) */
+    HLLM_SPLIT_MODE_LAYER = 2,  /* forced: whole layers on the GPU or the CPU */
+    HLLM_SPLIT_MODE_TENSOR = 3, /* forced: matmuls row-cut across CPU and GPU */
+    HLLM_SPLIT_MODE_AUTO = 4,   /* the solver's choice among all of the above */
 } hllm_split_mode;
 
 /* The placement of a context as text (plan listing and why it was chosen). */

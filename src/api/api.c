@@ -111,9 +111,10 @@ static int place_hetero(hllm_context *c, hllm_model *m, const hllm_context_param
         const hllm_step *s = &c->graph.steps[i];
         if (s->kind == HLLM_OP_MATMUL) weights += (double)s->w->row_bytes * (double)s->w->rows;
     }
-    hllm_solve_opts so = {.split = p->split == HLLM_SPLIT_MODE_NONE    ? HLLM_SPLIT_NONE
-                                   : p->split == HLLM_SPLIT_MODE_LAYER ? HLLM_SPLIT_LAYER
-                                                                       : HLLM_SPLIT_TENSOR,
+    hllm_solve_opts so = {.split = p->split == HLLM_SPLIT_MODE_NONE     ? HLLM_SPLIT_NONE
+                                   : p->split == HLLM_SPLIT_MODE_LAYER  ? HLLM_SPLIT_LAYER
+                                   : p->split == HLLM_SPLIT_MODE_TENSOR ? HLLM_SPLIT_TENSOR
+                                                                        : HLLM_SPLIT_AUTO,
                           .gpu_mem = -1, .n_batch = p->n_batch > 0 ? p->n_batch : 512, .cpu = 0, .gpu = gpu ? 1 : -1};
     const char *names[2] = {"cpu", "cuda"};
     so.names = names;

@@ -273,18 +273,45 @@ static bool is_attn_matmul(const hllm_step *s) {
     return s->kind == HLLM_OP_MATMUL && s->layer >= 0 && strncmp(s->label, "attn_", 5) == 0;
 }
 
-/* Row-cut every matmul: GPU share gs of the rows (VRAM rows first, up to fraction f), CPU the rest,
- * gs chosen per step so both finish together (bisection on predicted step times).
- * attn_first: the attention projections sit wholly in VRAM when they fit, and the rest of the
- * budget is spread over the other matrices. Every matrix with host rows costs a handoff between
- * the processors in decode; the attention projections are a fifth of a layer's bytes but four
- * of its seven matrices, so this leaves two cut steps a layer instead of seven. NULL when the
- * attention projections do not fit. */
+/* How a tensor-level plan spends the VRAM budget. */
+typedef enum {
+    VRAM_UNIFORM, /* the same fraction of every matrix's rows */
+    VRAM_ATTN,    /* the attention projections wholly, the rest spread over the other matrices */
+    VRAM_LAYERS,  /* whole layers from the first on (as layer-level), the other layers' rows cut */
+} vram_fill;
+
+/* Row-cut every matmul: GPU share gs of the rows (VRAM rows first, up to the step's VRAM
+ * fraction), CPU the rest, gs chosen per step so both finish together (bisection on predicted
+ * step times); non-matmul steps run on the GPU.
+ * VRAM_ATTN: every matrix with host rows costs a handoff between the processors in decode; the
+ * attention projections are a fifth of a layer's bytes but four of its seven matrices, so this
+ * leaves two cut steps a layer instead of seven. NULL when they do not fit.
+ * VRAM_LAYERS: the layers that layer-level would put on the CPU are cut between the CPU and the
+ * GPU reading host memory (two processors streaming host memory at once), the others run from
+ * VRAM. */
 static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, int n_procs,
-                              bool attn_first) {
+                              vram_fill fill) {
+    const bool attn_first = fill == VRAM_ATTN;
     const double total = total_gpu_bytes(g, false);
     double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : o->gpu_mem / total, f_attn = f;
     if (f > 1) f = f_attn = 1;
+    int n_vram_layers = -1; /* VRAM_LAYERS: layers [0, n) wholly in VRAM */
+    if (fill == VRAM_LAYERS) {
+        if (f >= 1) return NULL;
+        double used = 0;
+        int n_layer = 0;
+        for (int i = 0; i < g->n_steps; i++)
+            if (g->steps[i].layer + 1 > n_layer) n_layer = g->steps[i].layer + 1;
+        for (n_vram_layers = 0; n_vram_layers < n_layer; n_vram_layers++) {
+            double b = 0;
+            for (int i = 0; i < g->n_steps; i++)
+                if (g->steps[i].layer == n_vram_layers && g->steps[i].kind == HLLM_OP_MATMUL)
+                    b += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+            if (used + b > o->gpu_mem) break;
+            used += b;
+        }
+        if (n_vram_layers == 0 || n_vram_layers == n_layer) return NULL; /* the uniform fill covers these */
+    }
     if (attn_first) {
         double attn = 0;
         for (int i = 0; i < g->n_steps; i++)
@@ -299,7 +326,8 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
         const hllm_step *s = &g->steps[i];
         if (s->kind == HLLM_OP_EMBED) p->steps[i].parts[0].proc = o->cpu;
         if (s->kind != HLLM_OP_MATMUL) continue;
-        const double fs = is_attn_matmul(s) ? f_attn : f;
+        double fs = is_attn_matmul(s) ? f_attn : f;
+        if (n_vram_layers >= 0) fs = s->layer >= 0 && s->layer < n_vram_layers ? 1 : 0;
         const int64_t rows = s->rows, dev_max = fs >= 1 ? rows : align_down((int64_t)(fs * (double)rows), o->align);
         /* CPU takes [0, cut); GPU [cut, rows): VRAM rows then host rows */
         int64_t lo = 0, hi = rows;
@@ -334,7 +362,9 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
         }
         p->steps[i] = best;
     }
-    if (attn_first)
+    if (n_vram_layers >= 0)
+        snprintf(p->why, sizeof p->why, "tensor-level row-cut of the host layers: layers 0-%d in VRAM", n_vram_layers - 1);
+    else if (attn_first)
         snprintf(p->why, sizeof p->why, "tensor-level row-cut, attention projections in VRAM, %.0f%% of the other rows", 100 * f);
     else
         snprintf(p->why, sizeof p->why, "tensor-level row-cut, %.0f%% of matmul rows may sit in VRAM", 100 * f);
@@ -440,17 +470,21 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
         if (g->steps[i].layer + 1 > n_layer) n_layer = g->steps[i].layer + 1;
     model_ctx c;
     ctx_init(&c, prof, &o);
-    hllm_plan *cand[5] = {0};
+    hllm_plan *cand[6] = {0};
     int n = 0;
-    if (o.cpu >= 0) cand[n++] = hllm_plan_single(g, o.cpu, n_procs, "CPU only");
-    if (o.gpu >= 0) cand[n++] = cand_gpu(g, &o, n_procs);
-    if (o.gpu >= 0 && o.cpu >= 0 && o.split >= HLLM_SPLIT_LAYER) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
-    if (o.gpu >= 0 && o.cpu >= 0 && o.split >= HLLM_SPLIT_TENSOR) {
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, false);
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, true);
+    const bool both = o.gpu >= 0 && o.cpu >= 0, auto_ = o.split == HLLM_SPLIT_AUTO;
+    /* a forced kind that needs both processors falls back to one processor without them */
+    const bool single = auto_ || o.split == HLLM_SPLIT_NONE || !both;
+    if (single && o.cpu >= 0) cand[n++] = hllm_plan_single(g, o.cpu, n_procs, "CPU only");
+    if (single && o.gpu >= 0) cand[n++] = cand_gpu(g, &o, n_procs);
+    if (both && (auto_ || o.split == HLLM_SPLIT_LAYER)) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
+    if (both && (auto_ || o.split == HLLM_SPLIT_TENSOR)) {
+        cand[n++] = cand_tensor(&c, g, &o, n_procs, VRAM_UNIFORM);
+        cand[n++] = cand_tensor(&c, g, &o, n_procs, VRAM_ATTN);
+        cand[n++] = cand_tensor(&c, g, &o, n_procs, VRAM_LAYERS);
     }
     int best = -1;
-    hllm_prediction pr[5];
+    hllm_prediction pr[6];
     for (int k = 0; k < n; k++) {
         if (!cand[k]) continue;
         pr[k] = hllm_plan_predict(cand[k], g, prof, &o);

@@ -13,10 +13,12 @@
 #include "plan/plan.h"
 #include "plan/profile.h"
 
-typedef enum { HLLM_SPLIT_NONE = 0, HLLM_SPLIT_LAYER = 1, HLLM_SPLIT_TENSOR = 2 } hllm_split;
+/* Which kinds of plan the solver weighs: one processor, layer-level, tensor-level (each forced,
+ * for experiments), or all of them (AUTO). */
+typedef enum { HLLM_SPLIT_NONE = 0, HLLM_SPLIT_LAYER = 1, HLLM_SPLIT_TENSOR = 2, HLLM_SPLIT_AUTO = 3 } hllm_split;
 
 typedef struct {
-    hllm_split split;      /* the finest kind of plan allowed */
+    hllm_split split;      /* the kinds of plan weighed */
     double gpu_mem;        /* bytes of weights the GPU may hold (< 0: unlimited) */
     int n_prompt;          /* prompt length for the prefill prediction (default 512) */
     int n_batch;           /* prompt batch (default 512) */

@@ -82,7 +82,7 @@ static void test_solver(void) {
     fake_model(&m, L, 4);
     hllm_graph g;
     CHECK(hllm_graph_build(&m, &g) == 0);
-    hllm_solve_opts o = {.split = HLLM_SPLIT_TENSOR, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names};
+    hllm_solve_opts o = {.split = HLLM_SPLIT_AUTO, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names};
 
     /* equal processors, everything fits: half / half */
     hllm_profile *pf = profile(100, 100, 100, 100, 100, 1.0);
@@ -119,6 +119,14 @@ static void test_solver(void) {
         CHECKF(off_gpu == 0, "fast GPU: %d parts not on the GPU's memory (%s)", off_gpu, p->why);
     }
     hllm_plan_free(p);
+    /* forced tensor-level: a row-cut plan all the same */
+    {
+        hllm_solve_opts ot = o;
+        ot.split = HLLM_SPLIT_TENSOR;
+        p = hllm_solve(&g, pf, &ot, NULL);
+        CHECKF(p && strstr(p->why, "tensor-level"), "forced tensor: %s", p ? p->why : hllm_error());
+        hllm_plan_free(p);
+    }
     hllm_profile_free(pf);
 
     /* the device host's numbers, VRAM for half of the matmul weights */
@@ -163,6 +171,13 @@ static void test_solver(void) {
         hllm_prediction pl;
         hllm_plan *p2 = hllm_solve(&g, pf, &ol, &pl);
         CHECKF(p2 && pr.decode_s < pl.decode_s, "tensor %.3f ms vs layer %.3f ms", pr.decode_s * 1e3, pl.decode_s * 1e3);
+        /* forced kinds: layer-level and one processor give those plans although slower */
+        CHECKF(p2 && strstr(p2->why, "layer-level"), "forced layer: %s", p2 ? p2->why : hllm_error());
+        hllm_plan_free(p2);
+        ol.split = HLLM_SPLIT_NONE;
+        p2 = hllm_solve(&g, pf, &ol, &pl);
+        CHECKF(p2 && (strstr(p2->why, "GPU only") || strstr(p2->why, "CPU only")) && pl.decode_s > pr.decode_s,
+               "forced none: %s", p2 ? p2->why : hllm_error());
         hllm_plan_free(p2);
         /* with those throughputs a prompt is faster on the GPU alone: no prompt plan */
         CHECKF(p->prefill == NULL || p->prefill_min >= 2, "half VRAM: prompt plan from %d tokens", p->prefill_min);
@@ -294,7 +309,7 @@ static void test_slices(void) {
     double total = 0;
     for (int i = 0; i < g.n_steps; i++)
         if (g.steps[i].kind == HLLM_OP_MATMUL) total += (double)g.steps[i].w->row_bytes * (double)g.steps[i].rows;
-    hllm_solve_opts o = {.split = HLLM_SPLIT_TENSOR, .gpu_mem = 0.5 * total, .cpu = 0, .gpu = 1, .names = k_names};
+    hllm_solve_opts o = {.split = HLLM_SPLIT_AUTO, .gpu_mem = 0.5 * total, .cpu = 0, .gpu = 1, .names = k_names};
     double share[2];
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) /* every slice of every shape costs nearly the whole matrix */

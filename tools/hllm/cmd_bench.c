@@ -24,7 +24,8 @@ static void usage(FILE *f) {
             "      --kv-type T       f16 (default) or f32\n"
             "  -o, --output FMT      md (default) or json (llama-bench's JSON shape)\n"
             "      --gpu-mem X       CPU + GPU with at most X of weights in VRAM (50%%, 6G, 512M)\n"
-            "      --split MODE      none | layer | tensor (default tensor when --gpu-mem is given)\n"
+            "      --split MODE      auto | none | layer | tensor (default auto when --gpu-mem is given:\n"
+            "                        the best of all; the others force that kind, for experiments)\n"
             "      --profile FILE    measured profile from `hllm profile`\n"
             "      --show-plan       print each context's plan on stderr\n");
 }
@@ -109,10 +110,10 @@ int hllm_cmd_bench(int argc, char **argv) {
             show_plan = 1;
         } else if (!strcmp(a, "--split")) {
             VAL();
-            static const char *const names[] = {"none", "layer", "tensor"};
+            static const char *const names[] = {"none", "layer", "tensor", "auto"};
             int k;
-            if (!arg_choice("bench", a, v, names, 3, &k)) return 2;
-            split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : HLLM_SPLIT_MODE_TENSOR;
+            if (!arg_choice("bench", a, v, names, 4, &k)) return 2;
+            split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : k == 2 ? HLLM_SPLIT_MODE_TENSOR : HLLM_SPLIT_MODE_AUTO;
         } else if (!strcmp(a, "--kv-type")) {
             VAL();
             static const char *const kv_names[] = {"f16", "f32"};

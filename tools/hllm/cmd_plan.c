@@ -22,13 +22,14 @@ static void usage(FILE *f) {
             "  -m, --model FILE     GGUF model\n"
             "      --gpu-mem X      VRAM for weights: 50%% (of the weights), 6G, 512M (default: no limit)\n"
             "      --profile FILE   profile from `hllm profile` (default: built-in estimates of the device host)\n"
-            "      --split MODE     none | layer | tensor (default tensor)\n"
+            "      --split MODE     auto | none | layer | tensor (default auto: the best of all;\n"
+            "                       the others force that kind of plan, for experiments)\n"
             "  -p, --n-prompt N     prompt length for the prefill prediction (default 512)\n");
 }
 
 int hllm_cmd_plan(int argc, char **argv) {
     const char *model_path = NULL, *gpu_mem = NULL, *prof_path = NULL;
-    hllm_split split = HLLM_SPLIT_TENSOR;
+    hllm_split split = HLLM_SPLIT_AUTO;
     int n_prompt = 512;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -50,10 +51,10 @@ int hllm_cmd_plan(int argc, char **argv) {
             if (!arg_int("plan", a, v, 1, 1 << 20, &n_prompt)) return 2;
         } else if (!strcmp(a, "--split")) {
             VAL();
-            static const char *const names[] = {"none", "layer", "tensor"};
+            static const char *const names[] = {"none", "layer", "tensor", "auto"};
             int k;
-            if (!arg_choice("plan", a, v, names, 3, &k)) return 2;
-            split = k == 0 ? HLLM_SPLIT_NONE : k == 1 ? HLLM_SPLIT_LAYER : HLLM_SPLIT_TENSOR;
+            if (!arg_choice("plan", a, v, names, 4, &k)) return 2;
+            split = k == 0 ? HLLM_SPLIT_NONE : k == 1 ? HLLM_SPLIT_LAYER : k == 2 ? HLLM_SPLIT_TENSOR : HLLM_SPLIT_AUTO;
         } else {
             fprintf(stderr, "hllm plan: unknown option '%s' (see hllm plan --help)\n", a);
             return 2;

@@ -32,7 +32,8 @@ static void usage(FILE *f) {
             "      --verbose           per-op timings and more detail on stderr\n"
             "      --gpu-mem X         place the model on CPU + GPU with at most X of weights in VRAM\n"
             "                          (50%% of the weights, 6G, 512M); CPU only without a GPU\n"
-            "      --split MODE        none | layer | tensor: how the planner may split (default tensor)\n"
+            "      --split MODE        auto | none | layer | tensor: the best plan of all (auto, the\n"
+            "                          default) or one kind forced, for experiments\n"
             "      --profile FILE      measured profile from `hllm profile` (default: built-in estimates)\n");
 }
 
@@ -140,10 +141,10 @@ int hllm_cmd_run(int argc, char **argv) {
             cp.profile = v;
         } else if (!strcmp(a, "--split")) {
             VAL();
-            static const char *const names[] = {"none", "layer", "tensor"};
+            static const char *const names[] = {"none", "layer", "tensor", "auto"};
             int k;
-            if (!arg_choice("run", a, v, names, 3, &k)) return 2;
-            cp.split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : HLLM_SPLIT_MODE_TENSOR;
+            if (!arg_choice("run", a, v, names, 4, &k)) return 2;
+            cp.split = k == 0 ? HLLM_SPLIT_MODE_NONE : k == 1 ? HLLM_SPLIT_MODE_LAYER : k == 2 ? HLLM_SPLIT_MODE_TENSOR : HLLM_SPLIT_MODE_AUTO;
         } else {
             fprintf(stderr, "hllm run: unknown option '%s' (see hllm run --help)\n", a);
             return 2;
