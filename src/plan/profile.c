@@ -578,11 +578,20 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
             pthread_t th;
             double t0 = now_s();
             long gcalls = 0;
-            if (pthread_create(&th, NULL, conc_cpu, &ca) == 0) {
+            /* the GPU's GEMVs go in batches, each followed by a flag, one batch queued ahead;
+             * this thread sleeps while it waits, so that it takes no core from the CPU's threads
+             * (a spinning stream synchronize would, as the executor never does) */
+            volatile uint32_t *done = g->ops->alloc(g, 64, HLLM_MEM_HOST);
+            if (done && pthread_create(&th, NULL, conc_cpu, &ca) == 0) {
+                const struct timespec nap = {0, 50000};
+                uint32_t issued = 0;
+                *done = 0;
                 while (now_s() - t0 < 10 * o.budget_s) {
                     for (int i = 0; i < 8; i++) mm_run(&sg, (int)gcalls++, 1);
-                    g->ops->finish(g);
+                    g->ops->signal(g, done, ++issued);
+                    while (__atomic_load_n(done, __ATOMIC_ACQUIRE) + 1 < issued) nanosleep(&nap, NULL);
                 }
+                while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < issued) nanosleep(&nap, NULL);
                 double gsec = now_s() - t0;
                 atomic_store(&stop, 1);
                 pthread_join(th, NULL);
@@ -593,6 +602,8 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
                 hllm_profile_set(out, key, gg);
                 say(&o, "concurrent host reads: %s %.1f + %s %.1f = %.1f GB/s", c->name, cg, g->name, gg, cg + gg);
             }
+            g->ops->finish(g);
+            if (done) g->ops->free(g, (void *)done);
         } else say(&o, "concurrent host reads: not measured (%s)", hllm_error());
         mm_set_free(&sc);
         mm_set_free(&sg);
