@@ -31,6 +31,7 @@ typedef struct {
     const hllm_profile *prof;
     const hllm_solve_opts *o;
     double sync_s, cpu_op_s, gpu_op_s, h2d, d2h;
+    double gpu_step_op_s; /* a GPU op in decode, where steps are captured and replayed */
     double split_s; /* measured cost of cutting a matmul between CPU and GPU beyond its modeled crossings */
     double conc_cpu, conc_gpu; /* factors (<= 1) on host-read speeds when both read host memory */
 } model_ctx;
@@ -44,7 +45,7 @@ static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_op
     c->prof = prof;
     c->o = o;
     c->sync_s = hllm_profile_get(prof, "sync.round_trip_us", 5.0) * 1e-6;
-    c->cpu_op_s = c->gpu_op_s = 2e-6;
+    c->cpu_op_s = c->gpu_op_s = c->gpu_step_op_s = 2e-6;
     c->h2d = c->d2h = 20;
     c->conc_cpu = c->conc_gpu = 1;
     c->split_s = 0;
@@ -56,6 +57,8 @@ static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_op
         const char *gn = pname(o, o->gpu);
         snprintf(key, sizeof key, "%s.op_us", gn);
         c->gpu_op_s = hllm_profile_get(prof, key, 5.0) * 1e-6;
+        snprintf(key, sizeof key, "%s.graph_op_us", gn);
+        c->gpu_step_op_s = hllm_profile_get(prof, key, c->gpu_op_s * 1e6) * 1e-6;
         snprintf(key, sizeof key, "%s.h2d_gbs", gn);
         c->h2d = hllm_profile_get(prof, key, 20);
         snprintf(key, sizeof key, "%s.d2h_gbs", gn);
@@ -84,12 +87,19 @@ static double chunks_of(const model_ctx *c, int n) {
     return ceil((double)n / nb);
 }
 
+/* Cost of issuing one op of n_tok tokens on proc q: decode steps (n_tok <= 8) of a GPU are
+ * captured and replayed, where an op costs its gap in the graph, not a launch. */
+static double op_cost(const model_ctx *c, int q, int n_tok) {
+    if (q == c->o->cpu) return c->cpu_op_s;
+    return n_tok <= 8 ? c->gpu_step_op_s : c->gpu_op_s;
+}
+
 /* Seconds for rows [r0, r1) of a matmul step on proc q reading memory mem, n tokens. */
 static double mm_time(const model_ctx *c, const hllm_step *s, int q, int mem, int64_t r0, int64_t r1, int n,
                       bool contended) {
     const int nb = c->o->n_batch > 0 ? c->o->n_batch : 512;
     const int b = n < nb ? n : nb;
-    const double chunks = chunks_of(c, n), op = q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s;
+    const double chunks = chunks_of(c, n), op = op_cost(c, q, b);
     double slow = 1; /* host-read contention when CPU and GPU read host memory together */
     if (contended && mem == HLLM_MEM_HOST) slow /= c->conc_gpu;
     if (contended && q == c->o->cpu) slow /= c->conc_cpu;
@@ -145,7 +155,7 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
         if (cpu_part && other) t += c->split_s * chunks_of(c, n_tok);
     } else {
         const int q = sp->parts[0].proc;
-        double op = q == c->o->cpu ? c->cpu_op_s : c->gpu_op_s;
+        double op = op_cost(c, q, n_tok);
         if (s->kind == HLLM_OP_EMBED && q != c->o->cpu) op += 0; /* one row per token */
         t += op;
     }
