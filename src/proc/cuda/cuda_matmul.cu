@@ -436,9 +436,19 @@ int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const i
 
 template <int TYPE>
 static __device__ __forceinline__ void load8(const uint8_t *p, float f[8]);
+/* A 16-byte load of float weights that does not allocate in L1: each weight is read once, and
+ * the L1 is left to the activation row every warp of the SM rereads (F16 decode on H100: with
+ * 4 warps a row, 135.6 -> 157.3 tok/s for llama3-8b). */
+static __device__ __forceinline__ int4 ld16w(const void *p) {
+    int4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
 template <>
 __device__ __forceinline__ void load8<HLLM_TYPE_F16>(const uint8_t *p, float f[8]) {
-    const int4 v = ld16(p);
+    const int4 v = ld16w(p);
     const __half2 *h = (const __half2 *)&v;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -449,7 +459,7 @@ __device__ __forceinline__ void load8<HLLM_TYPE_F16>(const uint8_t *p, float f[8
 }
 template <>
 __device__ __forceinline__ void load8<HLLM_TYPE_BF16>(const uint8_t *p, float f[8]) {
-    const int4 v = ld16(p);
+    const int4 v = ld16w(p);
     const uint32_t vi[4] = {(uint32_t)v.x, (uint32_t)v.y, (uint32_t)v.z, (uint32_t)v.w};
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -574,6 +584,11 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
         S.s[S.n] = g;
         S.s[S.n].pf = g.pf && cu_prefetch;
         S.wpr[S.n] = gemv_wpr(g.lr1 - g.lr0, units);
+        /* float weights: rows are 2-4x longer in bytes than quantized ones; 4 warps a row keep
+         * more loads in flight per row (F16 decode on H100, llama3-8b: 1-2 warps 135.6 tok/s,
+         * 4 warps 153.7) */
+        if (!cu_type_quantized(g.m.type))
+            while (S.wpr[S.n] < 4 && units >= 64 * S.wpr[S.n]) S.wpr[S.n] *= 2;
         S.blk0[S.n] = blocks;
         const int rpb = 4 / S.wpr[S.n];
         if (g.lr1 <= g.lr0) continue; /* nothing to do: not a segment */
