@@ -68,7 +68,8 @@ INL void gemv_q4_0(const gtile *a, const int R) {
 
 /* Q8_0: weights' sign bit flipped (w + 128, unsigned for vpdpbusd), the chain starting at
  * -128 * sum(x block) as in the tiles; even and odd 4-column slices in two chains (8 chains
- * over 4 groups), each group's 512-byte block read in one run of 8 lines. Integer sums are
+ * over 4 groups), each group's 512-byte block read in one run of 8 lines; each load has one
+ * use, so it folds into the xor (no wload). Integer sums are
  * exact and the float steps are the tiles', so the bits match them. */
 INL void gemv_q8_0(const gtile *a, const int R) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
@@ -88,8 +89,8 @@ INL void gemv_q8_0(const gtile *a, const int R) {
             if ((b & 1) == 0) pf(aux, d);
             __m512i s0 = c, s1 = _mm512_setzero_si512();
             UNROLL for (int z = 0; z < 8; z += 2) {
-                s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(wload(wb + 64 * z), flip), xv[z]);
-                s1 = _mm512_dpbusd_epi32(s1, _mm512_xor_si512(wload(wb + 64 * z + 64), flip), xv[z + 1]);
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * z), flip), xv[z]);
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * z + 64), flip), xv[z + 1]);
             }
             const __m512i s = _mm512_add_epi32(s0, s1);
             accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(load_f16x16(aux), dx), accf[r]);
