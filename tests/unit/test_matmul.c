@@ -162,6 +162,47 @@ static void test_type_isa(const problem *p, hllm_isa isa) {
     hllm_cpu_mat_free(&m);
 }
 
+/* One-token kernels over more row groups (tiles of 4, 2 and 1 groups in one call) and row
+ * ranges that cut groups and decode chunks anywhere: against the scalar reference (run_case)
+ * and bit for bit against the prefill tile (the second token of a 2-token call), also when
+ * the rows are handed out in chunks that are not multiples of the 16-row group. */
+static void test_one_token(const problem *p, hllm_isa isa) {
+    hllm_cpu_mat m;
+    CHECK(hllm_cpu_mat_init(&m, p->type, p->rows, p->cols, p->wq) == 0);
+    const size_t xs = hllm_cpu_act_row_bytes(&m);
+    uint8_t *xq = aligned_alloc(64, xs * 2);
+    for (int t = 0; t < 2; t++) hllm_cpu_quantize_act(&m, p->x + t * p->cols, xq + t * xs);
+    const int64_t R = p->rows;
+    const int64_t ranges[][2] = {{0, R}, {1, R}, {0, R - 1}, {19, R - 5}, {33, 97 < R ? 97 : R}, {R / 2, R / 2 + 1},
+                                 {15, 17}, {16, 80 < R ? 80 : R}, {R - 3, R}};
+    float *y1 = malloc(sizeof(float) * (size_t)R), *y2 = malloc(sizeof(float) * (size_t)(2 * R));
+    float *yc = malloc(sizeof(float) * (size_t)R);
+    hllm_cpu_matmul_rows(&m, 0, R, xq, 2, y2, R);
+    int bad = 0, diff = 0;
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        const int64_t r0 = ranges[i][0], r1 = ranges[i][1];
+        if (r0 < 0 || r1 > R || r0 >= r1) continue;
+        bad += run_case(p, &m, xq, 1, r0, r1);
+        for (int64_t r = 0; r < R; r++) y1[r] = SENTINEL;
+        hllm_cpu_matmul_rows(&m, r0, r1, xq + xs, 1, y1, R);
+        for (int64_t r = 0; r < R; r++)
+            diff += (r >= r0 && r < r1) ? memcmp(&y1[r], &y2[R + r], sizeof(float)) != 0 : y1[r] != SENTINEL;
+    }
+    static const int64_t chunks[] = {7, 24, 40, 64};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        for (int64_t r = 0; r < R; r += chunks[i])
+            hllm_cpu_matmul_rows(&m, r, R - r < chunks[i] ? R : r + chunks[i], xq + xs, 1, yc, R);
+        for (int64_t r = 0; r < R; r++) diff += memcmp(&yc[r], &y2[R + r], sizeof(float)) != 0;
+    }
+    CHECKF(bad == 0 && diff == 0, "%s on %s, %lld x %lld one token: %d mismatches vs scalar, %d vs tile",
+           hllm_type_name(p->type), hllm_isa_name(isa), (long long)R, (long long)p->cols, bad, diff);
+    free(y1);
+    free(y2);
+    free(yc);
+    free(xq);
+    hllm_cpu_mat_free(&m);
+}
+
 static void test_isa_api(void) {
     /* The environment override is read on first use. */
     setenv("HLLM_ISA", "scalar", 1);
@@ -209,6 +250,23 @@ int main(void) {
                 }
                 problem_free(&p);
             }
+    /* one token, more groups: 100 rows = 7 groups (4 + 2 + 1), 131 = 9 (4 + 4 + 1) */
+    static const int one_tok_types[] = {HLLM_TYPE_Q4_0, HLLM_TYPE_Q8_0, HLLM_TYPE_Q4_K, HLLM_TYPE_Q6_K};
+    for (size_t c = 0; c < sizeof one_tok_types / sizeof one_tok_types[0]; c++) {
+        const int ty = one_tok_types[c], blk = (int)hllm_type_info(ty)->block_size;
+        static const int64_t orows[] = {100, 131};
+        for (size_t ri = 0; ri < 2; ri++)
+            for (int64_t nbk = 1; nbk <= 3; nbk++) {
+                const int64_t cols = blk * (blk == 32 ? 5 * nbk - 2 : nbk); /* 32: 3, 8, 13 blocks */
+                problem p;
+                problem_make(&p, ty, orows[ri], cols);
+                for (int i = 0; i < n_isa; i++) {
+                    hllm_cpu_set_isa(isas[i]);
+                    test_one_token(&p, isas[i]);
+                }
+                problem_free(&p);
+            }
+    }
     hllm_cpu_set_isa(hllm_cpu_isa_detect());
     return test_summary("test_matmul");
 }

@@ -1,4 +1,4 @@
-/* AVX-512 VNNI decode kernels (one token) for the 4-bit types, on the 16-row interleaved
+/* AVX-512 VNNI decode kernels (one token) for Q4_0, Q4_K and Q8_0, on the 16-row interleaved
  * layout (cpu_matmul_impl.h). Fewer vector uops per weight byte than the prefill tiles:
  *  - the high nibble is kept in place (v & 0xF0 = 16 * q) instead of shifted down, and
  *    accumulated apart from the low nibble; one shift per block merges the two as 16 * dot,
@@ -66,6 +66,39 @@ INL void gemv_q4_0(const gtile *a, const int R) {
     UNROLL for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(a->y + 16 * r, a->mk[r], accf[r]);
 }
 
+/* Q8_0: weights' sign bit flipped (w + 128, unsigned for vpdpbusd), the chain starting at
+ * -128 * sum(x block) as in the tiles; even and odd 4-column slices in two chains (8 chains
+ * over 4 groups), each group's 512-byte block read in one run of 8 lines; each load has one
+ * use, so it folds into the xor (no wload). Integer sums are
+ * exact and the float steps are the tiles', so the bits match them. */
+INL void gemv_q8_0(const gtile *a, const int R) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 accf[4];
+    UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
+    const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
+    const int d = hllm_mm_prefetch;
+    for (int64_t b = 0; b < a->nb; b++) {
+        const uint8_t *xb = a->x + 34 * b + 2;
+        __m512i xv[8];
+        UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xb + 4 * i);
+        const __m512i c = bcast32(xc + 4 * b);
+        const __m512 dx = bcastf(xd + 4 * b);
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *wb = a->w + r * a->gs + 512 * b, *aux = a->w + r * a->gs + a->aux + 32 * b;
+            UNROLL for (int z = 0; z < 8; z++) pf(wb + 64 * z, d);
+            if ((b & 1) == 0) pf(aux, d);
+            __m512i s0 = c, s1 = _mm512_setzero_si512();
+            UNROLL for (int z = 0; z < 8; z += 2) {
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * z), flip), xv[z]);
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * z + 64), flip), xv[z + 1]);
+            }
+            const __m512i s = _mm512_add_epi32(s0, s1);
+            accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(load_f16x16(aux), dx), accf[r]);
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(a->y + 16 * r, a->mk[r], accf[r]);
+}
+
 /* Q4_K: per 32-column sub-block 16 * dot, times the row's 6-bit scale (fits: |16 * dot *
  * scale * 8| < 2^29); the min term as in the tiles. */
 INL void gemv_q4_K(const gtile *a, const int R) {
@@ -118,6 +151,9 @@ typedef void (*gtile_fn)(const gtile *);
 static void q4_0_1(const gtile *a) { gemv_q4_0(a, 1); }
 static void q4_0_2(const gtile *a) { gemv_q4_0(a, 2); }
 static void q4_0_4(const gtile *a) { gemv_q4_0(a, 4); }
+static void q8_0_1(const gtile *a) { gemv_q8_0(a, 1); }
+static void q8_0_2(const gtile *a) { gemv_q8_0(a, 2); }
+static void q8_0_4(const gtile *a) { gemv_q8_0(a, 4); }
 static void q4_K_1(const gtile *a) { gemv_q4_K(a, 1); }
 static void q4_K_2(const gtile *a) { gemv_q4_K(a, 2); }
 static void q4_K_4(const gtile *a) { gemv_q4_K(a, 4); }
@@ -134,6 +170,7 @@ int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
     gtile_fn f1, f2, f4;
     switch (m->packed_kind) {
     case HLLM_PK_Q4_0: f1 = q4_0_1, f2 = q4_0_2, f4 = q4_0_4; break;
+    case HLLM_PK_Q8_0: f1 = q8_0_1, f2 = q8_0_2, f4 = q8_0_4; break;
     case HLLM_PK_Q4_K: f1 = q4_K_1, f2 = q4_K_2, f4 = q4_K_4; break;
     default: return 0;
     }

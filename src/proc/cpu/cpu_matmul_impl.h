@@ -98,7 +98,7 @@ int hllm_matmul_avx2(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
                      int64_t ldy);
 int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                        int64_t ldy);
-/* One-token kernels for the 4-bit types (cpu_matmul_gemv_avx512.c); 0 = not handled. */
+/* One-token kernels for Q4_0, Q4_K, Q8_0 (cpu_matmul_gemv_avx512.c); 0 = not handled. */
 int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, float *y);
 int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                      int64_t ldy);
