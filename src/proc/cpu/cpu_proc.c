@@ -36,6 +36,7 @@ typedef struct {
     size_t q_row_bytes;
     int64_t n_items;       /* ATTENTION: work items */
     bool fast;             /* ATTENTION: SIMD path */
+    bool in_place;         /* MATMUL: dst overlaps src */
 } cpu_task;
 
 static void *cpu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
@@ -106,8 +107,9 @@ static void matmul_task(void *arg, int ith, int nth) {
     const hllm_op *op = tk->op;
     const hllm_pweight *w = op->w;
     const char *xq = tk->cpu->act_q;
-    if (op->n_tok == 1 && nth > 1) {
-        /* decode: each thread quantizes the (small) row into its own buffer; no barrier */
+    if (op->n_tok == 1 && nth > 1 && !tk->in_place) {
+        /* decode: each thread quantizes the (small) row into its own buffer; no barrier (not
+         * when the output overwrites the input: a thread could then read rows already written) */
         xq += (size_t)ith * tk->q_row_bytes;
         hllm_cpu_quantize_act(&w->mat, op->src, (char *)xq);
     } else {
@@ -242,6 +244,11 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
         int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
         chunk = (chunk + align - 1) / align * align;
         tk.chunk = chunk < align ? align : chunk;
+        {
+            const float *s0 = op->src, *s1 = op->src + (int64_t)(op->n_tok - 1) * op->ld_src + m->cols;
+            const float *d0 = op->dst, *d1 = op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + op->w->row0 + m->rows;
+            tk.in_place = d0 < s1 && s0 < d1;
+        }
         fn = matmul_task;
         break;
     }
