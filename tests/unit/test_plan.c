@@ -127,6 +127,44 @@ static void test_solver(void) {
         CHECKF(p && strstr(p->why, "tensor-level"), "forced tensor: %s", p ? p->why : hllm_error());
         hllm_plan_free(p);
     }
+    /* with a budget of two of the four layers, every row-cut candidate is weighed (uniform,
+     * attention first, whole layers first) and each keeps to the budget */
+    {
+        double total = 0, layer0 = 0; /* matrices and the embedding table, as the prediction counts them */
+        for (int i = 0; i < g.n_steps; i++)
+            if (g.steps[i].kind == HLLM_OP_MATMUL || g.steps[i].kind == HLLM_OP_EMBED) {
+                const double b = (double)g.steps[i].w->row_bytes * (double)g.steps[i].w->rows;
+                total += b;
+                if (g.steps[i].layer == 0) layer0 += b;
+            }
+        hllm_solve_opts ot = o;
+        ot.split = HLLM_SPLIT_TENSOR;
+        ot.gpu_mem = 2.2 * layer0;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        ot.explain = f;
+        p = hllm_solve(&g, pf, &ot, NULL);
+        fclose(f);
+        CHECK(p != NULL);
+        const char *kinds[] = {"may sit in VRAM", "attention projections in VRAM", "row-cut of the host layers: layers 0-1 in VRAM"};
+        for (int k = 0; k < 3; k++) {
+            const char *at = buf ? strstr(buf, kinds[k]) : NULL;
+            double ms = -1, gv = -1, gh = -1, gc = -1;
+            if (at) {
+                const char *d = strstr(at, "decode");
+                const char *br = strchr(at, '[');
+                if (d) sscanf(d, "decode %lf", &ms);
+                if (br) sscanf(br, "[%lf / %lf / %lf]", &gv, &gh, &gc);
+            }
+            CHECKF(at && ms > 0 && gv >= 0 && gv <= ot.gpu_mem / 1073741824.0 + 0.006, /* printed to 0.01 GiB */
+                   "candidate '%s': %.3f ms, %.3f GiB in VRAM (budget %.3f GiB)", kinds[k], ms, gv, ot.gpu_mem / 1073741824.0);
+            CHECKF(at && fabs((gv + gh + gc) * 1073741824.0 - total) < 0.01 * total, "candidate '%s': %.3f + %.3f + %.3f GiB of %.3f",
+                   kinds[k], gv, gh, gc, total / 1073741824.0);
+        }
+        free(buf);
+        hllm_plan_free(p);
+    }
     hllm_profile_free(pf);
 
     /* the device host's numbers, VRAM for half of the matmul weights */
