@@ -248,6 +248,14 @@ static hllm_plan *cand_gpu(const hllm_graph *g, const hllm_solve_opts *o, int n_
     return p;
 }
 
+/* Bytes of layer l's matrices. */
+static double layer_bytes(const hllm_graph *g, int l) {
+    double b = 0;
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].layer == l && g->steps[i].kind == HLLM_OP_MATMUL) b += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+    return b;
+}
+
 /* Whole layers in VRAM from the first on; the rest (and the head, if it does not fit) on the CPU. */
 static hllm_plan *cand_layers(const hllm_graph *g, const hllm_solve_opts *o, int n_procs, int n_layer) {
     int *lp = calloc((size_t)n_layer, sizeof *lp);
@@ -255,9 +263,7 @@ static hllm_plan *cand_layers(const hllm_graph *g, const hllm_solve_opts *o, int
     double used = 0, budget = o->gpu_mem < 0 ? INFINITY : o->gpu_mem;
     int n_gpu = 0;
     for (int l = 0; l < n_layer; l++) {
-        double b = 0;
-        for (int i = 0; i < g->n_steps; i++)
-            if (g->steps[i].layer == l && g->steps[i].kind == HLLM_OP_MATMUL) b += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+        const double b = layer_bytes(g, l);
         lp[l] = used + b <= budget ? o->gpu : o->cpu;
         if (lp[l] == o->gpu) used += b, n_gpu++;
     }
@@ -300,7 +306,7 @@ typedef enum {
  * GPU reading host memory (two processors streaming host memory at once), the others run from
  * VRAM. */
 static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, int n_procs,
-                              vram_fill fill) {
+                              int n_layer, vram_fill fill) {
     const bool attn_first = fill == VRAM_ATTN;
     const double total = total_gpu_bytes(g, false);
     double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : o->gpu_mem / total, f_attn = f;
@@ -309,14 +315,8 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
     if (fill == VRAM_LAYERS) {
         if (f >= 1) return NULL;
         double used = 0;
-        int n_layer = 0;
-        for (int i = 0; i < g->n_steps; i++)
-            if (g->steps[i].layer + 1 > n_layer) n_layer = g->steps[i].layer + 1;
         for (n_vram_layers = 0; n_vram_layers < n_layer; n_vram_layers++) {
-            double b = 0;
-            for (int i = 0; i < g->n_steps; i++)
-                if (g->steps[i].layer == n_vram_layers && g->steps[i].kind == HLLM_OP_MATMUL)
-                    b += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+            const double b = layer_bytes(g, n_vram_layers);
             if (used + b > o->gpu_mem) break;
             used += b;
         }
@@ -489,9 +489,9 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
     if (single && o.gpu >= 0) cand[n++] = cand_gpu(g, &o, n_procs);
     if (both && (auto_ || o.split == HLLM_SPLIT_LAYER)) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
     if (both && (auto_ || o.split == HLLM_SPLIT_TENSOR)) {
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, VRAM_UNIFORM);
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, VRAM_ATTN);
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, VRAM_LAYERS);
+        cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_UNIFORM);
+        cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_ATTN);
+        cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_LAYERS);
     }
     int best = -1;
     hllm_prediction pr[6];
