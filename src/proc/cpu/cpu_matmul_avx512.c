@@ -173,7 +173,10 @@ INL void tile_q6_K(const qtile *a, const int RV, const int T) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     __m512 accf[4][4];
     UNROLL for (int rv = 0; rv < RV; rv++) UNROLL for (int t = 0; t < T; t++) accf[rv][t] = _mm512_setzero_ps();
-    const int pf = hllm_mm_prefetch;
+    /* one token: prefetch a whole 3072-byte block ahead (the default distance, a third of a
+     * block, leaves half the next block's low bits to demand misses: one core streamed 16.7 GB/s
+     * from DRAM with it, 24.3 with this) */
+    const int pf = 3 * hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
         const uint8_t *wb = a->w + b * 3072, *auxb = a->w + a->aux + b * 288, *xb = a->x + b * 292;
         UNROLL for (int rv = 0; rv < RV; rv++) UNROLL for (int l = 0; l < 5; l++) PREFETCH(auxb + rv * a->gs + 64 * l);
