@@ -37,6 +37,14 @@ typedef struct {
         hi = _mm512_dpbusd_epi32(hi, _mm512_andnot_si512(m4, v), a1);                  \
     } while (0)
 
+/* Block b of the q8 activation row, as every kernel here reads it: its 32 int8 values as eight
+ * 4-byte broadcasts, and the block's correction term (xc, e.g. -8 * sum for Q4_0). */
+INL void xblock(const gtile *a, const uint8_t *xc, int64_t b, __m512i xv[8], __m512i *c) {
+    const uint8_t *xb = a->x + 34 * b + 2;
+    UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xb + 4 * i);
+    *c = bcast32(xc + 4 * b);
+}
+
 INL void gemv_q4_0(const gtile *a, const int R) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512 sixteenth = _mm512_set1_ps(1.0f / 16);
@@ -45,10 +53,8 @@ INL void gemv_q4_0(const gtile *a, const int R) {
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
     const int d = hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
-        const uint8_t *xb = a->x + 34 * b + 2;
-        __m512i xv[8];
-        UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xb + 4 * i);
-        const __m512i c = bcast32(xc + 4 * b);
+        __m512i xv[8], c;
+        xblock(a, xc, b, xv, &c);
         const __m512 dx = _mm512_mul_ps(bcastf(xd + 4 * b), sixteenth);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *wb = a->w + r * a->gs + 256 * b, *aux = a->w + r * a->gs + a->aux + 32 * b;
@@ -78,10 +84,8 @@ INL void gemv_q8_0(const gtile *a, const int R) {
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
     const int d = hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
-        const uint8_t *xb = a->x + 34 * b + 2;
-        __m512i xv[8];
-        UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xb + 4 * i);
-        const __m512i c = bcast32(xc + 4 * b);
+        __m512i xv[8], c;
+        xblock(a, xc, b, xv, &c);
         const __m512 dx = bcastf(xd + 4 * b);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *wb = a->w + r * a->gs + 512 * b, *aux = a->w + r * a->gs + a->aux + 32 * b;
