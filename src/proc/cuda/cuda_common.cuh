@@ -220,5 +220,8 @@ int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part,
 /* Tiled flash attention for prefill (head_dim <= 256; smem_optin: the device's per-block
  * shared-memory opt-in limit). Returns 1 if this shape cannot use it (caller falls back). */
 int cu_attn_flash(cudaStream_t st, const hllm_op *op, size_t smem_optin);
+/* The same on tensor cores (cuda_attn_mma.cu): F16 cache, head_dim a multiple of 16 up to 128,
+ * compute capability 8.0+ (cc_major). Returns 1 if this shape cannot use it. */
+int cu_attn_mma(cudaStream_t st, const hllm_op *op, int cc_major);
 
 #endif

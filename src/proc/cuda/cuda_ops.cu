@@ -281,42 +281,46 @@ int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos) {
 
 /* ---- SwiGLU and add ---- */
 
+/* Elementwise kernels over n_tok rows: rows by blockIdx.y (grid-strided past 65535), columns by
+ * x, so no 64-bit division per element (it made them ~3x slower than their bytes). */
+static inline dim3 rows_grid(int64_t cols, int n_tok) {
+    return dim3((unsigned)((cols + 255) / 256), (unsigned)(n_tok < 65535 ? n_tok : 65535));
+}
+
 template <bool Q>
 __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, const float *__restrict__ u,
-                         int64_t ldu, int64_t dim, int64_t n, cu_qout qo) {
+                         int64_t ldu, int64_t dim, int n_tok, cu_qout qo) {
     cu_pdl_wait();
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= n) return; /* with Q, n and dim are multiples of 32: whole warps leave */
-    const int64_t t = idx / dim, i = idx % dim;
-    const float x = g[t * ldg + i];
-    const float v = cu_silu_mul(x, u[t * ldu + i]);
-    dst[t * ldd + i] = v;
-    if (Q) cu_quant_unit(v, qo.xq + t * dim + i, qo.xds + t * (dim / 32) + i / 32, (int)(i & 31));
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= dim) return; /* with Q, dim is a multiple of 32: whole warps leave */
+    for (int t = blockIdx.y; t < n_tok; t += gridDim.y) {
+        const float v = cu_silu_mul(g[(int64_t)t * ldg + i], u[(int64_t)t * ldu + i]);
+        dst[(int64_t)t * ldd + i] = v;
+        if (Q) cu_quant_unit(v, qo.xq + (int64_t)t * dim + i, qo.xds + (int64_t)t * (dim / 32) + i / 32, (int)(i & 31));
+    }
 }
 
 int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo) {
-    const int64_t n = (int64_t)op->n_tok * op->dim;
-    if (n <= 0) return 0;
+    if (op->n_tok <= 0 || op->dim <= 0) return 0;
+    const dim3 grid = rows_grid(op->dim, op->n_tok);
     if (qo.xq && op->dim % 32 == 0)
-        cu_launch(k_swiglu<true>, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
-                                                                    op->ld_src2, op->dim, n, qo);
+        cu_launch(k_swiglu<true>, grid, 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2, op->ld_src2, op->dim,
+                  op->n_tok, qo);
     else
-        cu_launch(k_swiglu<false>, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2,
-                                                                     op->ld_src2, op->dim, n, qo);
+        cu_launch(k_swiglu<false>, grid, 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2, op->ld_src2, op->dim,
+                  op->n_tok, qo);
     return CU_LAUNCHED("swiglu");
 }
 
-__global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int64_t ldx, int64_t dim, int64_t n) {
+__global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int64_t ldx, int64_t dim, int n_tok) {
     cu_pdl_wait();
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= n) return;
-    const int64_t t = idx / dim, i = idx % dim;
-    dst[t * ldd + i] += x[t * ldx + i];
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= dim) return;
+    for (int t = blockIdx.y; t < n_tok; t += gridDim.y) dst[(int64_t)t * ldd + i] += x[(int64_t)t * ldx + i];
 }
 
 int cu_add(cudaStream_t st, const hllm_op *op) {
-    const int64_t n = (int64_t)op->n_tok * op->dim;
-    if (n <= 0) return 0;
-    cu_launch(k_add, (unsigned)((n + 255) / 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->dim, n);
+    if (op->n_tok <= 0 || op->dim <= 0) return 0;
+    cu_launch(k_add, rows_grid(op->dim, op->n_tok), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->dim, op->n_tok);
     return CU_LAUNCHED("add");
 }

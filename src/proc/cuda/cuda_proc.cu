@@ -57,8 +57,26 @@ static bool graphs_on(void) {
     return g_graphs != 0;
 }
 
-static int64_t g_tile_elems = (int64_t)32 << 20;
-extern "C" void hllm_cuda_set_prompt_tile(long long elems) { g_tile_elems = elems > 0 ? elems : (int64_t)32 << 20; }
+static int g_attn_mma = -1; /* -1: not decided yet (HLLM_CUDA_ATTN_MMA) */
+extern "C" void hllm_cuda_set_attn_mma(int on) {
+    if (on >= 0) g_attn_mma = on ? 1 : 0;
+}
+static bool attn_mma_on(void) {
+    if (g_attn_mma < 0) {
+        const char *e = getenv("HLLM_CUDA_ATTN_MMA");
+        g_attn_mma = e && e[0] == '0' ? 0 : 1;
+    }
+    return g_attn_mma != 0;
+}
+
+/* Prompt matmuls over quantized rows in VRAM dequantize tiles of up to 128M elements (a whole
+ * Llama-3-8B matrix; pp512 +14% on H100 against 32M tiles, whose GEMMs were too short to fill the
+ * GPU); host-resident rows stream through the staging slots in tiles of at most 32M (three
+ * slots of VRAM the budget did not count). */
+#define CU_TILE_DEFAULT ((int64_t)128 << 20)
+#define CU_STAGE_TILE_MAX ((int64_t)32 << 20)
+static int64_t g_tile_elems = CU_TILE_DEFAULT;
+extern "C" void hllm_cuda_set_prompt_tile(long long elems) { g_tile_elems = elems > 0 ? elems : CU_TILE_DEFAULT; }
 
 extern "C" void hllm_cuda_set_graphs(int on) {
     if (on >= 0) g_graphs = on ? 1 : 0;
@@ -757,14 +775,17 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
         if (cu_convert_act(c->st, op->src, op->ld_src, n_tok, K, c->xh.p, bf)) return -1;
         /* host-resident rows stream through VRAM slots in tiles (see the top of this file) */
         const bool staged = w->host && c->staging && !c->capturing;
-        /* row tiles of at most g_tile_elems elements (32M: a 64 MiB f16 tile) */
-        int64_t tile = g_tile_elems / K;
+        int64_t tile = (staged && g_tile_elems > CU_STAGE_TILE_MAX ? CU_STAGE_TILE_MAX : g_tile_elems) / K;
         if (tile < 64) tile = 64;
         if (tile > lr1 - lr0) tile = lr1 - lr0;
         if (!quant && !staged) {
             if (gemm(c, dt, m.data + lr0 * m.row_bytes, K, dt, c->xh.p, K, Y, op->ld_dst, lr1 - lr0, n_tok, K)) return -1;
         } else {
-            if (quant && ensure(c, &c->wt, (size_t)tile * (size_t)K * 2, "dequantized weight tile")) return -1;
+            /* less VRAM free than a tile needs: smaller tiles (slower GEMMs) before giving up */
+            while (quant && ensure(c, &c->wt, (size_t)tile * (size_t)K * 2, "dequantized weight tile")) {
+                if (tile <= 256) return -1;
+                tile /= 2;
+            }
             for (int64_t a = lr0; a < lr1; a += tile) {
                 const int64_t b = a + tile < lr1 ? a + tile : lr1;
                 cu_mat src = m;
@@ -816,7 +837,9 @@ static int run_attention(cuda_impl *c, const hllm_op *op) {
     if (op->pos0 < 0 || op->pos0 + op->n_tok > op->kv->n_ctx)
         return hllm_fail("CUDA: attention over %d rows at %d exceeds the cache", op->n_tok, op->pos0);
     if (op->n_tok > g_split_max_tok) {
-        const int r = cu_attn_flash(c->st, op, c->prop.sharedMemPerBlockOptin);
+        int r = attn_mma_on() ? cu_attn_mma(c->st, op, c->prop.major) : 1;
+        if (r <= 0) return r;
+        r = cu_attn_flash(c->st, op, c->prop.sharedMemPerBlockOptin);
         if (r <= 0) return r;
     }
     int n_chunks;
@@ -1327,6 +1350,8 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         cu_pdl = c->prop.major >= 9 && !(e && e[0] == '0');
         e = getenv("HLLM_CUDA_PREFETCH");
         cu_prefetch = !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_PROMPT_TILE"); /* elements of a dequantized prompt tile, for experiments */
+        if (e && atoll(e) > 0) g_tile_elems = atoll(e);
         e = getenv("HLLM_CUDA_GEMV_WARPS");
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
     }

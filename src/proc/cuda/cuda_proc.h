@@ -14,10 +14,14 @@ extern "C" {
  * split_max_tok: ATTENTION calls with n_tok <= this use the split-KV decode kernel (default 8);
  *               larger ones use the tiled flash-attention kernel (head_dim <= 256). */
 void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok);
+/* Prompt attention on tensor cores where the shape allows (F16 cache, head_dim % 16 == 0, up to
+ * 128; default on, HLLM_CUDA_ATTN_MMA=0 turns it off): 0 uses the scalar flash kernel, which
+ * tests compare against at f32 precision. -1 keeps the current value. */
+void hllm_cuda_set_attn_mma(int on);
 
 /* Row tiles of prompt matmuls over quantized or host-resident weights hold at most this many
- * elements (default 32M: a 64 MiB f16 tile); tests set it small to run many tiles through the
- * staging slots. <= 0 restores the default. Process-wide. */
+ * elements (default 128M: a 256 MiB f16 tile; host-resident rows at most 32M); tests set it
+ * small to run many tiles through the staging slots. <= 0 restores the default. Process-wide. */
 void hllm_cuda_set_prompt_tile(long long elems);
 
 /* Captured decode steps (proc.h step_begin / step_end): on (1, the default unless the
