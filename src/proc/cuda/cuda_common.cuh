@@ -181,6 +181,7 @@ extern bool cu_prefetch;
 /* Warps per SM a GEMV launch aims for when choosing warps per row (HLLM_CUDA_GEMV_WARPS, for
  * measurements; default 16). */
 extern int cu_gemv_warps;
+extern int cu_gemv_f_wpr, cu_gemv_f_unroll; /* float-weight GEMV shape (experiments) */
 /* Dequantizes local rows [lr0, lr1) into dst (row-major, cols per row) as f16 (bf16 == false)
  * or bf16. */
 int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, void *dst, bool bf16);

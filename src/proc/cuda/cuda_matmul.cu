@@ -434,8 +434,6 @@ int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const i
     return CU_LAUNCHED("gemv (gate/up + swiglu)");
 }
 
-template <int TYPE>
-static __device__ __forceinline__ void load8(const uint8_t *p, float f[8]);
 /* A 16-byte load of float weights that does not allocate in L1: each weight is read once, and
  * the L1 is left to the activation row every warp of the SM rereads (F16 decode on H100: with
  * 4 warps a row, 135.6 -> 157.3 tok/s for llama3-8b). */
@@ -446,25 +444,20 @@ static __device__ __forceinline__ int4 ld16w(const void *p) {
                  : "l"(p));
     return v;
 }
-template <>
-__device__ __forceinline__ void load8<HLLM_TYPE_F16>(const uint8_t *p, float f[8]) {
-    const int4 v = ld16w(p);
-    const __half2 *h = (const __half2 *)&v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 x = __half22float2(h[i]);
-        f[2 * i] = x.x;
-        f[2 * i + 1] = x.y;
-    }
-}
-template <>
-__device__ __forceinline__ void load8<HLLM_TYPE_BF16>(const uint8_t *p, float f[8]) {
-    const int4 v = ld16w(p);
+/* Eight f16 or bf16 weights of a 16-byte load to floats. */
+template <int TYPE>
+static __device__ __forceinline__ void cvt8(const int4 v, float f[8]) {
     const uint32_t vi[4] = {(uint32_t)v.x, (uint32_t)v.y, (uint32_t)v.z, (uint32_t)v.w};
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        f[2 * i] = __uint_as_float(vi[i] << 16);
-        f[2 * i + 1] = __uint_as_float(vi[i] & 0xFFFF0000u);
+        if (TYPE == HLLM_TYPE_BF16) {
+            f[2 * i] = __uint_as_float(vi[i] << 16);
+            f[2 * i + 1] = __uint_as_float(vi[i] & 0xFFFF0000u);
+        } else {
+            const float2 x = __half22float2(*(const __half2 *)&vi[i]);
+            f[2 * i] = x.x;
+            f[2 * i + 1] = x.y;
+        }
     }
 }
 
@@ -477,7 +470,7 @@ static __device__ __forceinline__ float load1(const uint8_t *row, int64_t c) {
 }
 
 /* Float weights: VEC = 16-byte loads (cols a multiple of 8, x rows 16-byte aligned). */
-template <int TYPE, int NT, bool VEC>
+template <int TYPE, int NT, bool VEC, int U>
 __global__ void __launch_bounds__(128) k_gemv_f(const __grid_constant__ gsegs_k S, const float *__restrict__ x,
                                                 int64_t ldx) {
     int wpr;
@@ -507,16 +500,26 @@ __global__ void __launch_bounds__(128) k_gemv_f(const __grid_constant__ gsegs_k 
                 }
             }
         } else {
-#pragma unroll 2
-            for (int64_t c = l * 8; live && c < cols; c += 8 * step) {
-                float w[8];
-                load8<TYPE == HLLM_TYPE_F32 ? HLLM_TYPE_F16 : TYPE>(row + c * 2, w);
+            /* U loads of a lane in flight before any is used */
+            const int64_t stride = 8 * (int64_t)step;
+            for (int64_t c0 = l * 8; live && c0 < cols; c0 += stride * U) {
+                int4 v[U];
 #pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const float4 a = __ldg((const float4 *)(x + t * ldx + c));
-                    const float4 b = __ldg((const float4 *)(x + t * ldx + c + 4));
-                    acc[t] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z +
-                              w[7] * b.w;
+                for (int u = 0; u < U; u++)
+                    if (c0 + u * stride < cols) v[u] = ld16w(row + (c0 + u * stride) * 2);
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int64_t c = c0 + u * stride;
+                    if (c >= cols) break;
+                    float w[8];
+                    cvt8<TYPE>(v[u], w);
+#pragma unroll
+                    for (int t = 0; t < NT; t++) {
+                        const float4 a = __ldg((const float4 *)(x + t * ldx + c));
+                        const float4 b = __ldg((const float4 *)(x + t * ldx + c + 4));
+                        acc[t] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
+                                  w[6] * b.z + w[7] * b.w;
+                    }
                 }
             }
         }
@@ -538,6 +541,11 @@ __global__ void __launch_bounds__(128) k_gemv_f(const __grid_constant__ gsegs_k 
  * (4 was 3% slower), llama3-8b's 4096 x 14336 down 2, its 4096 x 4096 q and o 1. Every lane
  * keeps at least one unit. */
 int cu_gemv_warps = 16;
+int cu_gemv_f_wpr = 4;    /* float weights: up to this many warps a row (HLLM_CUDA_F_WPR) */
+/* float weights, one token: loads in flight per lane, 2, 4 or 8 (HLLM_CUDA_F_UNROLL). llama3-8b F16
+ * tg128 on H100 with 4 / 2 / 1 warps a row: unroll 2 160.0 / 153.2 / 149.3 tok/s, 4 160.8 / 154.0 /
+ * 153.0, 8 159.1 / 151.9 / 150.4 */
+int cu_gemv_f_unroll = 4;
 static int gemv_wpr(int64_t rows, int64_t units) {
     const int64_t want = (int64_t)cu_gemv_warps * cu_n_sm, hold = 64 * (int64_t)cu_n_sm;
     int wpr = 1;
@@ -558,10 +566,12 @@ static void launch_gemv(cudaStream_t st, const gsegs_k &S, unsigned blocks, cons
     case HLLM_TYPE_Q8_0: cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, blocks, 128, 0, st, S, xq, xds); break;
     case HLLM_TYPE_Q4_K: cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
     case HLLM_TYPE_Q6_K: cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
-#define F_CASE(T)                                                                  \
-    case T:                                                                        \
-        if (vec) cu_launch(k_gemv_f<T, NT, true>, blocks, 128, 0, st, S, x, ldx);  \
-        else cu_launch(k_gemv_f<T, NT, false>, blocks, 128, 0, st, S, x, ldx);     \
+#define F_CASE(T)                                                                                   \
+    case T:                                                                                         \
+        if (vec && NT == 1 && cu_gemv_f_unroll == 4) cu_launch(k_gemv_f<T, NT, true, 4>, blocks, 128, 0, st, S, x, ldx); \
+        else if (vec && NT == 1 && cu_gemv_f_unroll == 8) cu_launch(k_gemv_f<T, NT, true, 8>, blocks, 128, 0, st, S, x, ldx); \
+        else if (vec) cu_launch(k_gemv_f<T, NT, true, 2>, blocks, 128, 0, st, S, x, ldx);               \
+        else cu_launch(k_gemv_f<T, NT, false, 2>, blocks, 128, 0, st, S, x, ldx);                       \
         break;
         F_CASE(HLLM_TYPE_F32)
         F_CASE(HLLM_TYPE_F16)
@@ -588,7 +598,7 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
          * more loads in flight per row (F16 decode on H100, llama3-8b: 1-2 warps 135.6 tok/s,
          * 4 warps 153.7) */
         if (!cu_type_quantized(g.m.type))
-            while (S.wpr[S.n] < 4 && units >= 64 * S.wpr[S.n]) S.wpr[S.n] *= 2;
+            while (S.wpr[S.n] < cu_gemv_f_wpr && units >= 64 * S.wpr[S.n]) S.wpr[S.n] *= 2;
         S.blk0[S.n] = blocks;
         const int rpb = 4 / S.wpr[S.n];
         if (g.lr1 <= g.lr0) continue; /* nothing to do: not a segment */

@@ -167,6 +167,11 @@ struct cuda_impl {
     const float *xq_src;
     int64_t xq_ld, xq_cols;
     int xq_ntok;
+    /* the same for the f16/bf16 copy of a prompt matmul's input in xh (q, k and v read one) */
+    const float *xh_src;
+    int64_t xh_ld, xh_cols;
+    int xh_ntok;
+    bool xh_bf;
     bool xq_alt; /* that copy is in xq2 (written by a fused gate/up + swiglu), not in xq */
     /* prompts over host-resident rows: copy stream, VRAM slots, and per slot an event when its
      * copy is done and one when the last GEMM reading it is */
@@ -179,6 +184,13 @@ struct cuda_impl {
 };
 
 static inline cuda_impl *impl_of(hllm_proc *p) { return (cuda_impl *)p->impl; }
+
+/* Every op but a matmul, and every copy in, may write the activations the cached converted
+ * inputs (xq, xh) were made from. */
+static inline void act_forget(cuda_impl *c) {
+    c->xq_src = NULL;
+    c->xh_src = NULL;
+}
 
 static void step_interrupt(cuda_impl *c);
 #define STEP_GUARD(c)                                                   \
@@ -240,7 +252,7 @@ static int ensure(cuda_impl *c, cu_buf *b, size_t need, const char *what) {
 static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
     cuda_impl *c = impl_of(p);
     STEP_GUARD(c);
-    c->xq_src = NULL;
+    act_forget(c);
     use_dev(c->dev);
     void *ptr = NULL;
     if (bytes == 0) bytes = 1;
@@ -272,7 +284,7 @@ static void cu_free(hllm_proc *p, void *ptr) {
     if (!ptr) return;
     cuda_impl *c = impl_of(p);
     STEP_GUARD(c);
-    c->xq_src = NULL;
+    act_forget(c);
     use_dev(c->dev);
     drop_graphs(c); /* they may read or write this buffer */
     if (is_pinned_host(ptr)) cudaFreeHost(ptr);
@@ -309,7 +321,7 @@ static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes, bo
 
 static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
-    c->xq_src = NULL;
+    act_forget(c);
     if (!bytes) return 0;
     use_dev(c->dev);
     const bool stepping = c->mode == STEP_RECORD || c->mode == STEP_REPLAY;
@@ -647,6 +659,14 @@ static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w
     if (d0 < s1 && s0 < d1) c->xq_src = NULL;
 }
 
+/* The same for the f16 copy of a prompt matmul's input. */
+static void clobber_check_h(cuda_impl *c, const hllm_op *op, const hllm_pweight *w) {
+    if (!c->xh_src) return;
+    const char *d0 = (const char *)op->dst, *d1 = (const char *)(op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + w->row0 + w->rows);
+    const char *s0 = (const char *)c->xh_src, *s1 = (const char *)(c->xh_src + (int64_t)(c->xh_ntok - 1) * c->xh_ld + c->xh_cols);
+    if (d0 < s1 && s0 < d1) c->xh_src = NULL;
+}
+
 /* The GEMV path of n matmuls of one input (checked: rows held, n_tok <= g_gemv_max_tok) in one
  * launch; add: an ADD of the (single) matmul's output fused into it, or NULL. */
 /* The fused gate/up + swiglu's q8_1 output buffer (same layout as xq_buffer's) and its
@@ -676,7 +696,7 @@ static int gemv_input(cuda_impl *c, const hllm_op *op, bool no_alt, int8_t **xq,
     const int64_t cols = op->w->cols;
     const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == cols && c->xq_ntok == n_tok &&
                        !(no_alt && c->xq_alt);
-    if (!reuse) c->xq_src = NULL;
+    if (!reuse) act_forget(c);
     cu_qout qo;
     if (reuse && c->xq_alt) {
         if (glu_buffers(c, n_tok, cols, &qo)) return -1;
@@ -719,7 +739,7 @@ static int run_glu(cuda_impl *c, const hllm_op *ops) {
     const bool q = produce_q(c, sw->n_tok, sw->dim);
     if (glu_buffers(c, sw->n_tok, sw->dim, q ? &qo : NULL)) return -1;
     if (cu_gemv_glu(c->st, g, u, xq, xds, sw->n_tok, qo, (unsigned *)c->gcnt.p)) return -1;
-    c->xq_src = NULL;
+    act_forget(c);
     if (q) {
         xq_set(c, sw->dst, sw->ld_dst, sw->dim, sw->n_tok);
         c->xq_alt = true;
@@ -738,7 +758,7 @@ static int run_gemv(cuda_impl *c, const hllm_op *ops, int n, const hllm_op *add)
     if (add) {
         segs[0].yadd = add->dst;
         segs[0].ldadd = add->ld_dst;
-        c->xq_src = NULL; /* as after any op but a matmul */
+        act_forget(c); /* as after any op but a matmul */
     }
     return cu_gemv_multi(c->st, segs, n, op->src, op->ld_src, xq, xds, n_tok);
 }
@@ -771,8 +791,12 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
     } else {
         const bool bf = m.type == HLLM_TYPE_BF16;
         const cudaDataType dt = bf ? CUDA_R_16BF : CUDA_R_16F;
-        if (ensure(c, &c->xh, (size_t)n_tok * (size_t)K * 2, "f16 activations")) return -1;
-        if (cu_convert_act(c->st, op->src, op->ld_src, n_tok, K, c->xh.p, bf)) return -1;
+        if (!(c->xh_src == op->src && c->xh_ld == op->ld_src && c->xh_cols == K && c->xh_ntok == n_tok && c->xh_bf == bf)) {
+            c->xh_src = NULL;
+            if (ensure(c, &c->xh, (size_t)n_tok * (size_t)K * 2, "f16 activations")) return -1;
+            if (cu_convert_act(c->st, op->src, op->ld_src, n_tok, K, c->xh.p, bf)) return -1;
+            c->xh_src = op->src, c->xh_ld = op->ld_src, c->xh_cols = K, c->xh_ntok = n_tok, c->xh_bf = bf;
+        }
         /* host-resident rows stream through VRAM slots in tiles (see the top of this file) */
         const bool staged = w->host && c->staging && !c->capturing;
         int64_t tile = (staged && g_tile_elems > CU_STAGE_TILE_MAX ? CU_STAGE_TILE_MAX : g_tile_elems) / K;
@@ -804,6 +828,7 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
             }
         }
     }
+    clobber_check_h(c, op, w);
     if (bias) return cu_add_bias(c->st, op->dst, op->ld_dst, n_tok, w->row0 + lr0, lr1 - lr0, bias);
     return 0;
 }
@@ -882,7 +907,7 @@ static int run_swiglu(cuda_impl *c, const hllm_op *op) {
 static int run_action(cuda_impl *c, const hllm_op *op);
 
 static int run_op(cuda_impl *c, const hllm_op *op) {
-    if (op->kind != HLLM_OP_MATMUL) c->xq_src = NULL;
+    if (op->kind != HLLM_OP_MATMUL) act_forget(c);
     if ((int)op->kind > HLLM_OP_COUNT) return run_action(c, op);
     cu_pdl_op = op->n_tok <= 8;
     switch (op->kind) {
@@ -941,7 +966,7 @@ static bool fuse_on(void) {
 /* Runs the recorded ops of a step (into a capture, or as a replayed step that cannot use its
  * graph), merging neighbours where cuda_fuse.cu allows: the same results as one by one. */
 static int run_recorded(cuda_impl *c) {
-    c->xq_src = NULL;
+    act_forget(c);
     const hllm_op *ops = c->rec;
     for (int i = 0, k = 1; i < c->n_rec; i += k) {
         const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
@@ -954,7 +979,7 @@ static int run_recorded(cuda_impl *c) {
         } else if (f == CU_FUSE_GLU) {
             rc = run_glu(c, ops + i);
         } else if (f == CU_FUSE_ROPE_KV) {
-            c->xq_src = NULL;
+            act_forget(c);
             rc = cu_rope_kv(c->st, ops + i, ops + i + 1, ops[i].freq_factors ? ops[i].freq_factors->vec : NULL, c->dpos);
         } else {
             rc = run_op(c, ops + i);
@@ -1012,7 +1037,7 @@ static void capture(cuda_impl *c) {
     const cudaError_t e = cudaStreamEndCapture(c->st, &graph);
     c->capturing = false;
     c->dpos = c->dtok = NULL;
-    c->xq_src = NULL;
+    act_forget(c);
     cudaGraphExec_t ex = NULL;
     if (!rc && e == cudaSuccess && graph && cudaGraphInstantiate(&ex, graph, 0) == cudaSuccess) {
         g->shape = c->shape;
@@ -1072,7 +1097,7 @@ static int cu_step_end(hllm_proc *p) {
         if (same) {
             g->last_use = ++c->use_clock;
             c->n_replays++;
-            c->xq_src = NULL;
+            act_forget(c);
             return cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch");
         }
         /* other ops than captured (new buffers, say): capture them and launch that; only if the
@@ -1084,7 +1109,7 @@ static int cu_step_end(hllm_proc *p) {
             for (int i = 0; i < CU_GRAPHS; i++)
                 if (c->graphs[i].exec && c->graphs[i].last_use == c->use_clock) c->cur = i;
             c->n_replays++;
-            c->xq_src = NULL;
+            act_forget(c);
             return cu_check(cudaGraphLaunch(c->graphs[c->cur].exec, c->st), "graph launch");
         }
         return run_recorded(c);
@@ -1175,7 +1200,7 @@ static void flag_op(hllm_proc *p, volatile uint32_t *flag, uint32_t value, int k
     void *dp = flag_device_ptr(flag);
     if (!dp) { /* not mapped memory: a host callback (never captured) */
         STEP_GUARD(c);
-        if (kind == CU_ACT_WAIT) c->xq_src = NULL;
+        if (kind == CU_ACT_WAIT) act_forget(c);
         flag_fallback(c, flag, value, kind == CU_ACT_WAIT);
         return;
     }
@@ -1197,7 +1222,7 @@ static int run_action(cuda_impl *c, const hllm_op *op) {
         k_signal<<<1, 1, 0, c->st>>>((volatile uint32_t *)op->src2, value);
         return cu_check(cudaGetLastError(), "signal");
     case CU_ACT_WAIT: /* another processor may write activations before what follows */
-        c->xq_src = NULL;
+        act_forget(c);
         if (c->memops && c->wait32((CUstream)c->st, dp, value, CU_STREAM_WAIT_VALUE_GEQ) == CUDA_SUCCESS) return 0;
         k_wait<<<1, 1, 0, c->st>>>((volatile uint32_t *)op->src2, value);
         return cu_check(cudaGetLastError(), "wait");
@@ -1352,6 +1377,10 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         cu_prefetch = !(e && e[0] == '0');
         e = getenv("HLLM_CUDA_PROMPT_TILE"); /* elements of a dequantized prompt tile, for experiments */
         if (e && atoll(e) > 0) g_tile_elems = atoll(e);
+        e = getenv("HLLM_CUDA_F_WPR");
+        if (e && atoi(e) > 0) cu_gemv_f_wpr = atoi(e);
+        e = getenv("HLLM_CUDA_F_UNROLL");
+        if (e && atoi(e) > 0) cu_gemv_f_unroll = atoi(e);
         e = getenv("HLLM_CUDA_GEMV_WARPS");
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
     }
