@@ -394,6 +394,60 @@ static void split_handoff(hllm_proc *c, hllm_proc *g, const shape *sh, const hll
 
 static const char *mem_name(int mem) { return mem == HLLM_MEM_HOST ? "host" : "dev"; }
 
+/* Times the CPU's one-token matmuls a second time, seconds after the first, and keeps the faster
+ * of the two (and the per-type and read-bandwidth figures derived from them). A VM's vCPUs can
+ * run at a fraction of their speed for a while (seen on the device host: one profile had 38-52
+ * GB/s for layer-sized matrices where decode then streamed 83), and the solver, believing the CPU
+ * slow, handed the GPU's zero-copy reads a share they took twice as long for. */
+static void retime_one_token(hllm_proc *p, const shape *sh, int n_sh, int big, size_t min_total, double budget,
+                             const hllm_profile_opts *o, hllm_profile *out) {
+    char key[128];
+    double tb[8] = {0}, ts[8] = {0};
+    for (int si = 0; si < n_sh; si++) {
+        mm_set s;
+        if (mm_set_init(&s, p, &sh[si], HLLM_MEM_DEVICE, 1, min_total)) {
+            mm_set_free(&s);
+            return;
+        }
+        const int64_t q = s.rows / 4 / 64 * 64;
+        for (int part = 0; part < 2; part++) {
+            if (part == 1 && q <= 0) break;
+            s.r1 = part ? q : s.rows;
+            if (part) snprintf(key, sizeof key, "%s.matmul.dev.%s.%lldx%lld.b1.r%lld.us", p->name, hllm_type_name(sh[si].type),
+                               (long long)sh[si].rows, (long long)sh[si].cols, (long long)q);
+            else snprintf(key, sizeof key, "%s.matmul.dev.%s.%lldx%lld.b1.us", p->name, hllm_type_name(sh[si].type),
+                          (long long)sh[si].rows, (long long)sh[si].cols);
+            const double first = hllm_profile_get(out, key, -1) * 1e-6, t = mm_time(&s, 1, budget);
+            const double best = t > 0 && (first <= 0 || t < first) ? t : first;
+            if (best <= 0) continue;
+            if (best < first) {
+                hllm_profile_set(out, key, best * 1e6);
+                say(o, "%s: matmul dev %s %lldx%lld%s b1 again: %.1f us (first %.1f)", p->name, hllm_type_name(sh[si].type),
+                    (long long)sh[si].rows, (long long)sh[si].cols, part ? " (a quarter)" : "", best * 1e6, first * 1e6);
+            }
+            if (part) continue;
+            int ti = si;
+            for (int j = 0; j < si; j++)
+                if (sh[j].type == sh[si].type) {
+                    ti = j;
+                    break;
+                }
+            tb[ti] += (double)sh[si].bytes;
+            ts[ti] += best;
+            if (si == big) {
+                snprintf(key, sizeof key, "%s.read_gbs", p->name);
+                hllm_profile_set(out, key, (double)s.bytes / best / 1e9);
+            }
+        }
+        mm_set_free(&s);
+    }
+    for (int ti = 0; ti < n_sh; ti++)
+        if (ts[ti] > 0) {
+            snprintf(key, sizeof key, "%s.matmul.dev.%s.b1", p->name, hllm_type_name(sh[ti].type));
+            hllm_profile_set(out, key, tb[ti] / ts[ti] / 1e9);
+        }
+}
+
 int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, const hllm_profile_opts *opts,
                          hllm_profile *out) {
     hllm_profile_opts o = opts ? *opts : (hllm_profile_opts){0};
@@ -629,6 +683,7 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
         mm_set_free(&sg);
         split_handoff(c, g, &sh[0], &o, out);
     }
+    if (!rc && cpu >= 0) retime_one_token(procs[cpu], sh, n_sh, big, min_total, o.budget_s, &o, out);
     for (int i = 0; i < n_sh; i++) free(sh[i].data);
     return rc;
 }
