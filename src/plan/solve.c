@@ -77,6 +77,9 @@ static void ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_op
             snprintf(k2, sizeof k2, "%s.host_read_gbs", gn);
             a = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
             if (a > 0 && b > 0) c->conc_gpu = a / b < 1 ? a / b : 1;
+            /* measured inside a cut as the executor runs it, when profiled: the lower rules */
+            const double f = hllm_profile_get(prof, "split.gpu_host_factor", 0);
+            if (f > 0 && f < c->conc_gpu) c->conc_gpu = f;
         }
     }
 }

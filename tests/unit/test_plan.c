@@ -127,6 +127,26 @@ static void test_solver(void) {
         CHECKF(p && strstr(p->why, "tensor-level"), "forced tensor: %s", p ? p->why : hllm_error());
         hllm_plan_free(p);
     }
+    /* the GPU's host reads measured slower inside a cut (split.gpu_host_factor) than the plain
+     * concurrent figure: a forced row-cut under a VRAM budget gives them fewer host bytes */
+    {
+        hllm_solve_opts ot = o;
+        ot.split = HLLM_SPLIT_TENSOR;
+        ot.gpu_mem = 4096.0 * 4096 * 0.5625; /* about one attention matrix: most rows in host memory */
+        hllm_prediction p1, p2;
+        hllm_profile *pc = profile(100, 3000, 50, 75, 45, 4.0);
+        hllm_plan *a = hllm_solve(&g, pc, &ot, &p1);
+        hllm_profile_set(pc, "split.gpu_host_factor", 0.5);
+        hllm_plan *b = hllm_solve(&g, pc, &ot, &p2);
+        CHECKF(a && b, "%s", hllm_error());
+        if (a && b)
+            CHECKF(p2.gpu_host_bytes < 0.8 * p1.gpu_host_bytes && p2.cpu_bytes > p1.cpu_bytes,
+                   "gpu_host_factor 0.5: GPU host bytes %.3g -> %.3g, CPU %.3g -> %.3g", p1.gpu_host_bytes,
+                   p2.gpu_host_bytes, p1.cpu_bytes, p2.cpu_bytes);
+        hllm_plan_free(a);
+        hllm_plan_free(b);
+        hllm_profile_free(pc);
+    }
     /* with a budget of two of the four layers, every row-cut candidate is weighed (uniform,
      * attention first, whole layers first) and each keeps to the budget */
     {
