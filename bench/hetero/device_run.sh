@@ -15,7 +15,9 @@
 # Env: BUDGET (s, default 530), PRESET (llama3-8b), TYPES (q4_0 q8_0), NGLS (default: a quarter,
 # half and three quarters of the layers: 8 16 24 for 32), TH (16), PP (512), TG (64), REPS (2),
 # HLLM_CUDA (on), LLAMA_CUDA (ON), LLAMA_ARGS (extra llama-bench flags, e.g. "-fa off"),
-# BUNDLE (.carry/gitRelease.bundle), W (/tmp/hetero), OUT.
+# BUNDLE (.carry/gitRelease.bundle), W (/tmp/hetero), OUT, COMMIT (the commit the results name;
+# default git rev-parse, which in the device's copy of the tree can name an older commit: pass
+# the hash literally, e.g. COMMIT=07e44a7).
 set -u
 STAGE=${1:-}
 [ $# -gt 0 ] && shift
