@@ -123,7 +123,7 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
         if (r >= m->rows) break;
         const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_bytes;
         for (int64_t b = 0; b < g->nb; b++) {
-            uint8_t *qs = dst + (size_t)b * g->block_stride, *aux = aux0 + (size_t)b * g->block_stride;
+            uint8_t *qs = dst + (size_t)b * g->block_stride, *aux = aux0 + (size_t)b * g->aux_stride;
             uint8_t v[256];
             switch (m->type) {
             case HLLM_TYPE_Q4_0: {

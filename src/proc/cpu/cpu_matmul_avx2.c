@@ -25,7 +25,7 @@ typedef struct {
     const uint8_t *w[4];  /* block 0's qs of each half's group */
     const uint8_t *ax[4]; /* block 0's aux of each half's group */
     int h[4];             /* which half (0/1) */
-    size_t bs;            /* block stride */
+    size_t bs, abs;       /* block strides of qs, aux */
     int64_t nb;
     const uint8_t *x;
     size_t xs, ext;
@@ -73,7 +73,7 @@ INL void tile_q4_0(const qtile *a, const int RV, const int T) {
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const __m256 dw = load_f16x8(a->ax[rv] + b * a->bs + 16 * a->h[rv]);
+            const __m256 dw = load_f16x8(a->ax[rv] + b * a->abs + 16 * a->h[rv]);
             UNROLL for (int t = 0; t < T; t++) {
                 const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(acc[rv][t], ones), bcast32(xc + t * a->xs + 4 * b));
                 const __m256 dx = bcastf(xd + t * a->xs + 4 * b);
@@ -108,7 +108,7 @@ INL void tile_q8_0(const qtile *a, const int RV, const int T) {
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const __m256 dw = load_f16x8(a->ax[rv] + b * a->bs + 16 * a->h[rv]);
+            const __m256 dw = load_f16x8(a->ax[rv] + b * a->abs + 16 * a->h[rv]);
             UNROLL for (int t = 0; t < T; t++) {
                 const __m256 dx = bcastf(xd + t * a->xs + 4 * b);
                 accf[rv][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[rv][t]), _mm256_mul_ps(dw, dx), accf[rv][t]);
@@ -154,12 +154,12 @@ INL void tile_q4_K(const qtile *a, const int RV, const int T) {
                 }
             }
             UNROLL for (int rv = 0; rv < RV; rv++) {
-                const __m256i sc = scale_pairs_u8(a->ax[rv] + b * a->bs + 16 * j + 8 * a->h[rv]);
+                const __m256i sc = scale_pairs_u8(a->ax[rv] + b * a->abs + 16 * j + 8 * a->h[rv]);
                 UNROLL for (int t = 0; t < T; t++) isum[rv][t] = _mm256_add_epi32(isum[rv][t], _mm256_madd_epi16(acc[rv][t], sc));
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const uint8_t *ax = a->ax[rv] + b * a->bs;
+            const uint8_t *ax = a->ax[rv] + b * a->abs;
             __m256i mn[4];
             UNROLL for (int p = 0; p < 4; p++)
                 mn[p] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(ax + 128 + 32 * p + 16 * a->h[rv])));
@@ -199,7 +199,7 @@ INL void tile_q6_K(const qtile *a, const int RV, const int T) {
             UNROLL for (int rv = 0; rv < RV; rv++) {
                 const uint8_t *wq = a->w[rv] + b * a->bs + 32 * a->h[rv];
                 const __m256i sp = _mm256_cvtepi8_epi16(
-                    _mm_loadu_si128((const __m128i *)(a->ax[rv] + b * a->bs + 32 * p + 16 * a->h[rv])));
+                    _mm_loadu_si128((const __m128i *)(a->ax[rv] + b * a->abs + 32 * p + 16 * a->h[rv])));
                 UNROLL for (int e = 0; e < 2; e++) {
                     const int j = 2 * p + e;
                     const __m256i l0 = loadv(wq + 768 * j), l1 = loadv(wq + 768 * j + 64), h = loadv(wq + 768 * j + 128);
@@ -225,7 +225,7 @@ INL void tile_q6_K(const qtile *a, const int RV, const int T) {
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const __m256 d = load_f16x8(a->ax[rv] + b * a->bs + 256 + 16 * a->h[rv]);
+            const __m256 d = load_f16x8(a->ax[rv] + b * a->abs + 256 + 16 * a->h[rv]);
             UNROLL for (int t = 0; t < T; t++) {
                 const __m256i s = _mm256_sub_epi32(isum[rv][t], _mm256_slli_epi32(osum[rv][t], 5));
                 const __m256 dx = bcastf(xb + t * a->xs);
@@ -266,7 +266,7 @@ static void run_quant(const hllm_cpu_mat *m, const qtile_fn fns[2][4], int tm, i
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
-    qtile a = {.bs = g.block_stride, .nb = g.nb, .xs = ag.row_bytes, .ext = ag.ext, .ldy = ldy};
+    qtile a = {.bs = g.block_stride, .abs = g.aux_stride, .nb = g.nb, .xs = ag.row_bytes, .ext = ag.ext, .ldy = ldy};
     const int64_t h0 = r0 / 8, h1 = (r1 + 7) / 8;
     const int tc = n_tok == 1 ? 1 : hllm_token_chunk(ag.row_bytes, tm);
     for (int t0 = 0; t0 < n_tok; t0 += tc) {

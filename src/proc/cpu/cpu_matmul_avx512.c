@@ -15,7 +15,8 @@
 typedef struct {
     const uint8_t *w;  /* block 0's qs of the tile's first group (the others follow, one stripe) */
     const uint8_t *ax; /* block 0's aux of the first group */
-    size_t bs;         /* block stride */
+    size_t bs;         /* block stride (stripes of 4) */
+    size_t gs;         /* group stride (Q8_0's stripes of one) */
     int64_t nb;        /* blocks per row */
     const uint8_t *x; /* first token's activation row */
     size_t xs;        /* activation row stride */
@@ -79,20 +80,20 @@ INL void tile_q8_0(const qtile *a, const int RV, const int T) {
     __m512 accf[4][4];
     UNROLL for (int rv = 0; rv < RV; rv++) UNROLL for (int t = 0; t < T; t++) accf[rv][t] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
-    const int pf = hllm_mm_prefetch;
+    const int pf = hllm_mm_prefetch / 4; /* per group stream (stripes of one) */
     for (int64_t b = 0; b < a->nb; b++) {
         __m512i acc[4][4];
         UNROLL for (int t = 0; t < T; t++) {
             const __m512i c = bcast32(xc + t * a->xs + 4 * b);
             UNROLL for (int rv = 0; rv < RV; rv++) acc[rv][t] = c;
         }
-        const uint8_t *wb = a->w + b * a->bs, *xb = a->x + b * 34 + 2;
-        UNROLL for (int rv = 0; rv < RV; rv++) PREFETCH(a->ax + b * a->bs + 32 * rv);
+        const uint8_t *wb = a->w + b * 512, *xb = a->x + b * 34 + 2;
+        UNROLL for (int rv = 0; rv < RV; rv++) PREFETCH(a->ax + rv * a->gs + 32 * b);
         UNROLL for (int z = 0; z < 8; z++) {
             __m512i wv[4];
             UNROLL for (int rv = 0; rv < RV; rv++) {
-                PREFETCH(wb + rv * 512 + 64 * z);
-                wv[rv] = _mm512_xor_si512(_mm512_loadu_si512(wb + rv * 512 + 64 * z), flip);
+                PREFETCH(wb + rv * a->gs + 64 * z);
+                wv[rv] = _mm512_xor_si512(_mm512_loadu_si512(wb + rv * a->gs + 64 * z), flip);
             }
             UNROLL for (int t = 0; t < T; t++) {
                 const __m512i x4 = bcast32(xb + t * a->xs + 4 * z);
@@ -100,7 +101,7 @@ INL void tile_q8_0(const qtile *a, const int RV, const int T) {
             }
         }
         __m512 dw[4];
-        UNROLL for (int rv = 0; rv < RV; rv++) dw[rv] = load_f16x16(a->ax + b * a->bs + 32 * rv);
+        UNROLL for (int rv = 0; rv < RV; rv++) dw[rv] = load_f16x16(a->ax + rv * a->gs + 32 * b);
         UNROLL for (int t = 0; t < T; t++) {
             const __m512 dx = bcastf(xd + t * a->xs + 4 * b);
             UNROLL for (int rv = 0; rv < RV; rv++)
@@ -259,7 +260,7 @@ static void run_quant(const hllm_cpu_mat *m, const qtile_fn fns[3][4], int64_t r
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
-    qtile a = {.bs = g.block_stride, .nb = g.nb, .xs = ag.row_bytes, .ext = ag.ext, .ldy = ldy};
+    qtile a = {.bs = g.block_stride, .gs = g.group_qs, .nb = g.nb, .xs = ag.row_bytes, .ext = ag.ext, .ldy = ldy};
     const int64_t g0 = r0 / HLLM_PK_ROWS, g1 = (r1 + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
     /* Tokens in chunks that stay in L2 while every row tile sweeps over them. */
     const int tc = n_tok == 1 ? 1 : hllm_token_chunk(ag.row_bytes, TM);

@@ -16,13 +16,14 @@ INL __m512i wload(const uint8_t *p) {
     __asm__("" : "+v"(v));
     return v;
 }
-INL void pf(const uint8_t *p, int d) {
+INL void pf(const uint8_t *p, size_t d) {
     if (d) _mm_prefetch((const char *)p + d, _MM_HINT_T0);
 }
 
 typedef struct {
     const uint8_t *w, *ax; /* block 0's qs and aux of the first group (the others follow, one stripe) */
-    size_t bs;             /* block stride */
+    size_t bs;             /* block stride (stripes of 4) */
+    size_t gs;             /* group stride (Q8_0's stripes of one) */
     int64_t nb;
     const uint8_t *x; /* activation row */
     size_t ext;
@@ -51,7 +52,7 @@ INL void gemv_q4_0(const gtile *a, const int R) {
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
-    const int d = hllm_mm_prefetch;
+    const size_t d = (size_t)hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
         __m512i xv[8], c;
         xblock(a, xc, b, xv, &c);
@@ -59,7 +60,7 @@ INL void gemv_q4_0(const gtile *a, const int R) {
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *wb = a->w + b * a->bs + 256 * r, *aux = a->ax + b * a->bs + 32 * r;
             UNROLL for (int z = 0; z < 4; z++) pf(wb + 64 * z, d);
-            if ((r & 1) == 0) pf(aux, d);
+            if ((r & 1) == 0) pf(aux, d); /* two groups' aux per line */
             __m512i lo = c, hi = _mm512_setzero_si512(); /* -8 * sum(x): q4_0 nibbles are q + 8 */
             UNROLL for (int z = 0; z < 4; z++) {
                 const __m512i v = wload(wb + 64 * z);
@@ -82,15 +83,15 @@ INL void gemv_q8_0(const gtile *a, const int R) {
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
-    const int d = hllm_mm_prefetch;
+    const size_t d = (size_t)hllm_mm_prefetch / 4; /* per group stream (stripes of one) */
     for (int64_t b = 0; b < a->nb; b++) {
         __m512i xv[8], c;
         xblock(a, xc, b, xv, &c);
         const __m512 dx = bcastf(xd + 4 * b);
         UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *wb = a->w + b * a->bs + 512 * r, *aux = a->ax + b * a->bs + 32 * r;
+            const uint8_t *wb = a->w + r * a->gs + 512 * b, *aux = a->ax + r * a->gs + 32 * b;
             UNROLL for (int z = 0; z < 8; z++) pf(wb + 64 * z, d);
-            if ((r & 1) == 0) pf(aux, d);
+            if ((b & 1) == 0) pf(aux, d); /* two blocks' aux per line */
             __m512i s0 = c, s1 = _mm512_setzero_si512();
             UNROLL for (int z = 0; z < 8; z += 2) {
                 s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * z), flip), xv[z]);
@@ -110,7 +111,7 @@ INL void gemv_q4_K(const gtile *a, const int R) {
     const __m512 sixteenth = _mm512_set1_ps(1.0f / 16);
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
-    const int d = hllm_mm_prefetch;
+    const size_t d = (size_t)hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
         const uint8_t *xb = a->x + 292 * b, *xq = xb + 4;
         __m512i isum[4];
@@ -182,7 +183,7 @@ int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
-    gtile a = {.bs = g.block_stride, .nb = g.nb, .x = xq, .ext = ag.ext};
+    gtile a = {.bs = g.block_stride, .gs = g.group_qs, .nb = g.nb, .x = xq, .ext = ag.ext};
     const int64_t g0 = r0 / HLLM_PK_ROWS, g1 = (r1 + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
     for (int64_t gi = g0; gi < g1;) {
         int R = hllm_pk_tile_groups(&g, gi, g1, 4);
