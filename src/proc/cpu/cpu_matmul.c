@@ -100,8 +100,9 @@ static inline void put_nib8(uint8_t *vec, int lane, const uint8_t *v) {
     for (int e = 0; e < 4; e++) vec[4 * lane + e] = (uint8_t)((v[e] & 15) | ((v[e + 4] & 15) << 4));
 }
 
-static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp, uint8_t *dst) {
-    memset(dst, 0, g->group_bytes);
+/* Writes group grp into its slots of a zeroed packed buffer. */
+static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp) {
+    uint8_t *dst = (uint8_t *)hllm_pk_qs(m->packed, g, grp);
     if (g->block == 1) { /* float: column-major within the group; written sequentially */
         const uint8_t *rows[HLLM_PK_ROWS];
         int nl = 0;
@@ -116,13 +117,13 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
         }
         return;
     }
-    uint8_t *aux0 = dst + (size_t)g->nb * g->qs_bytes;
+    uint8_t *aux0 = (uint8_t *)hllm_pk_aux(m->packed, g, grp);
     for (int lane = 0; lane < HLLM_PK_ROWS; lane++) {
         const int64_t r = grp * HLLM_PK_ROWS + lane;
         if (r >= m->rows) break;
         const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_bytes;
         for (int64_t b = 0; b < g->nb; b++) {
-            uint8_t *qs = dst + (size_t)b * g->qs_bytes, *aux = aux0 + (size_t)b * g->aux_bytes;
+            uint8_t *qs = dst + (size_t)b * g->block_stride, *aux = aux0 + (size_t)b * g->aux_stride;
             uint8_t v[256];
             switch (m->type) {
             case HLLM_TYPE_Q4_0: {
@@ -143,7 +144,7 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
                 for (int c = 0; c < 4; c++)
                     for (int l = 0; l < 32; l++)
                         v[64 * c + l] = blk->qs[32 * c + l] & 15, v[64 * c + 32 + l] = blk->qs[32 * c + l] >> 4;
-                for (int z = 0; z < 32; z++) put_nib8(qs + 64 * z, lane, v + 8 * z);
+                for (int z = 0; z < 32; z++) put_nib8(qs + (z / 4) * 4 * g->unit + 64 * (z % 4), lane, v + 8 * z);
                 for (int j = 0; j < 8; j++) {
                     uint8_t sc, mn;
                     hllm_q4_K_get_scale_min(j, blk->scales, &sc, &mn);
@@ -157,13 +158,12 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
             case HLLM_TYPE_Q6_K: {
                 const hllm_block_q6_K *blk = (const hllm_block_q6_K *)row + b;
                 for (int k = 0; k < 256; k++) v[k] = (uint8_t)hllm_q6_K_value(blk, k);
-                for (int z = 0; z < 32; z++) put_nib8(qs + 64 * z, lane, v + 8 * z);
-                uint8_t *qh = qs + 2048;
+                for (int z = 0; z < 32; z++) put_nib8(qs + (z / 2) * 4 * g->unit + 64 * (z % 2), lane, v + 8 * z);
                 for (int h = 0; h < 16; h++)
                     for (int e = 0; e < 4; e++) {
                         uint8_t bits = 0;
                         for (int s = 0; s < 4; s++) bits |= (uint8_t)((v[16 * h + 4 * s + e] >> 4) << (2 * s));
-                        qh[64 * h + 4 * lane + e] = bits;
+                        qs[h * 4 * g->unit + 128 + 4 * lane + e] = bits;
                     }
                 for (int j = 0; j < 16; j++) aux[32 * (j / 2) + 2 * lane + (j & 1)] = (uint8_t)blk->scales[j];
                 memcpy(aux + 256 + 2 * lane, &blk->d, 2);
@@ -177,14 +177,18 @@ static void pack_group(const hllm_cpu_mat *m, const hllm_pk_geom *g, int64_t grp
 typedef struct {
     const hllm_cpu_mat *m;
     const hllm_pk_geom *g;
-    int64_t ngroups;
+    int64_t nstripes;
 } pack_job;
 
-/* Groups are independent: each thread packs a contiguous share. */
+/* Stripes are independent: each thread zeroes and packs a contiguous share. */
 static void pack_task(void *arg, int ith, int nth) {
     const pack_job *j = arg;
-    const int64_t a = j->ngroups * ith / nth, b = j->ngroups * (ith + 1) / nth;
-    for (int64_t i = a; i < b; i++) pack_group(j->m, j->g, i, (uint8_t *)j->m->packed + (size_t)i * j->g->group_bytes);
+    const int64_t a = j->nstripes * ith / nth, b = j->nstripes * (ith + 1) / nth;
+    const int64_t ngroups = (j->m->rows + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
+    for (int64_t s = a; s < b; s++) {
+        memset((uint8_t *)j->m->packed + (size_t)s * j->g->stripe_bytes, 0, j->g->stripe_bytes);
+        for (int64_t i = s * j->g->stripe; i < (s + 1) * j->g->stripe && i < ngroups; i++) pack_group(j->m, j->g, i);
+    }
 }
 
 int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data) {
@@ -209,11 +213,12 @@ int hllm_cpu_mat_init_pool(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols
     const hllm_isa isa = hllm_cpu_isa();
     if (kind != HLLM_PK_NONE && (isa == HLLM_ISA_AVX2 || isa == HLLM_ISA_AVX512)) {
         const int64_t ngroups = (rows + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
-        const size_t bytes = (size_t)ngroups * g.group_bytes;
+        const int64_t nstripes = (ngroups + g.stripe - 1) / g.stripe;
+        const size_t bytes = (size_t)nstripes * g.stripe_bytes;
         m->packed = aligned_alloc(64, bytes);
         if (!m->packed) return hllm_fail("CPU matmul: out of memory repacking %zu bytes", bytes);
-        pack_job job = {m, &g, ngroups};
-        if (pool && ngroups > 1) hllm_pool_run(pool, pack_task, &job);
+        pack_job job = {m, &g, nstripes};
+        if (pool && nstripes > 1) hllm_pool_run(pool, pack_task, &job);
         else pack_task(&job, 0, 1);
         m->packed_kind = kind;
     }
@@ -277,7 +282,7 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq) {
 /* ---- matmul ---- */
 
 int hllm_mm_token_chunk, hllm_mm_col_chunk;
-int hllm_mm_prefetch = 1024;
+int hllm_mm_prefetch = 4096;
 
 void hllm_cpu_matmul_set_blocking(int token_chunk, int col_chunk) {
     hllm_mm_token_chunk = token_chunk > 0 ? token_chunk : 0;

@@ -22,9 +22,10 @@ INL __m256 load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128
 INL __m256i loadv(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 typedef struct {
-    const uint8_t *w[4]; /* group base of each half */
-    int h[4];            /* which half (0/1) */
-    size_t aux;
+    const uint8_t *w[4];  /* block 0's qs of each half's group */
+    const uint8_t *ax[4]; /* block 0's aux of each half's group */
+    int h[4];             /* which half (0/1) */
+    size_t bs, abs;       /* block strides of qs, aux */
     int64_t nb;
     const uint8_t *x;
     size_t xs, ext;
@@ -60,7 +61,7 @@ INL void tile_q4_0(const qtile *a, const int RV, const int T) {
         UNROLL for (int z = 0; z < 4; z++) {
             __m256i lo[4], hi[4];
             UNROLL for (int rv = 0; rv < RV; rv++) {
-                const __m256i v = loadv(a->w[rv] + b * 256 + 64 * z + 32 * a->h[rv]);
+                const __m256i v = loadv(a->w[rv] + b * a->bs + 64 * z + 32 * a->h[rv]);
                 lo[rv] = _mm256_and_si256(v, m4);
                 hi[rv] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             }
@@ -72,7 +73,7 @@ INL void tile_q4_0(const qtile *a, const int RV, const int T) {
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const __m256 dw = load_f16x8(a->w[rv] + a->aux + 32 * b + 16 * a->h[rv]);
+            const __m256 dw = load_f16x8(a->ax[rv] + b * a->abs + 16 * a->h[rv]);
             UNROLL for (int t = 0; t < T; t++) {
                 const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(acc[rv][t], ones), bcast32(xc + t * a->xs + 4 * b));
                 const __m256 dx = bcastf(xd + t * a->xs + 4 * b);
@@ -96,7 +97,7 @@ INL void tile_q8_0(const qtile *a, const int RV, const int T) {
         UNROLL for (int z = 0; z < 8; z++) {
             __m256i wv[4], aw[4];
             UNROLL for (int rv = 0; rv < RV; rv++) {
-                wv[rv] = loadv(a->w[rv] + b * 512 + 64 * z + 32 * a->h[rv]);
+                wv[rv] = loadv(a->w[rv] + b * a->bs + 64 * z + 32 * a->h[rv]);
                 aw[rv] = _mm256_sign_epi8(wv[rv], wv[rv]);
             }
             UNROLL for (int t = 0; t < T; t++) {
@@ -107,7 +108,7 @@ INL void tile_q8_0(const qtile *a, const int RV, const int T) {
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const __m256 dw = load_f16x8(a->w[rv] + a->aux + 32 * b + 16 * a->h[rv]);
+            const __m256 dw = load_f16x8(a->ax[rv] + b * a->abs + 16 * a->h[rv]);
             UNROLL for (int t = 0; t < T; t++) {
                 const __m256 dx = bcastf(xd + t * a->xs + 4 * b);
                 accf[rv][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[rv][t]), _mm256_mul_ps(dw, dx), accf[rv][t]);
@@ -140,7 +141,7 @@ INL void tile_q4_K(const qtile *a, const int RV, const int T) {
                 const int z = 4 * j + zz;
                 __m256i lo[4], hi[4];
                 UNROLL for (int rv = 0; rv < RV; rv++) {
-                    const __m256i v = loadv(a->w[rv] + b * 2048 + 64 * z + 32 * a->h[rv]);
+                    const __m256i v = loadv(a->w[rv] + b * a->bs + 1024 * j + 64 * zz + 32 * a->h[rv]);
                     lo[rv] = _mm256_and_si256(v, m4);
                     hi[rv] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 }
@@ -153,12 +154,12 @@ INL void tile_q4_K(const qtile *a, const int RV, const int T) {
                 }
             }
             UNROLL for (int rv = 0; rv < RV; rv++) {
-                const __m256i sc = scale_pairs_u8(a->w[rv] + a->aux + b * 320 + 16 * j + 8 * a->h[rv]);
+                const __m256i sc = scale_pairs_u8(a->ax[rv] + b * a->abs + 16 * j + 8 * a->h[rv]);
                 UNROLL for (int t = 0; t < T; t++) isum[rv][t] = _mm256_add_epi32(isum[rv][t], _mm256_madd_epi16(acc[rv][t], sc));
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const uint8_t *ax = a->w[rv] + a->aux + b * 320;
+            const uint8_t *ax = a->ax[rv] + b * a->abs;
             __m256i mn[4];
             UNROLL for (int p = 0; p < 4; p++)
                 mn[p] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(ax + 128 + 32 * p + 16 * a->h[rv])));
@@ -196,12 +197,12 @@ INL void tile_q6_K(const qtile *a, const int RV, const int T) {
         }
         for (int p = 0; p < 8; p++) {
             UNROLL for (int rv = 0; rv < RV; rv++) {
-                const uint8_t *wq = a->w[rv] + b * 3072 + 32 * a->h[rv];
+                const uint8_t *wq = a->w[rv] + b * a->bs + 32 * a->h[rv];
                 const __m256i sp = _mm256_cvtepi8_epi16(
-                    _mm_loadu_si128((const __m128i *)(a->w[rv] + a->aux + b * 288 + 32 * p + 16 * a->h[rv])));
+                    _mm_loadu_si128((const __m128i *)(a->ax[rv] + b * a->abs + 32 * p + 16 * a->h[rv])));
                 UNROLL for (int e = 0; e < 2; e++) {
                     const int j = 2 * p + e;
-                    const __m256i l0 = loadv(wq + 128 * j), l1 = loadv(wq + 128 * j + 64), h = loadv(wq + 2048 + 64 * j);
+                    const __m256i l0 = loadv(wq + 768 * j), l1 = loadv(wq + 768 * j + 64), h = loadv(wq + 768 * j + 128);
                     const __m256i q0 = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(h, 4), m30), _mm256_and_si256(l0, m4));
                     const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(h, 2), m30),
                                                        _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4));
@@ -224,7 +225,7 @@ INL void tile_q6_K(const qtile *a, const int RV, const int T) {
             }
         }
         UNROLL for (int rv = 0; rv < RV; rv++) {
-            const __m256 d = load_f16x8(a->w[rv] + a->aux + b * 288 + 256 + 16 * a->h[rv]);
+            const __m256 d = load_f16x8(a->ax[rv] + b * a->abs + 256 + 16 * a->h[rv]);
             UNROLL for (int t = 0; t < T; t++) {
                 const __m256i s = _mm256_sub_epi32(isum[rv][t], _mm256_slli_epi32(osum[rv][t], 5));
                 const __m256 dx = bcastf(xb + t * a->xs);
@@ -265,7 +266,7 @@ static void run_quant(const hllm_cpu_mat *m, const qtile_fn fns[2][4], int tm, i
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
-    qtile a = {.aux = (size_t)g.nb * g.qs_bytes, .nb = g.nb, .xs = ag.row_bytes, .ext = ag.ext, .ldy = ldy};
+    qtile a = {.bs = g.block_stride, .abs = g.aux_stride, .nb = g.nb, .xs = ag.row_bytes, .ext = ag.ext, .ldy = ldy};
     const int64_t h0 = r0 / 8, h1 = (r1 + 7) / 8;
     const int tc = n_tok == 1 ? 1 : hllm_token_chunk(ag.row_bytes, tm);
     for (int t0 = 0; t0 < n_tok; t0 += tc) {
@@ -273,7 +274,8 @@ static void run_quant(const hllm_cpu_mat *m, const qtile_fn fns[2][4], int tm, i
         for (int64_t hi = h0; hi < h1;) {
             const int rv = (n_tok == 1 && h1 - hi >= 4) ? 4 : 1;
             for (int i = 0; i < rv; i++) {
-                a.w[i] = (const uint8_t *)m->packed + (size_t)((hi + i) / 2) * g.group_bytes;
+                a.w[i] = hllm_pk_qs(m->packed, &g, (hi + i) / 2);
+                a.ax[i] = hllm_pk_aux(m->packed, &g, (hi + i) / 2);
                 a.h[i] = (int)((hi + i) & 1);
                 a.mk[i] = half_mask(hi + i, r0, r1);
             }
@@ -370,7 +372,7 @@ static void run_float(const hllm_cpu_mat *m, const ftile_fn fns[3][6], int64_t r
             for (int64_t hi = h0; hi < h1;) {
                 const int rv = h1 - hi >= 4 && n_tok == 1 ? 4 : h1 - hi >= 2 ? 2 : 1;
                 for (int i = 0; i < rv; i++) {
-                    a.w[i] = (const uint8_t *)m->packed + (size_t)((hi + i) / 2) * g.group_bytes;
+                    a.w[i] = hllm_pk_qs(m->packed, &g, (hi + i) / 2);
                     a.h[i] = (int)((hi + i) & 1);
                     a.mk[i] = half_mask(hi + i, r0, r1);
                 }

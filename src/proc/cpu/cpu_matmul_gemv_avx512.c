@@ -16,13 +16,14 @@ INL __m512i wload(const uint8_t *p) {
     __asm__("" : "+v"(v));
     return v;
 }
-INL void pf(const uint8_t *p, int d) {
+INL void pf(const uint8_t *p, size_t d) {
     if (d) _mm_prefetch((const char *)p + d, _MM_HINT_T0);
 }
 
 typedef struct {
-    const uint8_t *w; /* first group */
-    size_t gs, aux;   /* group stride, offset of the aux area */
+    const uint8_t *w, *ax; /* block 0's qs and aux of the first group (the others follow, one stripe) */
+    size_t bs;             /* block stride (stripes of 4) */
+    size_t gs;             /* group stride (Q8_0's stripes of one) */
     int64_t nb;
     const uint8_t *x; /* activation row */
     size_t ext;
@@ -51,15 +52,15 @@ INL void gemv_q4_0(const gtile *a, const int R) {
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
-    const int d = hllm_mm_prefetch;
+    const size_t d = (size_t)hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
         __m512i xv[8], c;
         xblock(a, xc, b, xv, &c);
         const __m512 dx = _mm512_mul_ps(bcastf(xd + 4 * b), sixteenth);
         UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *wb = a->w + r * a->gs + 256 * b, *aux = a->w + r * a->gs + a->aux + 32 * b;
+            const uint8_t *wb = a->w + b * a->bs + 256 * r, *aux = a->ax + b * a->bs + 32 * r;
             UNROLL for (int z = 0; z < 4; z++) pf(wb + 64 * z, d);
-            if ((b & 1) == 0) pf(aux, d);
+            if ((r & 1) == 0) pf(aux, d); /* two groups' aux per line */
             __m512i lo = c, hi = _mm512_setzero_si512(); /* -8 * sum(x): q4_0 nibbles are q + 8 */
             UNROLL for (int z = 0; z < 4; z++) {
                 const __m512i v = wload(wb + 64 * z);
@@ -82,15 +83,15 @@ INL void gemv_q8_0(const gtile *a, const int R) {
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
-    const int d = hllm_mm_prefetch;
+    const size_t d = (size_t)hllm_mm_prefetch / 4; /* per group stream (stripes of one) */
     for (int64_t b = 0; b < a->nb; b++) {
         __m512i xv[8], c;
         xblock(a, xc, b, xv, &c);
         const __m512 dx = bcastf(xd + 4 * b);
         UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *wb = a->w + r * a->gs + 512 * b, *aux = a->w + r * a->gs + a->aux + 32 * b;
+            const uint8_t *wb = a->w + r * a->gs + 512 * b, *aux = a->ax + r * a->gs + 32 * b;
             UNROLL for (int z = 0; z < 8; z++) pf(wb + 64 * z, d);
-            if ((b & 1) == 0) pf(aux, d);
+            if ((b & 1) == 0) pf(aux, d); /* two blocks' aux per line */
             __m512i s0 = c, s1 = _mm512_setzero_si512();
             UNROLL for (int z = 0; z < 8; z += 2) {
                 s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * z), flip), xv[z]);
@@ -110,19 +111,19 @@ INL void gemv_q4_K(const gtile *a, const int R) {
     const __m512 sixteenth = _mm512_set1_ps(1.0f / 16);
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
-    const int d = hllm_mm_prefetch;
+    const size_t d = (size_t)hllm_mm_prefetch;
     for (int64_t b = 0; b < a->nb; b++) {
         const uint8_t *xb = a->x + 292 * b, *xq = xb + 4;
         __m512i isum[4];
         UNROLL for (int r = 0; r < R; r++) {
             isum[r] = _mm512_setzero_si512();
-            UNROLL for (int l = 0; l < 5; l++) pf(a->w + r * a->gs + a->aux + 320 * b + 64 * l, d);
+            UNROLL for (int l = 0; l < 5; l++) pf(a->ax + b * a->bs + 320 * r + 64 * l, d);
         }
         for (int j = 0; j < 8; j++) {
             __m512i xv[8];
             UNROLL for (int i = 0; i < 8; i++) xv[i] = bcast32(xq + 32 * j + 4 * i);
             UNROLL for (int r = 0; r < R; r++) {
-                const uint8_t *wb = a->w + r * a->gs + 2048 * b + 256 * j;
+                const uint8_t *wb = a->w + b * a->bs + 1024 * j + 256 * r; /* unit j of group r */
                 __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
                 UNROLL for (int z = 0; z < 4; z++) {
                     pf(wb + 64 * z, d);
@@ -130,7 +131,7 @@ INL void gemv_q4_K(const gtile *a, const int R) {
                     NIB_DOT(lo, hi, v, xv[2 * z], xv[2 * z + 1]);
                 }
                 const __m512i sc = _mm512_cvtepu8_epi32(
-                    _mm_loadu_si128((const __m128i *)(a->w + r * a->gs + a->aux + 320 * b + 16 * j)));
+                    _mm_loadu_si128((const __m128i *)(a->ax + b * a->bs + 320 * r + 16 * j)));
                 const __m512i s = _mm512_add_epi32(_mm512_slli_epi32(lo, 4), hi);
                 isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(s, sc));
             }
@@ -138,7 +139,7 @@ INL void gemv_q4_K(const gtile *a, const int R) {
         const uint8_t *bs = a->x + a->ext + 16 * b;
         const __m512 dx = bcastf(xb), dx16 = _mm512_mul_ps(dx, sixteenth);
         UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *ax = a->w + r * a->gs + a->aux + 320 * b;
+            const uint8_t *ax = a->ax + b * a->bs + 320 * r;
             __m512i ms = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(ax + 128))), bcast32(bs));
             UNROLL for (int p = 1; p < 4; p++)
                 ms = _mm512_add_epi32(ms, _mm512_madd_epi16(
@@ -182,11 +183,13 @@ int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
-    gtile a = {.gs = g.group_bytes, .aux = (size_t)g.nb * g.qs_bytes, .nb = g.nb, .x = xq, .ext = ag.ext};
+    gtile a = {.bs = g.block_stride, .gs = g.group_qs, .nb = g.nb, .x = xq, .ext = ag.ext};
     const int64_t g0 = r0 / HLLM_PK_ROWS, g1 = (r1 + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
     for (int64_t gi = g0; gi < g1;) {
-        const int R = g1 - gi >= 4 ? 4 : g1 - gi >= 2 ? 2 : 1;
-        a.w = (const uint8_t *)m->packed + (size_t)gi * g.group_bytes;
+        int R = hllm_pk_tile_groups(&g, gi, g1, 4);
+        if (R == 3) R = 2;
+        a.w = hllm_pk_qs(m->packed, &g, gi);
+        a.ax = hllm_pk_aux(m->packed, &g, gi);
         a.y = y + gi * HLLM_PK_ROWS;
         for (int i = 0; i < R; i++) a.mk[i] = rmask(gi + i, r0, r1);
         (R == 4 ? f4 : R == 2 ? f2 : f1)(&a);
