@@ -12,38 +12,8 @@
  * through shared memory with an online softmax; no score matrix beyond one 32x32 tile exists.
  * Thread (qi = tid / 4, sub = tid % 4) owns query row qi, keys sub + 4jj of each tile, and
  * output dims sub + 4c. */
-#include "proc/cuda/cuda_common.cuh"
+#include "proc/cuda/cuda_attn.cuh"
 #include <math.h>
-
-struct attn_p {
-    const float *q;
-    int64_t ldq;
-    float *dst;
-    int64_t ldd;
-    const void *kc, *vc;
-    int64_t kv_dim;
-    int hd, group, h0, nh, pos0, n_tok;
-    float scale;
-};
-
-static attn_p attn_p_of(const hllm_op *op) {
-    attn_p a;
-    a.q = op->src;
-    a.ldq = op->ld_src;
-    a.dst = op->dst;
-    a.ldd = op->ld_dst;
-    a.kc = op->kv->k;
-    a.vc = op->kv->v;
-    a.hd = op->head_dim;
-    a.kv_dim = (int64_t)op->n_head_kv * op->head_dim;
-    a.group = op->n_head / op->n_head_kv;
-    a.h0 = op->h0;
-    a.nh = op->h1 - op->h0;
-    a.pos0 = op->pos0;
-    a.n_tok = op->n_tok;
-    a.scale = op->attn_scale;
-    return a;
-}
 
 template <bool F16>
 static __device__ __forceinline__ float kv_at(const void *p, int64_t i) {

@@ -9,19 +9,8 @@
  * softmax (max and sum per row, kept by the quad of threads that holds the row), and adds P V,
  * with P rounded to f16 as the A operand: the only rounding beyond the scalar kernel's (q is
  * rounded to f16 in both, as the CPU does), worth ~1e-3 relative. */
-#include "proc/cuda/cuda_common.cuh"
+#include "proc/cuda/cuda_attn.cuh"
 #include <math.h>
-
-struct mma_p {
-    const float *q;
-    int64_t ldq;
-    float *dst;
-    int64_t ldd;
-    const __half *kc, *vc;
-    int64_t kv_dim;
-    int group, h0, pos0, n_tok;
-    float scale_log2; /* softmax scale times log2(e): scores go through exp2 */
-};
 
 static __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
@@ -49,8 +38,10 @@ static __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const __half *p)
 }
 
 template <int HD>
-__global__ void __launch_bounds__(128) k_attn_mma(const mma_p a) {
+__global__ void __launch_bounds__(128) k_attn_mma(const attn_p a) {
     cu_pdl_wait();
+    const float scale_log2 = a.scale * 1.4426950408889634f; /* scores go through exp2 */
+    const __half *kc = (const __half *)a.kc, *vc = (const __half *)a.vc;
     constexpr int KT = 64, LD = HD + 8; /* keys per tile; row stride in halves (no bank conflicts) */
     constexpr int KS = HD / 16, NS = KT / 8, ND = HD / 8;
     extern __shared__ __align__(16) unsigned char sm_raw[];
@@ -88,8 +79,8 @@ __global__ void __launch_bounds__(128) k_attn_mma(const mma_p a) {
             int4 kx = make_int4(0, 0, 0, 0), vx = kx; /* rows past kend: zeros (0 * garbage could be NaN) */
             if (j < kend) {
                 const int64_t off = (int64_t)j * a.kv_dim + koff + c;
-                kx = *(const int4 *)(a.kc + off);
-                vx = *(const int4 *)(a.vc + off);
+                kx = *(const int4 *)(kc + off);
+                vx = *(const int4 *)(vc + off);
             }
             *(int4 *)(Ks + r * LD + c) = kx;
             *(int4 *)(Vs + r * LD + c) = vx;
@@ -113,7 +104,7 @@ __global__ void __launch_bounds__(128) k_attn_mma(const mma_p a) {
             for (int e = 0; e < 4; e++) {
                 const int key = kb + n * 8 + 2 * t + (e & 1);
                 const bool ok = e < 2 ? key <= lasta : key <= lastb;
-                s[n][e] = ok ? s[n][e] * a.scale_log2 : -INFINITY;
+                s[n][e] = ok ? s[n][e] * scale_log2 : -INFINITY;
                 if (e < 2) xa = fmaxf(xa, s[n][e]);
                 else xb = fmaxf(xb, s[n][e]);
             }
@@ -167,40 +158,26 @@ __global__ void __launch_bounds__(128) k_attn_mma(const mma_p a) {
 }
 
 template <int HD>
-static int launch_mma(cudaStream_t st, const mma_p &a, int nh) {
+static int launch_mma(cudaStream_t st, const attn_p &a) {
     const size_t smem = (size_t)2 * 64 * (HD + 8) * sizeof(__half);
-    const dim3 grid((unsigned)((a.n_tok + 63) / 64), (unsigned)nh);
+    const dim3 grid((unsigned)((a.n_tok + 63) / 64), (unsigned)a.nh);
     cu_launch(k_attn_mma<HD>, grid, 128, smem, st, a);
     return CU_LAUNCHED("attention (tensor cores)");
 }
 
 int cu_attn_mma(cudaStream_t st, const hllm_op *op, int cc_major) {
     const int hd = op->head_dim;
-    if (cc_major < 8 || op->kv->type != HLLM_TYPE_F16 || hd % 16 || hd > 128)
-        return 1;
-    mma_p a;
-    a.q = op->src;
-    a.ldq = op->ld_src;
-    a.dst = op->dst;
-    a.ldd = op->ld_dst;
-    a.kc = (const __half *)op->kv->k;
-    a.vc = (const __half *)op->kv->v;
-    a.kv_dim = (int64_t)op->n_head_kv * hd;
-    a.group = op->n_head / op->n_head_kv;
-    a.h0 = op->h0;
-    a.pos0 = op->pos0;
-    a.n_tok = op->n_tok;
-    a.scale_log2 = op->attn_scale * 1.4426950408889634f;
-    const int nh = op->h1 - op->h0;
-    if (nh <= 0 || a.n_tok <= 0) return 0;
+    if (cc_major < 8 || op->kv->type != HLLM_TYPE_F16 || hd % 16 || hd > 128) return 1;
+    const attn_p a = attn_p_of(op);
+    if (a.nh <= 0 || a.n_tok <= 0) return 0;
     switch (hd) {
-    case 16: return launch_mma<16>(st, a, nh);
-    case 32: return launch_mma<32>(st, a, nh);
-    case 48: return launch_mma<48>(st, a, nh);
-    case 64: return launch_mma<64>(st, a, nh);
-    case 80: return launch_mma<80>(st, a, nh);
-    case 96: return launch_mma<96>(st, a, nh);
-    case 112: return launch_mma<112>(st, a, nh);
-    default: return launch_mma<128>(st, a, nh);
+    case 16: return launch_mma<16>(st, a);
+    case 32: return launch_mma<32>(st, a);
+    case 48: return launch_mma<48>(st, a);
+    case 64: return launch_mma<64>(st, a);
+    case 80: return launch_mma<80>(st, a);
+    case 96: return launch_mma<96>(st, a);
+    case 112: return launch_mma<112>(st, a);
+    default: return launch_mma<128>(st, a);
     }
 }
