@@ -2,6 +2,7 @@
  * the definitions (not from the kernels), through the processor interface. */
 #include "proc/proc.h"
 #include "proc/cpu/cpu_matmul.h"
+#include "proc/cpu/cpu_ops.h"
 #include "core/fp16.h"
 #include "core/quant.h"
 #include "testutil.h"
@@ -139,6 +140,33 @@ static void test_attention(hllm_proc *p, int kv_type) {
     free(kv.v);
 }
 
+/* The AVX-512 SwiGLU row against the scalar formula in double: arguments across exp's whole
+ * range (saturating both ways) and ragged lengths for the masked tail. */
+static void test_swiglu_avx512(void) {
+#if defined(__x86_64__)
+    if (hllm_cpu_isa() != HLLM_ISA_AVX512) {
+        printf("swiglu avx512: skipped (no AVX-512)\n");
+        return;
+    }
+    enum { N = 4099 };
+    static float g[N], u[N], y[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = -120.0f + 240.0f * (float)i / (float)(N - 1) + 1e-3f * (float)(i % 7);
+        u[i] = 0.5f + (float)(i % 13) * 0.25f;
+    }
+    double worst = 0;
+    for (int n = 1; n <= N; n += n < 40 ? 1 : 409) {
+        hllm_cpu_swiglu_row_avx512(g, u, y, n);
+        for (int i = 0; i < n; i++) {
+            const double ref = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+            const double err = fabs(y[i] - ref) / fmax(fabs(ref), 1e-30);
+            if (fabs(ref) > 1e-30 && err > worst) worst = err;
+        }
+    }
+    CHECKF(worst < 1e-6, "swiglu avx512: worst relative error %g", worst);
+#endif
+}
+
 static void test_swiglu_add(hllm_proc *p) {
     enum { T = 3, D = 37 };
     float g[T * D], u[T * D], y[T * D], x[T * D], y0[T * D];
@@ -216,6 +244,7 @@ int main(void) {
         }
         hllm_cpu_set_isa(hllm_cpu_isa_detect());
         test_swiglu_add(p);
+        test_swiglu_avx512();
         hllm_proc_free(p);
     }
     return test_summary("test_cpu_ops");

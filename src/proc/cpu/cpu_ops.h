@@ -17,6 +17,9 @@ void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1);
 #endif
 void hllm_cpu_kv_store_tokens(const hllm_op *op, int t0, int t1);
 void hllm_cpu_swiglu_tokens(const hllm_op *op, int t0, int t1);
+/* One row of n with AVX-512 (cpu_swiglu_avx512.c; x86-64 builds, callers check the ISA): the
+ * scalar formula within 2e-7 relative. */
+void hllm_cpu_swiglu_row_avx512(const float *g, const float *u, float *y, int64_t n);
 void hllm_cpu_add_tokens(const hllm_op *op, int t0, int t1);
 
 #endif

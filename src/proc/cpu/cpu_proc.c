@@ -188,22 +188,34 @@ static void attention_task(void *arg, int ith, int nth) {
     (void)nth;
 }
 
+/* Tokens [t0, t1) of a SWIGLU, columns [c0, c1). */
+static void swiglu_part(const hllm_op *op, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
+#if defined(__x86_64__)
+    if (hllm_cpu_isa() == HLLM_ISA_AVX512) {
+        for (int64_t t = t0; t < t1; t++)
+            hllm_cpu_swiglu_row_avx512(op->src + t * op->ld_src + c0, op->src2 + t * op->ld_src2 + c0,
+                                       op->dst + t * op->ld_dst + c0, c1 - c0);
+        return;
+    }
+#endif
+    hllm_op sub = *op;
+    sub.dst += c0;
+    sub.src += c0;
+    sub.src2 += c0;
+    sub.dim = c1 - c0;
+    hllm_cpu_swiglu_tokens(&sub, (int)t0, (int)t1);
+}
+
 static void swiglu_task(void *arg, int ith, int nth) {
     cpu_task *tk = arg;
     int64_t a, b;
-    split_even(tk->op->n_tok, ith, nth, &a, &b);
     if (tk->op->n_tok == 1) { /* decode: split the columns instead */
-        hllm_op sub = *tk->op;
-        int64_t c0, c1;
-        split_even(sub.dim, ith, nth, &c0, &c1);
-        sub.dst += c0;
-        sub.src += c0;
-        sub.src2 += c0;
-        sub.dim = c1 - c0;
-        hllm_cpu_swiglu_tokens(&sub, 0, 1);
+        split_even(tk->op->dim, ith, nth, &a, &b);
+        swiglu_part(tk->op, 0, 1, a, b);
         return;
     }
-    hllm_cpu_swiglu_tokens(tk->op, (int)a, (int)b);
+    split_even(tk->op->n_tok, ith, nth, &a, &b);
+    swiglu_part(tk->op, a, b, 0, tk->op->dim);
 }
 
 static void add_task(void *arg, int ith, int nth) {
