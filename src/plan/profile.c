@@ -415,6 +415,25 @@ static double split_handoff(hllm_proc *c, hllm_proc *g, const shape *sh, int gme
 
 static const char *mem_name(int mem) { return mem == HLLM_MEM_HOST ? "host" : "dev"; }
 
+static const char *mem_name(int mem);
+
+/* The first shape of shape si's type: where per-type figures are summed. */
+static int type_slot(const shape *sh, int si) {
+    for (int j = 0; j < si; j++)
+        if (sh[j].type == sh[si].type) return j;
+    return si;
+}
+
+/* The profile key of a matmul timing: batch b, and rows [0, r1) when r1 > 0 (a slice). */
+static void mm_key(char *key, size_t n, const char *pn, int mem, const shape *sh, int b, int64_t r1) {
+    if (r1 > 0)
+        snprintf(key, n, "%s.matmul.%s.%s.%lldx%lld.b%d.r%lld.us", pn, mem_name(mem), hllm_type_name(sh->type),
+                 (long long)sh->rows, (long long)sh->cols, b, (long long)r1);
+    else
+        snprintf(key, n, "%s.matmul.%s.%s.%lldx%lld.b%d.us", pn, mem_name(mem), hllm_type_name(sh->type),
+                 (long long)sh->rows, (long long)sh->cols, b);
+}
+
 /* Times the CPU's one-token matmuls a second time, seconds after the first, and keeps the faster
  * of the two (and the per-type and read-bandwidth figures derived from them). A VM's vCPUs can
  * run at a fraction of their speed for a while (seen on the device host: one profile had 38-52
@@ -434,10 +453,7 @@ static void retime_one_token(hllm_proc *p, const shape *sh, int n_sh, int big, s
         for (int part = 0; part < 2; part++) {
             if (part == 1 && q <= 0) break;
             s.r1 = part ? q : s.rows;
-            if (part) snprintf(key, sizeof key, "%s.matmul.dev.%s.%lldx%lld.b1.r%lld.us", p->name, hllm_type_name(sh[si].type),
-                               (long long)sh[si].rows, (long long)sh[si].cols, (long long)q);
-            else snprintf(key, sizeof key, "%s.matmul.dev.%s.%lldx%lld.b1.us", p->name, hllm_type_name(sh[si].type),
-                          (long long)sh[si].rows, (long long)sh[si].cols);
+            mm_key(key, sizeof key, p->name, HLLM_MEM_DEVICE, &sh[si], 1, part ? q : 0);
             const double first = hllm_profile_get(out, key, -1) * 1e-6, t = mm_time(&s, 1, budget);
             const double best = t > 0 && (first <= 0 || t < first) ? t : first;
             if (best <= 0) continue;
@@ -447,12 +463,7 @@ static void retime_one_token(hllm_proc *p, const shape *sh, int n_sh, int big, s
                     (long long)sh[si].rows, (long long)sh[si].cols, part ? " (a quarter)" : "", best * 1e6, first * 1e6);
             }
             if (part) continue;
-            int ti = si;
-            for (int j = 0; j < si; j++)
-                if (sh[j].type == sh[si].type) {
-                    ti = j;
-                    break;
-                }
+            const int ti = type_slot(sh, si);
             tb[ti] += (double)sh[si].bytes;
             ts[ti] += best;
             if (si == big) {
@@ -575,20 +586,14 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
                         rc = -1;
                         break;
                     }
-                    snprintf(key, sizeof key, "%s.matmul.%s.%s.%lldx%lld.b%d.us", pn, mem_name(mem), hllm_type_name(sh[si].type),
-                             (long long)sh[si].rows, (long long)sh[si].cols, k_batches[bi]);
+                    mm_key(key, sizeof key, pn, mem, &sh[si], k_batches[bi], 0);
                     hllm_profile_set(out, key, t * 1e6);
                     say(&o, "%s: matmul %s %s %lldx%lld b%-3d %9.1f us  %7.1f GB/s of weights  %8.1f GFLOP/s", pn,
                         mem_name(mem), hllm_type_name(sh[si].type), (long long)sh[si].rows, (long long)sh[si].cols,
                         k_batches[bi], t * 1e6, (double)sh[si].bytes / t / 1e9,
                         2.0 * k_batches[bi] * (double)sh[si].rows * (double)sh[si].cols / t / 1e9);
                     /* aggregate per type (index by first shape of that type) */
-                    int ti = si;
-                    for (int j = 0; j < si; j++)
-                        if (sh[j].type == sh[si].type) {
-                            ti = j;
-                            break;
-                        }
+                    const int ti = type_slot(sh, si);
                     tb[ti][bi] += (double)sh[si].bytes;
                     ts[ti][bi] += t;
                 }
@@ -600,8 +605,7 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
                     double t = mm_time(&s, 1, o.budget_s);
                     s.r1 = s.rows;
                     if (t > 0) {
-                        snprintf(key, sizeof key, "%s.matmul.%s.%s.%lldx%lld.b1.r%lld.us", pn, mem_name(mem),
-                                 hllm_type_name(sh[si].type), (long long)sh[si].rows, (long long)sh[si].cols, (long long)q);
+                        mm_key(key, sizeof key, pn, mem, &sh[si], 1, q);
                         hllm_profile_set(out, key, t * 1e6);
                         say(&o, "%s: matmul %s %s %lldx%lld rows [0, %lld) b1 %9.1f us", pn, mem_name(mem),
                             hllm_type_name(sh[si].type), (long long)sh[si].rows, (long long)sh[si].cols, (long long)q, t * 1e6);

@@ -54,7 +54,6 @@ typedef struct {
     size_t block_stride; /* stride between one group's blocks' qs (stripe 4: stripe * (qs_bytes + aux_bytes)) */
     size_t aux_stride;   /* stride between one group's blocks' aux */
     size_t group_qs;     /* from one group's qs to the next group's (within a stripe of 4: unit) */
-    size_t group_aux;    /* the same for aux */
     size_t stripe_bytes; /* stride between stripes */
 } hllm_pk_geom;
 
@@ -76,11 +75,11 @@ static inline int hllm_pk_geometry(int type, int64_t cols, hllm_pk_geom *g) {
     if (g->stripe == 4) {
         g->block_stride = g->aux_stride = 4 * (g->qs_bytes + g->aux_bytes);
         g->stripe_bytes = hllm_pad64((size_t)g->nb * g->block_stride);
-        g->group_qs = g->unit, g->group_aux = g->aux_bytes;
+        g->group_qs = g->unit;
     } else {
         g->block_stride = g->qs_bytes, g->aux_stride = g->aux_bytes;
         g->stripe_bytes = hllm_pad64((size_t)g->nb * (g->qs_bytes + g->aux_bytes));
-        g->group_qs = g->group_aux = g->stripe_bytes;
+        g->group_qs = g->stripe_bytes;
     }
     switch (type) {
     case HLLM_TYPE_Q4_0: return HLLM_PK_Q4_0;
@@ -103,7 +102,7 @@ static inline const uint8_t *hllm_pk_qs(const void *packed, const hllm_pk_geom *
     return g->stripe == 1 ? s : s + 4 * g->aux_bytes + (size_t)(grp % g->stripe) * g->unit;
 }
 /* Groups a tile starting at group grp may take (at most `want`, within [grp, g1) and, for
- * stripes of 4, one stripe: a tile steps from group to group by group_qs / group_aux). */
+ * stripes of 4, one stripe: a tile steps from group to group by group_qs). */
 static inline int hllm_pk_tile_groups(const hllm_pk_geom *g, int64_t grp, int64_t g1, int want) {
     int64_t n = g->stripe == 1 ? want : g->stripe - grp % g->stripe;
     if (n > g1 - grp) n = g1 - grp;
