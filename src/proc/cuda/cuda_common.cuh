@@ -125,6 +125,13 @@ static __device__ __forceinline__ void cu_quant_unit(float v, int8_t *q, float2 
     if (lane == 0) *ds = make_float2(d, d * (float)s);
 }
 
+/* The grid of an element-wise kernel over n_tok rows of cols items, per_block items a block:
+ * rows by blockIdx.y (kernels grid-stride past 65535), columns by x, so no 64-bit division per
+ * element (it made these kernels ~3x slower than their bytes). */
+static inline dim3 cu_rows_grid(int64_t cols, int n_tok, int per_block) {
+    return dim3((unsigned)((cols + per_block - 1) / per_block), (unsigned)(n_tok < 65535 ? n_tok : 65535));
+}
+
 /* SwiGLU of one element: silu(x) * u (the one formula of every kernel that computes it). */
 static __device__ __forceinline__ float cu_silu_mul(float x, float u) { return x / (1.0f + expf(-x)) * u; }
 
@@ -181,7 +188,6 @@ extern bool cu_prefetch;
 /* Warps per SM a GEMV launch aims for when choosing warps per row (HLLM_CUDA_GEMV_WARPS, for
  * measurements; default 16). */
 extern int cu_gemv_warps;
-extern int cu_gemv_f_wpr, cu_gemv_f_unroll; /* float-weight GEMV shape (experiments) */
 /* Dequantizes local rows [lr0, lr1) into dst (row-major, cols per row) as f16 (bf16 == false)
  * or bf16. */
 int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, void *dst, bool bf16);

@@ -541,11 +541,6 @@ __global__ void __launch_bounds__(128) k_gemv_f(const __grid_constant__ gsegs_k 
  * (4 was 3% slower), llama3-8b's 4096 x 14336 down 2, its 4096 x 4096 q and o 1. Every lane
  * keeps at least one unit. */
 int cu_gemv_warps = 16;
-int cu_gemv_f_wpr = 4;    /* float weights: up to this many warps a row (HLLM_CUDA_F_WPR) */
-/* float weights, one token: loads in flight per lane, 2, 4 or 8 (HLLM_CUDA_F_UNROLL). llama3-8b F16
- * tg128 on H100 with 4 / 2 / 1 warps a row: unroll 2 160.0 / 153.2 / 149.3 tok/s, 4 160.8 / 154.0 /
- * 153.0, 8 159.1 / 151.9 / 150.4 */
-int cu_gemv_f_unroll = 4;
 static int gemv_wpr(int64_t rows, int64_t units) {
     const int64_t want = (int64_t)cu_gemv_warps * cu_n_sm, hold = 64 * (int64_t)cu_n_sm;
     int wpr = 1;
@@ -566,10 +561,10 @@ static void launch_gemv(cudaStream_t st, const gsegs_k &S, unsigned blocks, cons
     case HLLM_TYPE_Q8_0: cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, blocks, 128, 0, st, S, xq, xds); break;
     case HLLM_TYPE_Q4_K: cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
     case HLLM_TYPE_Q6_K: cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
+/* one token: 4 loads in flight per lane (llama3-8b F16 tg128 on H100: 2 160.0, 4 160.8, 8 159.1 tok/s) */
 #define F_CASE(T)                                                                                   \
     case T:                                                                                         \
-        if (vec && NT == 1 && cu_gemv_f_unroll == 4) cu_launch(k_gemv_f<T, NT, true, 4>, blocks, 128, 0, st, S, x, ldx); \
-        else if (vec && NT == 1 && cu_gemv_f_unroll == 8) cu_launch(k_gemv_f<T, NT, true, 8>, blocks, 128, 0, st, S, x, ldx); \
+        if (vec && NT == 1) cu_launch(k_gemv_f<T, NT, true, 4>, blocks, 128, 0, st, S, x, ldx);        \
         else if (vec) cu_launch(k_gemv_f<T, NT, true, 2>, blocks, 128, 0, st, S, x, ldx);               \
         else cu_launch(k_gemv_f<T, NT, false, 2>, blocks, 128, 0, st, S, x, ldx);                       \
         break;
@@ -598,7 +593,7 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
          * more loads in flight per row (F16 decode on H100, llama3-8b: 1-2 warps 135.6 tok/s,
          * 4 warps 153.7) */
         if (!cu_type_quantized(g.m.type))
-            while (S.wpr[S.n] < cu_gemv_f_wpr && units >= 64 * S.wpr[S.n]) S.wpr[S.n] *= 2;
+            while (S.wpr[S.n] < 4 && units >= 64 * S.wpr[S.n]) S.wpr[S.n] *= 2;
         S.blk0[S.n] = blocks;
         const int rpb = 4 / S.wpr[S.n];
         if (g.lr1 <= g.lr0) continue; /* nothing to do: not a segment */
@@ -685,12 +680,6 @@ int cu_dequant_rows(cudaStream_t st, const cu_mat &m, int64_t lr0, int64_t lr1, 
     return CU_LAUNCHED("dequant_rows");
 }
 
-/* Elementwise kernels over n_tok rows index rows by blockIdx.y (grid-strided past 65535) and
- * columns by x: no 64-bit division per element, which made them ~3x slower than their bytes. */
-static inline dim3 rows_grid(int64_t cols, int n_tok, int per_block) {
-    return dim3((unsigned)((cols + per_block - 1) / per_block), (unsigned)(n_tok < 65535 ? n_tok : 65535));
-}
-
 /* Four columns per thread; vec: rows 16-byte aligned in x and 8-byte aligned in dst. */
 template <bool BF>
 __global__ void k_convert_act(const float *__restrict__ x, int64_t ldx, int64_t cols, int n_tok, void *dst, bool vec) {
@@ -720,7 +709,7 @@ __global__ void k_convert_act(const float *__restrict__ x, int64_t ldx, int64_t 
 int cu_convert_act(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int64_t cols, void *dst, bool bf16) {
     if (n_tok <= 0 || cols <= 0) return 0;
     const bool vec = cols % 4 == 0 && ldx % 4 == 0 && !((uintptr_t)x & 15) && !((uintptr_t)dst & 7);
-    const dim3 grid = rows_grid((cols + 3) / 4, n_tok, 256);
+    const dim3 grid = cu_rows_grid((cols + 3) / 4, n_tok, 256);
     if (bf16) cu_launch(k_convert_act<true>, grid, 256, 0, st, x, ldx, cols, n_tok, dst, vec);
     else cu_launch(k_convert_act<false>, grid, 256, 0, st, x, ldx, cols, n_tok, dst, vec);
     return CU_LAUNCHED("convert_act");
@@ -735,7 +724,7 @@ __global__ void k_add_bias(float *y, int64_t ldy, int64_t c0, int64_t n, int n_t
 
 int cu_add_bias(cudaStream_t st, float *y, int64_t ldy, int n_tok, int64_t c0, int64_t n, const float *bias) {
     if (n_tok <= 0 || n <= 0) return 0;
-    cu_launch(k_add_bias, rows_grid(n, n_tok, 256), 256, 0, st, y, ldy, c0, n, n_tok, bias);
+    cu_launch(k_add_bias, cu_rows_grid(n, n_tok, 256), 256, 0, st, y, ldy, c0, n, n_tok, bias);
     return CU_LAUNCHED("add_bias");
 }
 

@@ -281,12 +281,6 @@ int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos) {
 
 /* ---- SwiGLU and add ---- */
 
-/* Elementwise kernels over n_tok rows: rows by blockIdx.y (grid-strided past 65535), columns by
- * x, so no 64-bit division per element (it made them ~3x slower than their bytes). */
-static inline dim3 rows_grid(int64_t cols, int n_tok) {
-    return dim3((unsigned)((cols + 255) / 256), (unsigned)(n_tok < 65535 ? n_tok : 65535));
-}
-
 template <bool Q>
 __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, const float *__restrict__ u,
                          int64_t ldu, int64_t dim, int n_tok, cu_qout qo) {
@@ -302,7 +296,7 @@ __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, c
 
 int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo) {
     if (op->n_tok <= 0 || op->dim <= 0) return 0;
-    const dim3 grid = rows_grid(op->dim, op->n_tok);
+    const dim3 grid = cu_rows_grid(op->dim, op->n_tok, 256);
     if (qo.xq && op->dim % 32 == 0)
         cu_launch(k_swiglu<true>, grid, 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->src2, op->ld_src2, op->dim,
                   op->n_tok, qo);
@@ -321,6 +315,6 @@ __global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int6
 
 int cu_add(cudaStream_t st, const hllm_op *op) {
     if (op->n_tok <= 0 || op->dim <= 0) return 0;
-    cu_launch(k_add, rows_grid(op->dim, op->n_tok), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->dim, op->n_tok);
+    cu_launch(k_add, cu_rows_grid(op->dim, op->n_tok, 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->dim, op->n_tok);
     return CU_LAUNCHED("add");
 }

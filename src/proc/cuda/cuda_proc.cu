@@ -652,19 +652,18 @@ static void xq_set(cuda_impl *c, const float *src, int64_t ld, int64_t cols, int
 
 /* A matmul whose output overlaps the input the quantized-activation cache holds ends the
  * cache's validity for the matmuls after it (the GEMV reads the quantized copy, not src). */
-static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w) {
-    if (!c->xq_src) return;
+static bool writes_into(const hllm_op *op, const hllm_pweight *w, const float *src, int64_t ld, int n_tok, int64_t cols) {
     const char *d0 = (const char *)op->dst, *d1 = (const char *)(op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + w->row0 + w->rows);
-    const char *s0 = (const char *)c->xq_src, *s1 = (const char *)(c->xq_src + (int64_t)(c->xq_ntok - 1) * c->xq_ld + c->xq_cols);
-    if (d0 < s1 && s0 < d1) c->xq_src = NULL;
+    const char *s0 = (const char *)src, *s1 = (const char *)(src + (int64_t)(n_tok - 1) * ld + cols);
+    return d0 < s1 && s0 < d1;
+}
+static void clobber_check(cuda_impl *c, const hllm_op *op, const hllm_pweight *w) {
+    if (c->xq_src && writes_into(op, w, c->xq_src, c->xq_ld, c->xq_ntok, c->xq_cols)) c->xq_src = NULL;
 }
 
 /* The same for the f16 copy of a prompt matmul's input. */
 static void clobber_check_h(cuda_impl *c, const hllm_op *op, const hllm_pweight *w) {
-    if (!c->xh_src) return;
-    const char *d0 = (const char *)op->dst, *d1 = (const char *)(op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + w->row0 + w->rows);
-    const char *s0 = (const char *)c->xh_src, *s1 = (const char *)(c->xh_src + (int64_t)(c->xh_ntok - 1) * c->xh_ld + c->xh_cols);
-    if (d0 < s1 && s0 < d1) c->xh_src = NULL;
+    if (c->xh_src && writes_into(op, w, c->xh_src, c->xh_ld, c->xh_ntok, c->xh_cols)) c->xh_src = NULL;
 }
 
 /* The GEMV path of n matmuls of one input (checked: rows held, n_tok <= g_gemv_max_tok) in one
@@ -696,7 +695,7 @@ static int gemv_input(cuda_impl *c, const hllm_op *op, bool no_alt, int8_t **xq,
     const int64_t cols = op->w->cols;
     const bool reuse = c->xq_src == op->src && c->xq_ld == op->ld_src && c->xq_cols == cols && c->xq_ntok == n_tok &&
                        !(no_alt && c->xq_alt);
-    if (!reuse) act_forget(c);
+    if (!reuse) c->xq_src = NULL;
     cu_qout qo;
     if (reuse && c->xq_alt) {
         if (glu_buffers(c, n_tok, cols, &qo)) return -1;
@@ -1377,10 +1376,6 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         cu_prefetch = !(e && e[0] == '0');
         e = getenv("HLLM_CUDA_PROMPT_TILE"); /* elements of a dequantized prompt tile, for experiments */
         if (e && atoll(e) > 0) g_tile_elems = atoll(e);
-        e = getenv("HLLM_CUDA_F_WPR");
-        if (e && atoi(e) > 0) cu_gemv_f_wpr = atoi(e);
-        e = getenv("HLLM_CUDA_F_UNROLL");
-        if (e && atoi(e) > 0) cu_gemv_f_unroll = atoi(e);
         e = getenv("HLLM_CUDA_GEMV_WARPS");
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
     }
