@@ -24,6 +24,9 @@ extern int g_test_pass, g_test_fail;
 
 /* Path of a file in ../shared (HLLM_SHARED env var, else ../shared); NULL if it does not exist. */
 const char *test_shared_path(const char *rel);
+/* Whether test group `name` runs: all do unless HLLM_TEST_ONLY lists names (comma-separated),
+ * e.g. to run one group under compute-sanitizer, where the whole program would take too long. */
+int test_wanted(const char *name);
 /* Prints the summary line and returns the process exit code. */
 int test_summary(const char *name);
 

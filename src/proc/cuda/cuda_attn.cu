@@ -34,12 +34,26 @@ static __host__ __device__ __forceinline__ int attn_chunk(int n_keys, int n_chun
 template <bool F16, bool Q>
 __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_t *dpos, int n_chunks, float *part,
                                                     unsigned *cnt, cu_qout qo) {
-    cu_pdl_wait();
     extern __shared__ float sm[];
     __shared__ int s_last;
     const int hd = a.hd;
+    /* pos0 comes from the host before the step, not from the kernel before this one */
     const int pos0 = dpos ? *dpos : a.pos0;
     const int chunk = attn_chunk(pos0 + a.n_tok, n_chunks);
+    /* Before waiting on the previous kernel, ask L2 for this chunk's keys and values that are
+     * already in the cache (positions < pos0: the rope/KV store before this writes only the new
+     * ones): the loads below then wait on L2, not on HBM. */
+    if (a.pf) {
+        const int kb0 = blockIdx.x * chunk, ke0 = min(kb0 + chunk, pos0);
+        const int64_t rb = (int64_t)hd * (F16 ? 2 : 4), off = (int64_t)((a.h0 + blockIdx.y) / a.group) * hd;
+        for (int j = kb0 + threadIdx.x; j < ke0; j += 128)
+            for (int64_t o = 0; o < rb; o += 128) {
+                const int64_t e = (int64_t)j * a.kv_dim + off;
+                asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)a.kc + e * (F16 ? 2 : 4) + o));
+                asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)a.vc + e * (F16 ? 2 : 4) + o));
+            }
+    }
+    cu_pdl_wait();
     float *qs = sm, *sc = qs + ((hd + 3) & ~3), *pv = sc + chunk, *red = pv + 512;
     const int c = blockIdx.x, hi = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
     const int h = a.h0 + hi, kvh = h / a.group;
@@ -64,17 +78,22 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
             const int64_t row = (int64_t)(kb + j) * a.kv_dim + koff;
             float s = 0.0f;
             if (F16 && (hd & 7) == 0) {
+                /* four partial sums: the loads of a row go out together and the sums do
+                 * not wait on one another */
                 const int4 *kp = (const int4 *)((const __half *)a.kc + row);
+                float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
                 for (int d = 0; d < hd; d += 8) {
                     const int4 kv = kp[d >> 3];
                     const __half2 *k2 = (const __half2 *)&kv;
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
                         const float2 f = __half22float2(k2[e]);
-                        s += qs[d + 2 * e] * f.x;
-                        s += qs[d + 2 * e + 1] * f.y;
+                        s4[e] += qs[d + 2 * e] * f.x;
+                        s4[e] += qs[d + 2 * e + 1] * f.y;
                     }
                 }
+                s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
             } else if (!F16 && (hd & 3) == 0) {
                 const float4 *kp = (const float4 *)((const float *)a.kc + row);
                 for (int d = 0; d < hd; d += 4) {
@@ -118,7 +137,7 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             if (s < nsl) {
                 const __half *vb = (const __half *)a.vc + voff + 4 * d4;
-#pragma unroll 4
+#pragma unroll 8
                 for (int j = s; j < len; j += nsl) {
                     const uint2 raw = *(const uint2 *)(vb + (int64_t)(kb + j) * a.kv_dim);
                     const float2 f0 = __half22float2(*(const __half2 *)&raw.x), f1 = __half22float2(*(const __half2 *)&raw.y);
@@ -213,8 +232,9 @@ size_t cu_attn_split_scratch(const hllm_op *op, int n_sm, int *n_chunks) {
 
 int cu_attn_split(cudaStream_t st, const hllm_op *op, int n_chunks, float *part, unsigned *cnt, cu_qout qo,
                   const int32_t *dpos) {
-    const attn_p a = attn_p_of(op);
+    attn_p a = attn_p_of(op);
     if (a.nh <= 0 || a.n_tok <= 0) return 0;
+    a.pf = cu_prefetch_attn;
     const int n_ctx = op->kv->n_ctx > 0 ? op->kv->n_ctx : 1;
     const int chunk_max = attn_chunk(n_ctx, n_chunks); /* for any pos0 + n_tok <= n_ctx */
     const size_t smem = (size_t)(((a.hd + 3) & ~3) + chunk_max + 512 + 8) * sizeof(float);

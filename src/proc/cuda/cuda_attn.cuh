@@ -13,6 +13,7 @@ struct attn_p {
     int64_t kv_dim;
     int hd, group, h0, nh, pos0, n_tok;
     float scale;
+    int pf; /* decode: L2 prefetch of the cached keys and values before the PDL wait */
 };
 
 static inline attn_p attn_p_of(const hllm_op *op) {
@@ -31,6 +32,7 @@ static inline attn_p attn_p_of(const hllm_op *op) {
     a.pos0 = op->pos0;
     a.n_tok = op->n_tok;
     a.scale = op->attn_scale;
+    a.pf = 0;
     return a;
 }
 

@@ -185,6 +185,8 @@ int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const i
                 cu_qout qo, unsigned *cnt);
 /* HLLM_CUDA_PREFETCH=0 turns the GEMV's L2 prefetch off (for measurements). */
 extern bool cu_prefetch;
+/* HLLM_CUDA_PREFETCH_ATTN=0 turns the decode attention's L2 prefetch of the KV cache off. */
+extern bool cu_prefetch_attn;
 /* Warps per SM a GEMV launch aims for when choosing warps per row (HLLM_CUDA_GEMV_WARPS, for
  * measurements; default 16). */
 extern int cu_gemv_warps;

@@ -201,6 +201,7 @@ int cu_n_sm = 132;
 bool cu_pdl = false;
 bool cu_pdl_op = false;
 bool cu_prefetch = true;
+bool cu_prefetch_attn = true;
 
 struct gsegs_k {
     cu_gseg s[CU_MAX_SEGS];

@@ -43,6 +43,23 @@ static int g_graphs = -1; /* -1: not decided yet (HLLM_CUDA_GRAPHS=0 turns them 
  * default: that kernel made llama3-8b q4_0 tg128 7% slower on H100, its quantization tail
  * holding every block); -1: not decided yet (HLLM_CUDA_FUSE) */
 static int g_fuse = -1;
+/* Ablation for measurements only (HLLM_CUDA_SKIP=rmsnorm,rope,attention,swiglu,add,matmul):
+ * captured decode steps leave out the ops of these kinds, so a run's time without them shows
+ * what they cost in the real pipeline; the results are then wrong, and the run says so. */
+static unsigned g_skip;
+static unsigned skip_mask(const char *e) {
+    static const struct {
+        const char *name;
+        hllm_op_kind kind;
+    } k[] = {{"rmsnorm", HLLM_OP_RMSNORM}, {"rope", HLLM_OP_ROPE},   {"kv", HLLM_OP_KV_STORE},
+             {"attention", HLLM_OP_ATTENTION}, {"swiglu", HLLM_OP_SWIGLU}, {"add", HLLM_OP_ADD},
+             {"matmul", HLLM_OP_MATMUL}};
+    unsigned m = 0;
+    for (size_t i = 0; e && i < sizeof k / sizeof *k; i++)
+        if (strstr(e, k[i].name)) m |= 1u << k[i].kind;
+    if (m) fprintf(stderr, "hllm: HLLM_CUDA_SKIP=%s: decode steps leave ops out; results are wrong (timing only)\n", e);
+    return m;
+}
 
 extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
     if (gemv_max_tok >= 0) g_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
@@ -971,7 +988,10 @@ static int run_recorded(cuda_impl *c) {
         const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
         cu_pdl_op = ops[i].n_tok <= 8;
         int rc;
-        if (f == CU_FUSE_GEMV) {
+        if (g_skip & (1u << ops[i].kind)) {
+            if (ops[i].kind != HLLM_OP_MATMUL) act_forget(c);
+            rc = 0;
+        } else if (f == CU_FUSE_GEMV) {
             rc = run_gemv(c, ops + i, k, NULL);
         } else if (f == CU_FUSE_GEMV_ADD) {
             rc = run_gemv(c, ops + i, 1, ops + i + 1);
@@ -1378,6 +1398,10 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         if (e && atoll(e) > 0) g_tile_elems = atoll(e);
         e = getenv("HLLM_CUDA_GEMV_WARPS");
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
+        e = getenv("HLLM_CUDA_PREFETCH_ATTN");
+        cu_prefetch_attn = !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_SKIP");
+        g_skip = skip_mask(e);
     }
     /* the step state of captured decode steps */
     bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&
