@@ -3,8 +3,10 @@
  * summation order differs) and against float dot products of the dequantized weights
  * (looser: bounded by the activation quantization error). */
 #include "core/quant.h"
+#include "proc/cpu/cpu_hugemem.h"
 #include "proc/cpu/cpu_matmul.h"
 #include "testutil.h"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,8 +224,25 @@ static void test_isa_api(void) {
     CHECK(hllm_cpu_mat_init(&m, HLLM_TYPE_Q4_0, 4, 40, dummy) != 0);
 }
 
+/* Packed-weight memory: small sizes from malloc, 1 MiB and more on a 2 MiB-aligned mapping
+ * of whole huge pages; every byte writable. */
+static void test_huge_alloc(void) {
+    static const size_t sizes[] = {100, (1u << 20) - 64, 1u << 20, (3u << 20) + 4096 + 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t map = 0;
+        uint8_t *p = hllm_huge_alloc(sizes[i], &map);
+        CHECK(p != NULL && (uintptr_t)p % 64 == 0);
+        if (sizes[i] >= (1u << 20)) CHECK(map >= sizes[i] && map % (2u << 20) == 0 && (uintptr_t)p % (2u << 20) == 0);
+        else CHECK(map == 0);
+        memset(p, 0xA5, sizes[i]);
+        CHECK(p[sizes[i] - 1] == 0xA5);
+        hllm_huge_free(p, map);
+    }
+}
+
 int main(void) {
     test_isa_api();
+    test_huge_alloc();
     hllm_isa isas[4];
     int n_isa = 0;
     for (int i = HLLM_ISA_SCALAR; i <= HLLM_ISA_NEON; i++)
@@ -266,6 +285,15 @@ int main(void) {
                 }
                 problem_free(&p);
             }
+    }
+    { /* a matrix on its own huge-page mapping (>= 1 MiB packed), 65 groups */
+        problem p;
+        problem_make(&p, HLLM_TYPE_Q8_0, 1040, 1024);
+        for (int i = 0; i < n_isa; i++) {
+            hllm_cpu_set_isa(isas[i]);
+            test_one_token(&p, isas[i]);
+        }
+        problem_free(&p);
     }
     hllm_cpu_set_isa(hllm_cpu_isa_detect());
     return test_summary("test_matmul");
