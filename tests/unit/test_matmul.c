@@ -240,6 +240,39 @@ static void test_huge_alloc(void) {
     }
 }
 
+/* Activation rows quantized for Q4_K / Q6_K weights (Q8_K, with the kernels' extras): every
+ * ISA's bytes equal the scalar path's, across ties of largest magnitude (+v before -v and the
+ * reverse), halfway values, zero blocks and one-value blocks. */
+static void test_quantize_act(const hllm_isa *isas, int n_isa) {
+    enum { COLS = 256 * 8 };
+    float *x = malloc(sizeof(float) * COLS);
+    for (int i = 0; i < COLS; i++) x[i] = frand() * (i % 7 == 0 ? 3.0f : 1.0f);
+    x[256 + 5] = 2.5f, x[256 + 200] = -2.5f;           /* block 1: tie, positive first */
+    x[512 + 3] = -4.0f, x[512 + 100] = 4.0f;           /* block 2: tie, negative first */
+    for (int i = 768; i < 1024; i++) x[i] = 0.0f;      /* block 3: zero */
+    for (int i = 1024; i < 1280; i++) x[i] = (float)(i % 200 - 100) + 0.5f; /* block 4: iscale 1, */
+    x[1024 + 9] = -127.0f;                                                  /* q exactly halfway */
+    for (int i = 1280; i < 1536; i++) x[i] = i == 1400 ? -1e-3f : 0.0f; /* block 5: one value */
+    static const int types[] = {HLLM_TYPE_Q4_K, HLLM_TYPE_Q6_K};
+    for (int ti = 0; ti < 2; ti++) {
+        hllm_cpu_mat m = {.type = types[ti], .cols = COLS};
+        const size_t xs = hllm_cpu_act_row_bytes(&m);
+        uint8_t *ref = calloc(1, xs), *got = calloc(1, xs);
+        hllm_cpu_set_isa(HLLM_ISA_SCALAR);
+        hllm_cpu_quantize_act(&m, x, ref);
+        for (int i = 0; i < n_isa; i++) {
+            hllm_cpu_set_isa(isas[i]);
+            memset(got, 0, xs);
+            hllm_cpu_quantize_act(&m, x, got);
+            CHECKF(memcmp(ref, got, xs) == 0, "%s activations on %s differ from scalar", hllm_type_name(types[ti]),
+                   hllm_isa_name(isas[i]));
+        }
+        free(ref);
+        free(got);
+    }
+    free(x);
+}
+
 int main(void) {
     test_isa_api();
     test_huge_alloc();
@@ -295,6 +328,7 @@ int main(void) {
         }
         problem_free(&p);
     }
+    test_quantize_act(isas, n_isa);
     hllm_cpu_set_isa(hllm_cpu_isa_detect());
     return test_summary("test_matmul");
 }

@@ -245,7 +245,11 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq) {
     const int vt = hllm_vec_dot_type(m->type);
     hllm_act_geom a;
     hllm_act_geometry(m->type, m->cols, &a);
-    hllm_quantize_row(vt, x, xq, m->cols);
+#ifdef HLLM_X86
+    if (vt == HLLM_TYPE_Q8_K && hllm_cpu_isa() == HLLM_ISA_AVX512) hllm_quantize_q8_K_avx512(x, xq, m->cols / 256);
+    else
+#endif
+        hllm_quantize_row(vt, x, xq, m->cols);
     uint8_t *ext = (uint8_t *)xq + a.ext;
     switch (m->type) {
     case HLLM_TYPE_Q4_0:
