@@ -3,8 +3,10 @@
  * summation order differs) and against float dot products of the dequantized weights
  * (looser: bounded by the activation quantization error). */
 #include "core/quant.h"
+#include "proc/cpu/cpu_hugemem.h"
 #include "proc/cpu/cpu_matmul.h"
 #include "testutil.h"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,8 +224,58 @@ static void test_isa_api(void) {
     CHECK(hllm_cpu_mat_init(&m, HLLM_TYPE_Q4_0, 4, 40, dummy) != 0);
 }
 
+/* Packed-weight memory: small sizes from malloc, 1 MiB and more on a 2 MiB-aligned mapping
+ * of whole huge pages; every byte writable. */
+static void test_huge_alloc(void) {
+    static const size_t sizes[] = {100, (1u << 20) - 64, 1u << 20, (3u << 20) + 4096 + 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t map = 0;
+        uint8_t *p = hllm_huge_alloc(sizes[i], &map);
+        CHECK(p != NULL && (uintptr_t)p % 64 == 0);
+        if (sizes[i] >= (1u << 20)) CHECK(map >= sizes[i] && map % (2u << 20) == 0 && (uintptr_t)p % (2u << 20) == 0);
+        else CHECK(map == 0);
+        memset(p, 0xA5, sizes[i]);
+        CHECK(p[sizes[i] - 1] == 0xA5);
+        hllm_huge_free(p, map);
+    }
+}
+
+/* Activation rows quantized for Q4_K / Q6_K weights (Q8_K, with the kernels' extras): every
+ * ISA's bytes equal the scalar path's, across ties of largest magnitude (+v before -v and the
+ * reverse), halfway values, zero blocks and one-value blocks. */
+static void test_quantize_act(const hllm_isa *isas, int n_isa) {
+    enum { COLS = 256 * 8 };
+    float *x = malloc(sizeof(float) * COLS);
+    for (int i = 0; i < COLS; i++) x[i] = frand() * (i % 7 == 0 ? 3.0f : 1.0f);
+    x[256 + 5] = 2.5f, x[256 + 200] = -2.5f;           /* block 1: tie, positive first */
+    x[512 + 3] = -4.0f, x[512 + 100] = 4.0f;           /* block 2: tie, negative first */
+    for (int i = 768; i < 1024; i++) x[i] = 0.0f;      /* block 3: zero */
+    for (int i = 1024; i < 1280; i++) x[i] = (float)(i % 200 - 100) + 0.5f; /* block 4: iscale 1, */
+    x[1024 + 9] = -127.0f;                                                  /* q exactly halfway */
+    for (int i = 1280; i < 1536; i++) x[i] = i == 1400 ? -1e-3f : 0.0f; /* block 5: one value */
+    static const int types[] = {HLLM_TYPE_Q4_K, HLLM_TYPE_Q6_K};
+    for (int ti = 0; ti < 2; ti++) {
+        hllm_cpu_mat m = {.type = types[ti], .cols = COLS};
+        const size_t xs = hllm_cpu_act_row_bytes(&m);
+        uint8_t *ref = calloc(1, xs), *got = calloc(1, xs);
+        hllm_cpu_set_isa(HLLM_ISA_SCALAR);
+        hllm_cpu_quantize_act(&m, x, ref);
+        for (int i = 0; i < n_isa; i++) {
+            hllm_cpu_set_isa(isas[i]);
+            memset(got, 0, xs);
+            hllm_cpu_quantize_act(&m, x, got);
+            CHECKF(memcmp(ref, got, xs) == 0, "%s activations on %s differ from scalar", hllm_type_name(types[ti]),
+                   hllm_isa_name(isas[i]));
+        }
+        free(ref);
+        free(got);
+    }
+    free(x);
+}
+
 int main(void) {
     test_isa_api();
+    test_huge_alloc();
     hllm_isa isas[4];
     int n_isa = 0;
     for (int i = HLLM_ISA_SCALAR; i <= HLLM_ISA_NEON; i++)
@@ -267,6 +319,16 @@ int main(void) {
                 problem_free(&p);
             }
     }
+    { /* a matrix on its own huge-page mapping (>= 1 MiB packed), 65 groups */
+        problem p;
+        problem_make(&p, HLLM_TYPE_Q8_0, 1040, 1024);
+        for (int i = 0; i < n_isa; i++) {
+            hllm_cpu_set_isa(isas[i]);
+            test_one_token(&p, isas[i]);
+        }
+        problem_free(&p);
+    }
+    test_quantize_act(isas, n_isa);
     hllm_cpu_set_isa(hllm_cpu_isa_detect());
     return test_summary("test_matmul");
 }

@@ -5,6 +5,7 @@
 #include "core/fp16.h"
 #include "core/quant.h"
 #include "core/threadpool.h"
+#include "proc/cpu/cpu_hugemem.h"
 #include "proc/cpu/cpu_matmul_impl.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +216,7 @@ int hllm_cpu_mat_init_pool(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols
         const int64_t ngroups = (rows + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
         const int64_t nstripes = (ngroups + g.stripe - 1) / g.stripe;
         const size_t bytes = (size_t)nstripes * g.stripe_bytes;
-        m->packed = aligned_alloc(64, bytes);
+        m->packed = hllm_huge_alloc(bytes, &m->packed_map);
         if (!m->packed) return hllm_fail("CPU matmul: out of memory repacking %zu bytes", bytes);
         pack_job job = {m, &g, nstripes};
         if (pool && nstripes > 1) hllm_pool_run(pool, pack_task, &job);
@@ -226,8 +227,9 @@ int hllm_cpu_mat_init_pool(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols
 }
 
 void hllm_cpu_mat_free(hllm_cpu_mat *m) {
-    free(m->packed);
+    hllm_huge_free(m->packed, m->packed_map);
     m->packed = NULL;
+    m->packed_map = 0;
     m->packed_kind = HLLM_PK_NONE;
 }
 
@@ -243,7 +245,11 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq) {
     const int vt = hllm_vec_dot_type(m->type);
     hllm_act_geom a;
     hllm_act_geometry(m->type, m->cols, &a);
-    hllm_quantize_row(vt, x, xq, m->cols);
+#ifdef HLLM_X86
+    if (vt == HLLM_TYPE_Q8_K && hllm_cpu_isa() == HLLM_ISA_AVX512) hllm_quantize_q8_K_avx512(x, xq, m->cols / 256);
+    else
+#endif
+        hllm_quantize_row(vt, x, xq, m->cols);
     uint8_t *ext = (uint8_t *)xq + a.ext;
     switch (m->type) {
     case HLLM_TYPE_Q4_0:

@@ -25,6 +25,7 @@ typedef struct {
     size_t row_bytes;
     void *packed;      /* kernel-specific layout or NULL; owned */
     int packed_kind;
+    size_t packed_map; /* bytes mapped for packed (hllm_huge_alloc), 0 if malloc'd */
 } hllm_cpu_mat;
 
 int hllm_cpu_mat_init(hllm_cpu_mat *m, int type, int64_t rows, int64_t cols, const void *data);

@@ -142,6 +142,8 @@ int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void
                        int64_t ldy);
 /* One-token kernels for Q4_0, Q4_K, Q8_0 (cpu_matmul_gemv_avx512.c); 0 = not handled. */
 int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, float *y);
+/* Q8_K activation rows (nb blocks), the same bytes as hllm_quantize_row (cpu_quant_avx512.c). */
+void hllm_quantize_q8_K_avx512(const float *x, void *dst, int64_t nb);
 int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                      int64_t ldy);
 
