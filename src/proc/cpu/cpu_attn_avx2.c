@@ -1,6 +1,11 @@
-/* Attention with AVX2 + FMA + F16C: one pass over the keys with an online softmax, all query
- * heads of a GQA group together so each K and V row is loaded once per token. Matches the
- * scalar hllm_cpu_attention_items (the reference) up to float reassociation. */
+/* Attention with AVX2 + FMA + F16C: all query heads of a GQA group together so each K and V row
+ * is loaded once per token, keys in blocks of 8 with an online softmax. A block's 8 scores come
+ * out as one vector (8 dot products reduced by an hadd transpose), one max update per block
+ * (so at most one rescale of the accumulator per block), the 8 exps by a vector exp (range
+ * reduction as in cpu_swiglu_avx512.c), then V accumulated 8 rows at a time per 8 output lanes
+ * (one load/store of the accumulator per block). With an F16 cache the block's K and V rows are
+ * widened once into buffers shared by the group's heads. Matches the scalar
+ * hllm_cpu_attention_items (the reference) up to float reassociation and exp's ~2e-7 error. */
 #include "proc/cpu/cpu_ops.h"
 #include "core/fp16.h"
 #include <immintrin.h>
@@ -8,6 +13,9 @@
 
 #define MAX_GROUP 16
 #define MAX_HD 512
+#define BK 8 /* keys a block */
+
+static _Alignas(32) const float zero_row[MAX_HD];
 
 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -16,9 +24,40 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline __m256 load8(const void *base, int64_t i, bool f16) {
-    if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
-    return _mm256_loadu_ps((const float *)base + i);
+static inline float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* exp(x) = 2^n e^r, n = round(x log2 e), r = x - n ln 2 (ln 2 in two parts), e^r by its Taylor
+ * series to r^6 (|r| <= ln2 / 2: error below 1.5e-7 relative). x is clamped to [-87, 88] so that
+ * 2^n is a normal float built in the exponent field (n in [-126, 127]); below e^-87 (~1.6e-38)
+ * the result is that floor instead of 0, far under anything a softmax sum can see. */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* [sum(a0), ..., sum(a7)] */
+static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
+    const __m256 t0 = _mm256_hadd_ps(a0, a1), t1 = _mm256_hadd_ps(a2, a3);
+    const __m256 t2 = _mm256_hadd_ps(a4, a5), t3 = _mm256_hadd_ps(a6, a7);
+    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
 bool hllm_cpu_attention_fast_ok(const hllm_op *op) {
@@ -33,8 +72,8 @@ void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {
     const int64_t kv_dim = (int64_t)op->n_head_kv * hd;
     const int g0 = op->h0 / group, ng = op->h1 / group - g0; /* kv heads in range */
     const bool f16 = kv->type == HLLM_TYPE_F16;
-    const size_t elt = f16 ? 2 : 4;
     _Alignas(32) float q[MAX_GROUP][MAX_HD], acc[MAX_GROUP][MAX_HD];
+    _Alignas(32) float kbuf[BK][MAX_HD], vbuf[BK][MAX_HD]; /* an F16 block widened */
     float m[MAX_GROUP], l[MAX_GROUP];
     for (int64_t it = i0; it < i1; it++) {
         const int t = (int)(it / ng), kvh = g0 + (int)(it % ng);
@@ -47,29 +86,69 @@ void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {
             m[g] = -INFINITY;
             l[g] = 0.0f;
         }
-        const char *kbase = (const char *)kv->k + (size_t)kvh * hd * elt;
-        const char *vbase = (const char *)kv->v + (size_t)kvh * hd * elt;
-        for (int j = 0; j < n_keys; j++) {
-            const void *kj = kbase + (size_t)j * kv_dim * elt, *vj = vbase + (size_t)j * kv_dim * elt;
+        for (int j0 = 0; j0 < n_keys; j0 += BK) {
+            const int nb = n_keys - j0 < BK ? n_keys - j0 : BK;
+            const float *kr[BK], *vr[BK]; /* the block's rows; past the end a row of zeros */
+            for (int j = 0; j < BK; j++) {
+                const int64_t off = (int64_t)(j0 + j) * kv_dim + (int64_t)kvh * hd;
+                if (j >= nb) {
+                    kr[j] = vr[j] = zero_row;
+                } else if (f16) {
+                    const uint16_t *ks = (const uint16_t *)kv->k + off, *vs = (const uint16_t *)kv->v + off;
+                    for (int i = 0; i < hd; i += 8) {
+                        _mm256_store_ps(&kbuf[j][i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ks + i))));
+                        _mm256_store_ps(&vbuf[j][i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vs + i))));
+                    }
+                    kr[j] = kbuf[j];
+                    vr[j] = vbuf[j];
+                } else {
+                    kr[j] = (const float *)kv->k + off;
+                    vr[j] = (const float *)kv->v + off;
+                }
+            }
+            /* lanes past the end: score -inf, weight 0 */
+            const __m256 live = _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps((float)nb), _CMP_LT_OQ);
             for (int g = 0; g < group; g++) {
-                __m256 s = _mm256_setzero_ps();
-                for (int i = 0; i < hd; i += 8) s = _mm256_fmadd_ps(_mm256_load_ps(&q[g][i]), load8(kj, i, f16), s);
-                const float sc = hsum(s);
-                float p;
-                if (sc > m[g]) { /* new maximum: rescale what was accumulated */
-                    const float corr = expf(m[g] - sc);
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                for (int i = 0; i < hd; i += 8) {
+                    const __m256 qv = _mm256_load_ps(&q[g][i]);
+                    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[0] + i), a0);
+                    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[1] + i), a1);
+                    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[2] + i), a2);
+                    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[3] + i), a3);
+                    a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[4] + i), a4);
+                    a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[5] + i), a5);
+                    a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[6] + i), a6);
+                    a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[7] + i), a7);
+                }
+                const __m256 s = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7), live);
+                const float mb = hmax(s);
+                if (mb > m[g]) { /* new maximum: rescale what was accumulated (once a block) */
+                    const float corr = expf(m[g] - mb);
                     const __m256 c8 = _mm256_set1_ps(corr);
                     for (int i = 0; i < hd; i += 8) _mm256_store_ps(&acc[g][i], _mm256_mul_ps(_mm256_load_ps(&acc[g][i]), c8));
                     l[g] *= corr;
-                    m[g] = sc;
-                    p = 1.0f;
-                } else {
-                    p = expf(sc - m[g]);
+                    m[g] = mb;
                 }
-                l[g] += p;
-                const __m256 p8 = _mm256_set1_ps(p);
-                for (int i = 0; i < hd; i += 8)
-                    _mm256_store_ps(&acc[g][i], _mm256_fmadd_ps(p8, load8(vj, i, f16), _mm256_load_ps(&acc[g][i])));
+                const __m256 p = _mm256_and_ps(exp8(_mm256_sub_ps(s, _mm256_set1_ps(m[g]))), live);
+                l[g] += hsum(p);
+                _Alignas(32) float pw[BK];
+                _mm256_store_ps(pw, p);
+                const __m256 p0 = _mm256_set1_ps(pw[0]), p1 = _mm256_set1_ps(pw[1]), p2 = _mm256_set1_ps(pw[2]),
+                             p3 = _mm256_set1_ps(pw[3]), p4 = _mm256_set1_ps(pw[4]), p5 = _mm256_set1_ps(pw[5]),
+                             p6 = _mm256_set1_ps(pw[6]), p7 = _mm256_set1_ps(pw[7]);
+                for (int i = 0; i < hd; i += 8) {
+                    __m256 x = _mm256_load_ps(&acc[g][i]);
+                    x = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vr[0] + i), x);
+                    x = _mm256_fmadd_ps(p1, _mm256_loadu_ps(vr[1] + i), x);
+                    x = _mm256_fmadd_ps(p2, _mm256_loadu_ps(vr[2] + i), x);
+                    x = _mm256_fmadd_ps(p3, _mm256_loadu_ps(vr[3] + i), x);
+                    x = _mm256_fmadd_ps(p4, _mm256_loadu_ps(vr[4] + i), x);
+                    x = _mm256_fmadd_ps(p5, _mm256_loadu_ps(vr[5] + i), x);
+                    x = _mm256_fmadd_ps(p6, _mm256_loadu_ps(vr[6] + i), x);
+                    x = _mm256_fmadd_ps(p7, _mm256_loadu_ps(vr[7] + i), x);
+                    _mm256_store_ps(&acc[g][i], x);
+                }
             }
         }
         for (int g = 0; g < group; g++) {
