@@ -109,19 +109,14 @@ void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {
             /* lanes past the end: score -inf, weight 0 */
             const __m256 live = _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps((float)nb), _CMP_LT_OQ);
             for (int g = 0; g < group; g++) {
-                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                __m256 a[BK]; /* one dot product per key: BK independent chains */
+                for (int j = 0; j < BK; j++) a[j] = _mm256_setzero_ps();
                 for (int i = 0; i < hd; i += 8) {
                     const __m256 qv = _mm256_load_ps(&q[g][i]);
-                    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[0] + i), a0);
-                    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[1] + i), a1);
-                    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[2] + i), a2);
-                    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[3] + i), a3);
-                    a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[4] + i), a4);
-                    a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[5] + i), a5);
-                    a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[6] + i), a6);
-                    a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[7] + i), a7);
+                    for (int j = 0; j < BK; j++) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[j] + i), a[j]);
                 }
-                const __m256 s = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7), live);
+                const __m256 dots = hsum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+                const __m256 s = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), dots, live);
                 const float mb = hmax(s);
                 if (mb > m[g]) { /* new maximum: rescale what was accumulated (once a block) */
                     const float corr = expf(m[g] - mb);
@@ -134,19 +129,11 @@ void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {
                 l[g] += hsum(p);
                 _Alignas(32) float pw[BK];
                 _mm256_store_ps(pw, p);
-                const __m256 p0 = _mm256_set1_ps(pw[0]), p1 = _mm256_set1_ps(pw[1]), p2 = _mm256_set1_ps(pw[2]),
-                             p3 = _mm256_set1_ps(pw[3]), p4 = _mm256_set1_ps(pw[4]), p5 = _mm256_set1_ps(pw[5]),
-                             p6 = _mm256_set1_ps(pw[6]), p7 = _mm256_set1_ps(pw[7]);
+                __m256 pb[BK];
+                for (int j = 0; j < BK; j++) pb[j] = _mm256_set1_ps(pw[j]);
                 for (int i = 0; i < hd; i += 8) {
                     __m256 x = _mm256_load_ps(&acc[g][i]);
-                    x = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vr[0] + i), x);
-                    x = _mm256_fmadd_ps(p1, _mm256_loadu_ps(vr[1] + i), x);
-                    x = _mm256_fmadd_ps(p2, _mm256_loadu_ps(vr[2] + i), x);
-                    x = _mm256_fmadd_ps(p3, _mm256_loadu_ps(vr[3] + i), x);
-                    x = _mm256_fmadd_ps(p4, _mm256_loadu_ps(vr[4] + i), x);
-                    x = _mm256_fmadd_ps(p5, _mm256_loadu_ps(vr[5] + i), x);
-                    x = _mm256_fmadd_ps(p6, _mm256_loadu_ps(vr[6] + i), x);
-                    x = _mm256_fmadd_ps(p7, _mm256_loadu_ps(vr[7] + i), x);
+                    for (int j = 0; j < BK; j++) x = _mm256_fmadd_ps(pb[j], _mm256_loadu_ps(vr[j] + i), x);
                     _mm256_store_ps(&acc[g][i], x);
                 }
             }
