@@ -249,7 +249,72 @@ static void test_matmul_in_place(hllm_proc *p) {
     }
 }
 
+/* One-token matmuls over a processor's slice of a cut matrix: few 64-row stripes per thread,
+ * so the columns are split as well (partial sums per piece, then added). Every case against
+ * the scalar ISA running the same op: a wrong column range or a lost piece is off by O(10). */
+static void test_matmul_decode_split(void) {
+    if (hllm_cpu_set_isa(HLLM_ISA_AVX512) != 0) {
+        printf("  skip: decode column split (no AVX-512 on this CPU: the split has no kernel elsewhere)\n");
+        return;
+    }
+    struct { int type, nt; int64_t rows, cols, w0, w1, r0, r1; bool bias; } cs[] = {
+        {HLLM_TYPE_Q4_0, 16, 1536, 4096, 0, 1475, 0, 1475, false},     /* 24 stripes on 16 threads */
+        {HLLM_TYPE_Q4_0, 16, 1600, 14336 / 4, 64, 1539, 64, 1539, true}, /* slice from row 64, bias */
+        {HLLM_TYPE_Q4_0, 16, 1536, 4096, 0, 1536, 128, 1000, false},   /* op rows inside the slice */
+        {HLLM_TYPE_Q4_0, 16, 1536, 4096, 0, 1536, 16, 1000, false},    /* not stripe-aligned: rows only */
+        {HLLM_TYPE_Q8_0, 16, 1024, 1024, 0, 700, 0, 700, false},
+        {HLLM_TYPE_Q4_K, 16, 1024, 4096, 0, 330, 0, 330, true},
+        {HLLM_TYPE_Q4_0, 2, 256, 4096, 0, 150, 0, 150, false},         /* 3 stripes on 2 threads */
+        {HLLM_TYPE_Q4_K, 3, 256, 2048, 0, 200, 0, 200, false},
+    };
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
+        const int64_t R = cs[ci].rows, K = cs[ci].cols;
+        const size_t rb = hllm_row_bytes(cs[ci].type, K);
+        float *wf = malloc((size_t)(R * K) * 4), *x = malloc((size_t)K * 4), *b = malloc((size_t)R * 4);
+        float *y = calloc((size_t)R, 4), *yref = calloc((size_t)R, 4);
+        char *wq = malloc((size_t)R * rb);
+        fill(wf, (size_t)(R * K));
+        fill(x, (size_t)K);
+        fill(b, (size_t)R);
+        for (int64_t r = 0; r < R; r++) hllm_quantize_row(cs[ci].type, wf + r * K, wq + r * rb, K);
+        hllm_tensor t = {.name = "w", .type = cs[ci].type, .rows = R, .cols = K, .data = wq, .row_bytes = rb};
+        hllm_tensor tb = {.name = "b", .type = HLLM_TYPE_F32, .rows = 1, .cols = R, .data = b, .row_bytes = (size_t)R * 4};
+        float err = 0, mag = 0;
+        for (int isa = HLLM_ISA_SCALAR; isa <= HLLM_ISA_AVX512; isa += HLLM_ISA_AVX512 - HLLM_ISA_SCALAR) {
+            hllm_cpu_set_isa((hllm_isa)isa); /* weights are packed for the ISA in use when loaded */
+            hllm_proc *p = hllm_proc_cpu_new(cs[ci].nt);
+            CHECK(p != NULL);
+            if (!p) break;
+            hllm_pweight *w = p->ops->weight_load(p, &t, cs[ci].w0, cs[ci].w1, HLLM_MEM_DEVICE);
+            hllm_pweight *pb = cs[ci].bias ? p->ops->weight_load(p, &tb, 0, 1, HLLM_MEM_DEVICE) : NULL;
+            CHECK(w != NULL);
+            float *out = isa == HLLM_ISA_SCALAR ? yref : y;
+            hllm_op op = {.kind = HLLM_OP_MATMUL, .n_tok = 1, .dst = out, .src = x, .ld_dst = R, .ld_src = K,
+                          .w = w, .bias = pb, .r0 = cs[ci].r0, .r1 = cs[ci].r1};
+            for (int rep = 0; rep < 3 && w; rep++) CHECK(p->ops->run(p, &op) == 0);
+            if (pb) p->ops->weight_free(p, pb);
+            if (w) p->ops->weight_free(p, w);
+            hllm_proc_free(p);
+        }
+        hllm_cpu_set_isa(hllm_cpu_isa_detect());
+        int outside = 0;
+        for (int64_t r = 0; r < R; r++) {
+            if (r < cs[ci].r0 || r >= cs[ci].r1) {
+                outside += y[r] != 0;
+                continue;
+            }
+            err = fmaxf(err, fabsf(y[r] - yref[r]));
+            mag = fmaxf(mag, fabsf(yref[r]));
+        }
+        CHECKF(err <= 1e-4f * (1 + mag) && mag > 1, "decode split case %zu (%s, %lld rows, %d threads): max error %g (values up to %g)",
+               ci, hllm_type_name(cs[ci].type), (long long)(cs[ci].r1 - cs[ci].r0), cs[ci].nt, err, mag);
+        CHECKF(outside == 0, "decode split case %zu: %d rows outside [r0, r1) written", ci, outside);
+        free(wf), free(x), free(b), free(y), free(yref), free(wq);
+    }
+}
+
 int main(void) {
+    test_matmul_decode_split();
     for (int nt = 1; nt <= 4; nt++) {
         hllm_proc *p = hllm_proc_cpu_new(nt);
         CHECK(p != NULL);

@@ -326,3 +326,19 @@ void hllm_cpu_matmul_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const v
     }
     matmul_scalar(m, r0, r1, xq, n_tok, y, ldy);
 }
+
+int64_t hllm_cpu_gemv_kblocks(const hllm_cpu_mat *m) {
+#ifdef HLLM_X86
+    if (hllm_cpu_isa() == HLLM_ISA_AVX512) return hllm_gemv_avx512_kblocks(m);
+#endif
+    (void)m;
+    return 0;
+}
+
+void hllm_cpu_gemv_partial(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y) {
+#ifdef HLLM_X86
+    if (hllm_cpu_isa() == HLLM_ISA_AVX512 && hllm_gemv_avx512(m, r0, r1, kb0, kb1, xq, y)) return;
+#endif
+    (void)m, (void)r0, (void)r1, (void)kb0, (void)kb1, (void)xq, (void)y;
+    hllm_fail("internal: a column-split product on a matrix without a split kernel");
+}

@@ -44,6 +44,15 @@ void hllm_cpu_quantize_act(const hllm_cpu_mat *m, const float *x, void *xq);
 void hllm_cpu_matmul_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok,
                           float *y, int64_t ldy);
 
+/* Decode split by columns as well as rows (so that a few row stripes still keep every thread
+ * busy): the number of column blocks a one-token product of m can be cut into, 0 if it cannot
+ * (no such kernel for this type or instruction set); and the partial sums of rows [r0, r1) over
+ * blocks [kb0, kb1) into y[r] (one token, xq quantized as for hllm_cpu_matmul_rows). */
+int64_t hllm_cpu_gemv_kblocks(const hllm_cpu_mat *m);
+void hllm_cpu_gemv_partial(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y);
+/* Rows of a repacked stripe: a decode thread reading whole stripes streams whole lines */
+#define HLLM_CPU_STRIPE_ROWS 64
+
 /* Rows per repacked group: callers splitting rows across threads should use multiples of this
  * (any range works, but a group cut in two is computed twice). */
 #define HLLM_CPU_ROW_ALIGN 16

@@ -383,7 +383,7 @@ static void run_float(const hllm_cpu_mat *m, const ftile_fn fns[2][6], int64_t r
 int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                        int64_t ldy) {
     if (!m->packed) return 0;
-    if (n_tok == 1 && hllm_gemv_avx512(m, r0, r1, xq, y)) return 1;
+    if (n_tok == 1 && hllm_gemv_avx512(m, r0, r1, 0, -1, xq, y)) return 1;
     switch (m->packed_kind) {
     case HLLM_PK_F32: run_float(m, ft_f32_fns, r0, r1, xq, n_tok, y, ldy); return 1;
     case HLLM_PK_F16: run_float(m, ft_f16_fns, r0, r1, xq, n_tok, y, ldy); return 1;

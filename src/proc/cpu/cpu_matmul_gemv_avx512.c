@@ -25,6 +25,7 @@ typedef struct {
     size_t bs;             /* block stride (stripes of 4) */
     size_t gs;             /* group stride (Q8_0's stripes of one) */
     int64_t nb;
+    int64_t b0, b1;   /* the blocks summed: all of them, or a column range (a decode split by columns) */
     const uint8_t *x; /* activation row */
     size_t ext;
     float *y;         /* output of the first group's first row */
@@ -53,7 +54,7 @@ INL void gemv_q4_0(const gtile *a, const int R) {
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
     const size_t d = (size_t)hllm_mm_prefetch;
-    for (int64_t b = 0; b < a->nb; b++) {
+    for (int64_t b = a->b0; b < a->b1; b++) {
         __m512i xv[8], c;
         xblock(a, xc, b, xv, &c);
         const __m512 dx = _mm512_mul_ps(bcastf(xd + 4 * b), sixteenth);
@@ -84,7 +85,7 @@ INL void gemv_q8_0(const gtile *a, const int R) {
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const uint8_t *xd = a->x + a->ext, *xc = xd + 4 * a->nb;
     const size_t d = (size_t)hllm_mm_prefetch / 4; /* per group stream (stripes of one) */
-    for (int64_t b = 0; b < a->nb; b++) {
+    for (int64_t b = a->b0; b < a->b1; b++) {
         __m512i xv[8], c;
         xblock(a, xc, b, xv, &c);
         const __m512 dx = bcastf(xd + 4 * b);
@@ -112,7 +113,7 @@ INL void gemv_q4_K(const gtile *a, const int R) {
     __m512 accf[4];
     UNROLL for (int r = 0; r < R; r++) accf[r] = _mm512_setzero_ps();
     const size_t d = (size_t)hllm_mm_prefetch;
-    for (int64_t b = 0; b < a->nb; b++) {
+    for (int64_t b = a->b0; b < a->b1; b++) {
         const uint8_t *xb = a->x + 292 * b, *xq = xb + 4;
         __m512i isum[4];
         UNROLL for (int r = 0; r < R; r++) {
@@ -171,7 +172,7 @@ static __mmask16 rmask(int64_t grp, int64_t r0, int64_t r1) {
     return (__mmask16)mk;
 }
 
-int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, float *y) {
+int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y) {
     gtile_fn f1, f2, f4;
     switch (m->packed_kind) {
     case HLLM_PK_Q4_0: f1 = q4_0_1, f2 = q4_0_2, f4 = q4_0_4; break;
@@ -183,7 +184,8 @@ int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
-    gtile a = {.bs = g.block_stride, .gs = g.group_qs, .nb = g.nb, .x = xq, .ext = ag.ext};
+    if (kb1 < 0) kb0 = 0, kb1 = g.nb;
+    gtile a = {.bs = g.block_stride, .gs = g.group_qs, .nb = g.nb, .b0 = kb0, .b1 = kb1, .x = xq, .ext = ag.ext};
     const int64_t g0 = r0 / HLLM_PK_ROWS, g1 = (r1 + HLLM_PK_ROWS - 1) / HLLM_PK_ROWS;
     for (int64_t gi = g0; gi < g1;) {
         int R = hllm_pk_tile_groups(&g, gi, g1, 4);
@@ -196,4 +198,18 @@ int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
         gi += R;
     }
     return 1;
+}
+
+int64_t hllm_gemv_avx512_kblocks(const hllm_cpu_mat *m) {
+    if (!m->packed) return 0;
+    switch (m->packed_kind) {
+    case HLLM_PK_Q4_0:
+    case HLLM_PK_Q8_0:
+    case HLLM_PK_Q4_K: {
+        hllm_pk_geom g;
+        hllm_pk_geometry(m->type, m->cols, &g);
+        return g.nb;
+    }
+    default: return 0;
+    }
 }

@@ -141,7 +141,11 @@ int hllm_matmul_avx2(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *
 int hllm_matmul_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                        int64_t ldy);
 /* One-token kernels for Q4_0, Q4_K, Q8_0 (cpu_matmul_gemv_avx512.c); 0 = not handled. */
-int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, float *y);
+/* One-token kernels: rows [r0, r1), blocks [kb0, kb1) of the row's kernel blocks (kb1 < 0: all);
+ * 0 if the matrix has no such kernel. */
+int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y);
+/* The kernel blocks of a row hllm_gemv_avx512 can split by, or 0 if it has no kernel for m. */
+int64_t hllm_gemv_avx512_kblocks(const hllm_cpu_mat *m);
 /* Q8_K activation rows (nb blocks), the same bytes as hllm_quantize_row (cpu_quant_avx512.c). */
 void hllm_quantize_q8_K_avx512(const float *x, void *dst, int64_t nb);
 int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,

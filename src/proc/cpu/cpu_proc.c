@@ -22,6 +22,8 @@ typedef struct {
     hllm_pool *pool;
     void *act_q;          /* activations quantized for the current matmul */
     size_t act_q_size;
+    float *part;          /* decode matmuls split by columns: each column piece's partial sums */
+    size_t part_size;
     float *scratch;       /* attention scores: one n_ctx row per thread */
     size_t scratch_size;
     int n_threads;
@@ -37,6 +39,8 @@ typedef struct {
     int64_t n_items;       /* ATTENTION: work items */
     bool fast;             /* ATTENTION: SIMD path */
     bool in_place;         /* MATMUL: dst overlaps src */
+    int ksplit;            /* MATMUL, one token: column pieces per row stripe (0: rows only) */
+    int64_t kb;            /* MATMUL, split: the kernel's column blocks per row */
 } cpu_task;
 
 static void *cpu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
@@ -120,8 +124,33 @@ static void matmul_task(void *arg, int ith, int nth) {
             hllm_cpu_quantize_act(&w->mat, op->src + t * op->ld_src, (char *)tk->cpu->act_q + t * tk->q_row_bytes);
         hllm_pool_barrier(tk->cpu->pool);
     }
-    /* 2. rows in chunks taken dynamically, so a slow thread does not hold up the rest */
     const int64_t lo = op->r0 - w->row0, hi = op->r1 - w->row0;
+    if (tk->ksplit) {
+        /* 2'. (stripe, column piece) units taken dynamically, each piece's partial sums apart,
+         * then every row's pieces added in a fixed order (the same result whoever ran what);
+         * rows are written only after the barrier, so an output may overwrite its input */
+        const int s = tk->ksplit;
+        const int64_t units = (hi - lo + HLLM_CPU_STRIPE_ROWS - 1) / HLLM_CPU_STRIPE_ROWS * s;
+        float *part = tk->cpu->part;
+        for (;;) {
+            const int64_t u = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
+            if (u >= units) break;
+            const int64_t r0 = lo + u / s * HLLM_CPU_STRIPE_ROWS, j = u % s;
+            const int64_t r1 = r0 + HLLM_CPU_STRIPE_ROWS < hi ? r0 + HLLM_CPU_STRIPE_ROWS : hi;
+            hllm_cpu_gemv_partial(&w->mat, r0, r1, tk->kb * j / s, tk->kb * (j + 1) / s, xq, part + j * hi);
+        }
+        hllm_pool_barrier(tk->cpu->pool);
+        int64_t a, b;
+        split_even(hi - lo, ith, nth, &a, &b);
+        float *y = op->dst + w->row0;
+        for (int64_t r = lo + a; r < lo + b; r++) {
+            float v = part[r];
+            for (int j = 1; j < s; j++) v += part[j * hi + r];
+            y[r] = op->bias ? v + op->bias->vec[w->row0 + r] : v;
+        }
+        return;
+    }
+    /* 2. rows in chunks taken dynamically, so a slow thread does not hold up the rest */
     for (;;) {
         int64_t c = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
         int64_t r0 = lo + c * tk->chunk;
@@ -234,6 +263,31 @@ static int ensure(void **buf, size_t *size, size_t need) {
     return 0;
 }
 
+/* Column pieces per row stripe for a one-token product of `rows` rows starting at local row lo;
+ * -1: whole stripes already keep the threads evenly busy; 0: no column split (no kernel). Threads taking whole 64-row stripes read whole lines in long
+ * runs, but a processor's slice of a cut matrix can be a few stripes per thread (1475 rows of
+ * ffn_down: 24 stripes on 16 threads, half the threads taking 2 and half 1, so the matmul runs
+ * at 75% of the bandwidth); cutting each stripe's columns into pieces evens the work out. */
+static int decode_col_pieces(const hllm_cpu_mat *m, int64_t lo, int64_t rows, int nth) {
+    static int off = -1; /* HLLM_CPU_COLSPLIT=0: rows only (experiments) */
+    if (off < 0) off = getenv("HLLM_CPU_COLSPLIT") && getenv("HLLM_CPU_COLSPLIT")[0] == '0';
+    if (off || nth < 2 || lo % HLLM_CPU_STRIPE_ROWS) return 0;
+    const int64_t kb = hllm_cpu_gemv_kblocks(m);
+    if (kb < 8) return 0;
+    const int64_t stripes = (rows + HLLM_CPU_STRIPE_ROWS - 1) / HLLM_CPU_STRIPE_ROWS;
+    /* the busiest thread's units against the average */
+    double best = (double)((stripes + nth - 1) / nth) * nth / (double)stripes;
+    if (best <= 1.1) return -1;
+    int pick = 0;
+    for (int s = 2; s <= 8 && kb / s >= 4; s++) {
+        const int64_t units = stripes * s;
+        const double imb = (double)((units + nth - 1) / nth) * nth / (double)units;
+        if (imb < best - 0.02) best = imb, pick = s;
+        if (best <= 1.1) break;
+    }
+    return pick ? pick : -1;
+}
+
 static int cpu_run(hllm_proc *p, const hllm_op *op) {
     cpu_impl *cpu = p->impl;
     cpu_task tk = {.op = op, .cpu = cpu, .chunk = 1};
@@ -249,18 +303,27 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
         const int n_rows = op->n_tok == 1 ? cpu->n_threads : op->n_tok;
         if (ensure(&cpu->act_q, &cpu->act_q_size, tk.q_row_bytes * (size_t)n_rows)) return -1;
         int64_t rows = op->r1 - op->r0;
-        /* ~8 chunks per thread (4 in decode), multiples of 16 rows (the kernels' interleave);
-         * decode chunks are multiples of 64 rows, so the kernels run 4-group tiles, unless that
-         * leaves threads idle (a processor's slice of a cut matmul can be a few hundred rows) */
-        const int64_t align = op->n_tok == 1 && rows >= (int64_t)cpu->n_threads * 128 ? 64 : 16;
-        int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
-        chunk = (chunk + align - 1) / align * align;
-        tk.chunk = chunk < align ? align : chunk;
         {
             const float *s0 = op->src, *s1 = op->src + (int64_t)(op->n_tok - 1) * op->ld_src + m->cols;
             const float *d0 = op->dst, *d1 = op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + op->w->row0 + m->rows;
             tk.in_place = d0 < s1 && s0 < d1;
         }
+        const int pieces = op->n_tok == 1 ? decode_col_pieces(m, op->r0 - op->w->row0, rows, cpu->n_threads) : 0;
+        if (pieces > 1) {
+            tk.ksplit = pieces;
+            tk.kb = hllm_cpu_gemv_kblocks(m);
+            if (ensure((void **)&cpu->part, &cpu->part_size, (size_t)pieces * (size_t)(op->r1 - op->w->row0) * sizeof(float)))
+                return -1;
+        }
+        /* ~8 chunks per thread (4 in decode), multiples of 16 rows (the kernels' interleave);
+         * decode chunks are whole 64-row stripes, so the kernels run 4-group tiles over whole
+         * lines, unless that leaves threads idle and the columns cannot be split instead */
+        const int64_t align = op->n_tok == 1 && (pieces < 0 || rows >= (int64_t)cpu->n_threads * 128) ? 64 : 16;
+
+        int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
+        chunk = (chunk + align - 1) / align * align;
+        tk.chunk = chunk < align ? align : chunk;
+
         fn = matmul_task;
         break;
     }
@@ -310,6 +373,7 @@ static void cpu_destroy(hllm_proc *p) {
     hllm_pool_free(cpu->pool);
     free(cpu->act_q);
     free(cpu->scratch);
+    free(cpu->part);
     free(cpu);
     free(p);
 }
