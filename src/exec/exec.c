@@ -102,6 +102,7 @@ struct hllm_exec {
     double *trace_run;      /* per step: host processors running their parts */
     double *trace_wait;     /* per step: host processors waiting on device flags */
     double trace_total;
+    double trace_issue;     /* issuing the devices' work (walk, graph launch) */
     long trace_evals;
 };
 
@@ -307,8 +308,9 @@ static void trace_report(const hllm_exec *e) {
     const double k = 1e6 / (double)e->trace_evals;
     double run = 0, wait = 0;
     for (int i = 0; i < e->g->n_steps; i++) run += e->trace_run[i], wait += e->trace_wait[i];
-    fprintf(stderr, "exec trace: %ld overlapped one-token evaluations; per token %.1f us: host ran %.1f us, waited on devices %.1f us\n",
-            e->trace_evals, e->trace_total * k, run * k, wait * k);
+    fprintf(stderr, "exec trace: %ld overlapped one-token evaluations; per token %.1f us: host ran %.1f us, waited on devices %.1f us, "
+            "issued device work %.1f us, the rest %.1f us\n", e->trace_evals, e->trace_total * k, run * k, wait * k,
+            e->trace_issue * k, (e->trace_total - run - wait - e->trace_issue) * k);
     for (int i = 0; i < e->g->n_steps; i++) {
         const char *lab = e->g->steps[i].label;
         bool seen = false;
@@ -669,6 +671,7 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
         for (int i_host = 0; i_host <= last && !rc; i_host++) {
             e->ws = &e->walks[0];
             e->issue = dev;
+            const double t_dev = trace ? now_s() : 0;
             for (; i_dev <= last && !rc && (held || i_dev < i_host + DEVICE_LEAD_STEPS); i_dev++) {
                 rc = walk_step(e, i_dev, tokens, n, pos0);
                 if (i_dev == last)
@@ -677,6 +680,7 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
                         if (((dev >> q) & 1u) && p->ops->step_end && p->ops->step_end(p)) rc = -1;
                     }
             }
+            if (trace) e->trace_issue += now_s() - t_dev;
             e->ws = &e->walks[1];
             e->issue = ~dev;
             if (trace) e->trace_step = i_host < last ? i_host : -1;

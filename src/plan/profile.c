@@ -439,6 +439,34 @@ static void mm_key(char *key, size_t n, const char *pn, int mem, const shape *sh
  * run at a fraction of their speed for a while (seen on the device host: one profile had 38-52
  * GB/s for layer-sized matrices where decode then streamed 83), and the solver, believing the CPU
  * slow, handed the GPU's zero-copy reads a share they took twice as long for. */
+/* Bytes of weight copies a shape's timing cycles through: 8x the last-level cache, and at least
+ * 1 GiB. A cyclic working set only 3-4x a 300 MiB L3 still came partly from the cache (q8_0
+ * llama3-8b on an H100 host: CPU 166 GB/s "from memory" where it streams 108), and the solver
+ * then gave the CPU rows it could not read in time (+20-29% over the prediction). At most an
+ * eighth of the machine's memory. */
+static size_t default_working_set(void) {
+    size_t l3 = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (v > 0) l3 = (size_t)v;
+#endif
+    if (!l3) { /* VMs often leave sysconf's cache sizes at 0 */
+        FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+        if (f) {
+            unsigned long n = 0;
+            char unit = 0;
+            if (fscanf(f, "%lu%c", &n, &unit) >= 1)
+                l3 = (size_t)n * (unit == 'K' ? 1024u : unit == 'M' ? 1024u * 1024u : 1u);
+            fclose(f);
+        }
+    }
+    size_t ws = (size_t)1 << 30;
+    if (8 * l3 > ws) ws = 8 * l3;
+    const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psz > 0 && ws > (size_t)pages * (size_t)psz / 8) ws = (size_t)pages * (size_t)psz / 8;
+    return ws < ((size_t)1 << 30) ? (size_t)1 << 30 : ws;
+}
+
 static void retime_one_token(hllm_proc *p, const shape *sh, int n_sh, int big, size_t min_total, double budget,
                              const hllm_profile_opts *o, hllm_profile *out) {
     char key[128];
@@ -505,7 +533,7 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
     const int n_b = o.quick ? 2 : 4;
     /* working sets beyond the last-level caches, as a model's weights are (a quick profile too:
      * decode speeds from cache would mislead the solver) */
-    const size_t min_total = o.working_set ? o.working_set : (size_t)1 << 30; /* server L3s hold hundreds of MB */
+    const size_t min_total = o.working_set ? o.working_set : default_working_set();
     int cpu = -1, gpu = -1;
     for (int q = 0; q < n_procs; q++) {
         if (procs[q]->n_threads > 0 && cpu < 0) cpu = q;
