@@ -103,6 +103,7 @@ struct hllm_exec {
     double *trace_wait;     /* per step: host processors waiting on device flags */
     double trace_total;
     double trace_issue;     /* issuing the devices' work (walk, graph launch) */
+    double trace_launch;    /* of which the devices' step_end (a captured graph's launch) */
     long trace_evals;
 };
 
@@ -309,8 +310,8 @@ static void trace_report(const hllm_exec *e) {
     double run = 0, wait = 0;
     for (int i = 0; i < e->g->n_steps; i++) run += e->trace_run[i], wait += e->trace_wait[i];
     fprintf(stderr, "exec trace: %ld overlapped one-token evaluations; per token %.1f us: host ran %.1f us, waited on devices %.1f us, "
-            "issued device work %.1f us, the rest %.1f us\n", e->trace_evals, e->trace_total * k, run * k, wait * k,
-            e->trace_issue * k, (e->trace_total - run - wait - e->trace_issue) * k);
+            "issued device work %.1f us (step_end %.1f us), the rest %.1f us\n", e->trace_evals, e->trace_total * k, run * k,
+            wait * k, e->trace_issue * k, e->trace_launch * k, (e->trace_total - run - wait - e->trace_issue) * k);
     for (int i = 0; i < e->g->n_steps; i++) {
         const char *lab = e->g->steps[i].label;
         bool seen = false;
@@ -677,7 +678,9 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
                 if (i_dev == last)
                     for (int q = 0; q < e->n_procs; q++) {
                         hllm_proc *p = e->procs[q];
+                        const double t_end = trace ? now_s() : 0;
                         if (((dev >> q) & 1u) && p->ops->step_end && p->ops->step_end(p)) rc = -1;
+                        if (trace) e->trace_launch += now_s() - t_end;
                     }
             }
             if (trace) e->trace_issue += now_s() - t_dev;
