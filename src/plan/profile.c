@@ -434,11 +434,6 @@ static void mm_key(char *key, size_t n, const char *pn, int mem, const shape *sh
                  (long long)sh->rows, (long long)sh->cols, b);
 }
 
-/* Times the CPU's one-token matmuls a second time, seconds after the first, and keeps the faster
- * of the two (and the per-type and read-bandwidth figures derived from them). A VM's vCPUs can
- * run at a fraction of their speed for a while (seen on the device host: one profile had 38-52
- * GB/s for layer-sized matrices where decode then streamed 83), and the solver, believing the CPU
- * slow, handed the GPU's zero-copy reads a share they took twice as long for. */
 /* Bytes of weight copies a shape's timing cycles through: 8x the last-level cache, and at least
  * 1 GiB. A cyclic working set only 3-4x a 300 MiB L3 still came partly from the cache (q8_0
  * llama3-8b on an H100 host: CPU 166 GB/s "from memory" where it streams 108), and the solver
@@ -467,6 +462,11 @@ static size_t default_working_set(void) {
     return ws < ((size_t)1 << 30) ? (size_t)1 << 30 : ws;
 }
 
+/* Times the CPU's one-token matmuls a second time, seconds after the first, and keeps the faster
+ * of the two (and the per-type and read-bandwidth figures derived from them). A VM's vCPUs can
+ * run at a fraction of their speed for a while (seen on the device host: one profile had 38-52
+ * GB/s for layer-sized matrices where decode then streamed 83), and the solver, believing the CPU
+ * slow, handed the GPU's zero-copy reads a share they took twice as long for. */
 static void retime_one_token(hllm_proc *p, const shape *sh, int n_sh, int big, size_t min_total, double budget,
                              const hllm_profile_opts *o, hllm_profile *out) {
     char key[128];

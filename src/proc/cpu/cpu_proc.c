@@ -264,10 +264,11 @@ static int ensure(void **buf, size_t *size, size_t need) {
 }
 
 /* Column pieces per row stripe for a one-token product of `rows` rows starting at local row lo;
- * -1: whole stripes already keep the threads evenly busy; 0: no column split (no kernel). Threads taking whole 64-row stripes read whole lines in long
- * runs, but a processor's slice of a cut matrix can be a few stripes per thread (1475 rows of
- * ffn_down: 24 stripes on 16 threads, half the threads taking 2 and half 1, so the matmul runs
- * at 75% of the bandwidth); cutting each stripe's columns into pieces evens the work out. */
+ * -1: whole stripes already keep the threads evenly busy; 0: no column split (no kernel).
+ * Threads taking whole 64-row stripes read whole lines in long runs, but a processor's slice of
+ * a cut matrix can be a few stripes per thread (1475 rows of ffn_down: 24 stripes on 16
+ * threads, half the threads taking 2 and half 1, so the matmul runs at 75% of the bandwidth);
+ * cutting each stripe's columns into pieces evens the work out. */
 static int decode_col_pieces(const hllm_cpu_mat *m, int64_t lo, int64_t rows, int nth) {
     static int off = -1; /* HLLM_CPU_COLSPLIT=0: rows only (experiments) */
     if (off < 0) off = getenv("HLLM_CPU_COLSPLIT") && getenv("HLLM_CPU_COLSPLIT")[0] == '0';
@@ -319,11 +320,9 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
          * decode chunks are whole 64-row stripes, so the kernels run 4-group tiles over whole
          * lines, unless that leaves threads idle and the columns cannot be split instead */
         const int64_t align = op->n_tok == 1 && (pieces < 0 || rows >= (int64_t)cpu->n_threads * 128) ? 64 : 16;
-
         int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
         chunk = (chunk + align - 1) / align * align;
         tk.chunk = chunk < align ? align : chunk;
-
         fn = matmul_task;
         break;
     }
