@@ -460,9 +460,10 @@ static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matm
     const int64_t W = e->g->act_width[a];
     st->rows = rows;
     st->n = 0;
-    if (!matmul) {
+    if (!matmul) { /* whole; a replicated step leaves it on every part's processor */
         st->s[0] = (act_slice){sp->parts[0].proc, 0, W};
-        st->have[0] = 1u << sp->parts[0].proc;
+        st->have[0] = 0;
+        for (int k = 0; k < sp->n_parts; k++) st->have[0] |= 1u << sp->parts[k].proc;
         st->n = 1;
         return;
     }

@@ -52,6 +52,16 @@ int hllm_plan_cut_rows(hllm_plan *p, const hllm_graph *g, int step, int n, const
     return 0;
 }
 
+int hllm_plan_replicate(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs) {
+    if (step < 0 || step >= g->n_steps) return hllm_fail("plan: no step %d", step);
+    if (g->steps[step].kind != HLLM_OP_SWIGLU) return hllm_fail("plan: only SwiGLU steps are replicated");
+    if (n < 1 || n > HLLM_MAX_PARTS) return hllm_fail("plan: %d parts (1..%d)", n, HLLM_MAX_PARTS);
+    hllm_step_plan *sp = &p->steps[step];
+    for (int k = 0; k < n; k++) sp->parts[k] = (hllm_part){.proc = procs[k], .r0 = 0, .r1 = g->steps[step].rows};
+    sp->n_parts = n;
+    return 0;
+}
+
 int hllm_plan_cut(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs, const double *frac,
                   const int *mems, int64_t align) {
     if (step < 0 || step >= g->n_steps) return hllm_fail("plan: no step %d", step);
@@ -77,8 +87,13 @@ int hllm_plan_validate(const hllm_plan *p, const hllm_graph *g) {
         const hllm_step *s = &g->steps[i];
         const hllm_step_plan *sp = &p->steps[i];
         if (sp->n_parts < 1 || sp->n_parts > HLLM_MAX_PARTS) return hllm_fail("step %d (%s): %d parts", i, s->label, sp->n_parts);
-        if (sp->n_parts > 1 && s->kind != HLLM_OP_MATMUL)
+        if (sp->n_parts > 1 && s->kind != HLLM_OP_MATMUL && s->kind != HLLM_OP_SWIGLU)
             return hllm_fail("step %d (%s): only matmuls can be cut across processors", i, s->label);
+        if (sp->n_parts > 1 && s->kind == HLLM_OP_SWIGLU)
+            for (int k = 0; k < sp->n_parts; k++)
+                for (int j = 0; j < k; j++)
+                    if (sp->parts[j].proc == sp->parts[k].proc)
+                        return hllm_fail("step %d (%s): replicated twice on processor %d", i, s->label, sp->parts[k].proc);
         int64_t prev = 0;
         for (int k = 0; k < sp->n_parts; k++) {
             const hllm_part *pt = &sp->parts[k];

@@ -3,7 +3,9 @@
  * several (tensor-level, row-cut): part i computes output rows [r0, r1) on processor `proc`,
  * reading its rows of the weight from memory `mem` (HLLM_MEM_DEVICE: the processor's own;
  * HLLM_MEM_HOST: host memory it reads directly, e.g. a GPU reading pinned RAM over PCIe).
- * Only MATMUL steps may have several parts; parts are in row order and cover [0, rows). */
+ * A matmul's parts are in row order and cover [0, rows). A SWIGLU step may instead be replicated:
+ * every part computes the whole step on its own processor (each then holds the result, so the
+ * processors of a cut ffn_down need not wait for one another's copy of it). */
 #ifndef HLLM_PLAN_H
 #define HLLM_PLAN_H
 #include "model/graph.h"
@@ -50,6 +52,8 @@ int hllm_plan_cut(hllm_plan *p, const hllm_graph *g, int step, int n, const int 
 /* Cuts step i at explicit rows: part k gets [cuts[k-1], cuts[k]) (cuts[-1] = 0, cuts[n-1] = rows). */
 int hllm_plan_cut_rows(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs, const int64_t *cuts,
                        const int *mems);
+/* Replicates SWIGLU step i on the n processors procs (distinct; the first keeps its place). */
+int hllm_plan_replicate(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs);
 /* Checks structure: parts in order, covering each matmul's rows, only matmuls cut, processors in
  * range, a layer's kv_store and attention on one processor. 0 or -1 + hllm_fail. */
 int hllm_plan_validate(const hllm_plan *p, const hllm_graph *g);

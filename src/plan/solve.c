@@ -128,16 +128,27 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
     if (s->src != HLLM_ACT_NONE) rd[nr++] = s->src;
     if (s->src2 != HLLM_ACT_NONE) rd[nr++] = s->src2;
     if (s->kind == HLLM_OP_ADD || s->kind == HLLM_OP_ROPE) rd[nr++] = s->dst;
+    /* a cut matmul's parts get their inputs in turn; a replicated step's side by side, each
+     * from what the processors held before it */
+    const bool replicated = s->kind != HLLM_OP_MATMUL && sp->n_parts > 1;
+    unsigned before[HLLM_ACT_COUNT];
+    memcpy(before, holder, sizeof before);
+    double slowest = 0;
     for (int k = 0; k < sp->n_parts; k++) {
         const int q = sp->parts[k].proc;
+        const unsigned *h = replicated ? before : holder;
+        double mv = 0;
         for (int j = 0; j < nr; j++) {
-            if (holder[rd[j]] & (1u << q)) continue;
-            bool whole = holder[rd[j]] != 0; /* a whole copy elsewhere: one copy; else slices token by token */
+            if (h[rd[j]] & (1u << q)) continue;
+            bool whole = h[rd[j]] != 0; /* a whole copy elsewhere: one copy; else slices token by token */
             double bytes = (double)g->act_width[rd[j]] * 4.0 * n_tok;
-            t += c->sync_s + bytes / ((q == c->o->cpu ? c->d2h : c->h2d) * 1e9) + (whole ? 1 : n_tok) * c->gpu_op_s;
+            mv += c->sync_s + bytes / ((q == c->o->cpu ? c->d2h : c->h2d) * 1e9) + (whole ? 1 : n_tok) * c->gpu_op_s;
             holder[rd[j]] |= 1u << q;
         }
+        if (replicated) slowest = mv > slowest ? mv : slowest;
+        else t += mv;
     }
+    t += slowest;
     if (s->kind == HLLM_OP_MATMUL) {
         bool cpu_part = false, host_part = false;
         for (int k = 0; k < sp->n_parts; k++) {
@@ -157,7 +168,9 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
         for (int k = 0; k < sp->n_parts; k++) other |= sp->parts[k].proc != c->o->cpu;
         if (cpu_part && other) t += c->split_s * chunks_of(c, n_tok);
     } else {
-        const int q = sp->parts[0].proc;
+        int q = sp->parts[0].proc;
+        for (int k = 1; k < sp->n_parts; k++) /* replicated: the slowest copy */
+            if (op_cost(c, sp->parts[k].proc, n_tok) > op_cost(c, q, n_tok)) q = sp->parts[k].proc;
         double op = op_cost(c, q, n_tok);
         if (s->kind == HLLM_OP_EMBED && q != c->o->cpu) op += 0; /* one row per token */
         t += op;
@@ -168,8 +181,9 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
     if (s->kind == HLLM_OP_ROPE) wr[nw++] = s->src2;
     for (int j = 0; j < nw; j++) {
         bool one = true;
-        for (int k = 1; k < sp->n_parts; k++) one &= sp->parts[k].proc == sp->parts[0].proc;
-        holder[wr[j]] = one ? 1u << sp->parts[0].proc : 0;
+        unsigned all = 0;
+        for (int k = 0; k < sp->n_parts; k++) one &= sp->parts[k].proc == sp->parts[0].proc, all |= 1u << sp->parts[k].proc;
+        holder[wr[j]] = replicated ? all : one ? 1u << sp->parts[0].proc : 0;
     }
     return t;
 }
@@ -299,6 +313,28 @@ typedef enum {
     VRAM_LAYERS,  /* whole layers from the first on (as layer-level), the other layers' rows cut */
 } vram_fill;
 
+/* With HLLM_SPLIT_SWIGLU=1 (an experiment, off by default): where the CPU has rows of the matmul
+ * after a SwiGLU (ffn_down), the SwiGLU runs on the CPU as well as on the GPU when that is
+ * predicted faster: each processor then gets the other's gate/up rows side by side (one
+ * handoff) instead of the GPU computing it and the CPU waiting for its copy (two in turn). The
+ * model counts ~1% a token; alternated runs on the device measured no difference beyond their
+ * noise (q4_0 25%: 33.3 / 33.9 off, 34.7 / 31.6 on; bench/hetero/notes.md). */
+static void replicate_swiglu(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, hllm_plan *p) {
+    const char *env = getenv("HLLM_SPLIT_SWIGLU");
+    if (!env || env[0] != '1' || o->cpu < 0 || o->gpu < 0) return;
+    for (int i = 0; i + 1 < g->n_steps; i++) {
+        if (g->steps[i].kind != HLLM_OP_SWIGLU || p->steps[i].n_parts != 1) continue;
+        const hllm_step_plan *down = &p->steps[i + 1];
+        bool cpu_reads = false;
+        for (int k = 0; k < down->n_parts; k++) cpu_reads |= down->parts[k].proc == o->cpu;
+        if (!cpu_reads || g->steps[i + 1].src != g->steps[i].dst) continue;
+        const hllm_step_plan keep = p->steps[i];
+        const double t0 = plan_time(c, p, g, 1);
+        const int procs[2] = {keep.parts[0].proc, keep.parts[0].proc == o->cpu ? o->gpu : o->cpu};
+        if (hllm_plan_replicate(p, g, i, 2, procs) || plan_time(c, p, g, 1) >= t0) p->steps[i] = keep;
+    }
+}
+
 /* Row-cut every matmul: GPU share gs of the rows (VRAM rows first, up to the step's VRAM
  * fraction), CPU the rest, gs chosen per step so both finish together (bisection on predicted
  * step times); non-matmul steps run on the GPU.
@@ -375,6 +411,7 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
         }
         p->steps[i] = best;
     }
+    replicate_swiglu(c, g, o, p);
     if (n_vram_layers >= 0)
         snprintf(p->why, sizeof p->why, "tensor-level row-cut of the host layers: layers 0-%d in VRAM", n_vram_layers - 1);
     else if (attn_first)
@@ -408,6 +445,7 @@ static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, con
                     sp->parts[k] = (hllm_part){.proc = o->gpu, .r0 = sp->parts[k].r0, .r1 = sp->parts[k].r1, .mem = HLLM_MEM_HOST};
         } else if (kind != HLLM_OP_EMBED && kind != HLLM_OP_KV_STORE && kind != HLLM_OP_ATTENTION) {
             sp->parts[0].proc = o->gpu;
+            sp->n_parts = 1; /* not replicated either */
         }
     }
     snprintf(p->why, sizeof p->why, "prompts: the CPU's matmul rows read by the GPU from host memory");

@@ -153,6 +153,40 @@ static void test_model(const char *arch, int type) {
             hllm_plan_free(p);
         }
 
+    /* the SwiGLU replicated on both processors (each computes it whole from both's gate/up
+     * rows), in either order, decode and prompt batches */
+    for (int order = 0; order < 2; order++)
+        for (int nb = 1; nb <= 4; nb += 3) {
+            snprintf(what, sizeof what, "%s row-cut, SwiGLU on both (order %d) batch %d", arch, order, nb);
+            p = plan_cut_all(&g, nl, 0.4, order, 1 - order, what);
+            int n_rep = 0;
+            for (int i = 0; i < g.n_steps; i++)
+                if (g.steps[i].kind == HLLM_OP_SWIGLU) {
+                    const int procs[2] = {order, 1 - order};
+                    CHECK(hllm_plan_replicate(p, &g, i, 2, procs) == 0);
+                    n_rep++;
+                }
+            CHECK(n_rep == nl && hllm_plan_validate(p, &g) == 0);
+            if (run(m, &g, p, nb, false, &got) == 0) compare(nb == 1 ? &ref1 : &ref, &got, nv, what);
+            hllm_plan_free(p);
+        }
+    /* replicated twice on one processor, or a replicated step that is not a SwiGLU: refused */
+    p = hllm_plan_single(&g, 0, 2, "bad replica");
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_SWIGLU) {
+            const int same[2] = {0, 0};
+            CHECK(hllm_plan_replicate(p, &g, i, 2, same) == 0);
+            CHECK(hllm_plan_validate(p, &g) != 0 && strstr(hllm_error(), "replicated twice"));
+            break;
+        }
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_RMSNORM) {
+            const int two[2] = {0, 1};
+            CHECK(hllm_plan_replicate(p, &g, i, 2, two) != 0);
+            break;
+        }
+    hllm_plan_free(p);
+
     /* odd cuts: 1 row, rows - 1 rows; three parts 0 | 1 | 0 */
     for (int mode = 0; mode < 3; mode++) {
         p = hllm_plan_single(&g, 0, 2, "odd cuts");

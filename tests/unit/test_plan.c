@@ -285,6 +285,35 @@ static void test_solver(void) {
                a.prefill_s * 1e3);
     }
     hllm_plan_free(p);
+    /* HLLM_SPLIT_SWIGLU=1, equal processors: where the CPU holds ffn_down rows, the SwiGLU runs on
+     * both (the prediction counts one handoff less); the prompt plan keeps it on the GPU */
+    {
+        hllm_profile *pe = profile(100, 100, 100, 100, 100, 1.0);
+        hllm_solve_opts ot = o;
+        ot.split = HLLM_SPLIT_TENSOR;
+        hllm_prediction a, b;
+        hllm_plan *one = hllm_solve(&g, pe, &ot, &a);
+        setenv("HLLM_SPLIT_SWIGLU", "1", 1);
+        hllm_plan *both = hllm_solve(&g, pe, &ot, &b);
+        unsetenv("HLLM_SPLIT_SWIGLU");
+        CHECK(one && both);
+        if (one && both) {
+            int rep = 0, rep_one = 0, rep_pf = 0;
+            for (int i = 0; i < g.n_steps; i++) {
+                if (g.steps[i].kind != HLLM_OP_SWIGLU) continue;
+                rep += both->steps[i].n_parts == 2 && both->steps[i].parts[0].proc != both->steps[i].parts[1].proc;
+                rep_one += one->steps[i].n_parts > 1;
+                rep_pf += both->prefill && both->prefill->steps[i].n_parts > 1;
+            }
+            CHECKF(rep == 4 && rep_one == 0 && rep_pf == 0, "SwiGLU replicated in %d of 4 layers (%d without the option, %d in prompts)",
+                   rep, rep_one, rep_pf);
+            CHECKF(hllm_plan_validate(both, &g) == 0, "%s", hllm_error());
+            CHECKF(b.decode_s < a.decode_s, "SwiGLU on both: %.4f ms vs %.4f ms", b.decode_s * 1e3, a.decode_s * 1e3);
+        }
+        hllm_plan_free(one);
+        hllm_plan_free(both);
+        hllm_profile_free(pe);
+    }
     /* without a GPU: CPU only */
     o.gpu = -1;
     p = hllm_solve(&g, pf, &o, NULL);
