@@ -172,14 +172,19 @@ static __mmask16 rmask(int64_t grp, int64_t r0, int64_t r1) {
     return (__mmask16)mk;
 }
 
+/* The kernels for a repacked kind (1, 2 and 4 groups a tile); false if it has none. */
+static bool gemv_fns(int kind, gtile_fn *f1, gtile_fn *f2, gtile_fn *f4) {
+    switch (kind) {
+    case HLLM_PK_Q4_0: *f1 = q4_0_1, *f2 = q4_0_2, *f4 = q4_0_4; return true;
+    case HLLM_PK_Q8_0: *f1 = q8_0_1, *f2 = q8_0_2, *f4 = q8_0_4; return true;
+    case HLLM_PK_Q4_K: *f1 = q4_K_1, *f2 = q4_K_2, *f4 = q4_K_4; return true;
+    default: return false;
+    }
+}
+
 int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y) {
     gtile_fn f1, f2, f4;
-    switch (m->packed_kind) {
-    case HLLM_PK_Q4_0: f1 = q4_0_1, f2 = q4_0_2, f4 = q4_0_4; break;
-    case HLLM_PK_Q8_0: f1 = q8_0_1, f2 = q8_0_2, f4 = q8_0_4; break;
-    case HLLM_PK_Q4_K: f1 = q4_K_1, f2 = q4_K_2, f4 = q4_K_4; break;
-    default: return 0;
-    }
+    if (!gemv_fns(m->packed_kind, &f1, &f2, &f4)) return 0;
     hllm_pk_geom g;
     hllm_pk_geometry(m->type, m->cols, &g);
     hllm_act_geom ag;
@@ -201,15 +206,9 @@ int hllm_gemv_avx512(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0,
 }
 
 int64_t hllm_gemv_avx512_kblocks(const hllm_cpu_mat *m) {
-    if (!m->packed) return 0;
-    switch (m->packed_kind) {
-    case HLLM_PK_Q4_0:
-    case HLLM_PK_Q8_0:
-    case HLLM_PK_Q4_K: {
-        hllm_pk_geom g;
-        hllm_pk_geometry(m->type, m->cols, &g);
-        return g.nb;
-    }
-    default: return 0;
-    }
+    gtile_fn f1, f2, f4;
+    if (!m->packed || !gemv_fns(m->packed_kind, &f1, &f2, &f4)) return 0;
+    hllm_pk_geom g;
+    hllm_pk_geometry(m->type, m->cols, &g);
+    return g.nb;
 }

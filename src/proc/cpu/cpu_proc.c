@@ -263,17 +263,18 @@ static int ensure(void **buf, size_t *size, size_t need) {
     return 0;
 }
 
-/* Column pieces per row stripe for a one-token product of `rows` rows starting at local row lo;
- * -1: whole stripes already keep the threads evenly busy; 0: no column split (no kernel).
+/* Column pieces per row stripe for a one-token product of `rows` rows starting at local row lo
+ * (*kb: the kernel's column blocks a row, when it splits); -1: whole stripes already keep the
+ * threads evenly busy; 0: no column split (no kernel).
  * Threads taking whole 64-row stripes read whole lines in long runs, but a processor's slice of
  * a cut matrix can be a few stripes per thread (1475 rows of ffn_down: 24 stripes on 16
  * threads, half the threads taking 2 and half 1, so the matmul runs at 75% of the bandwidth);
  * cutting each stripe's columns into pieces evens the work out. */
-static int decode_col_pieces(const hllm_cpu_mat *m, int64_t lo, int64_t rows, int nth) {
+static int decode_col_pieces(const hllm_cpu_mat *m, int64_t lo, int64_t rows, int nth, int64_t *kb_out) {
     static int off = -1; /* HLLM_CPU_COLSPLIT=0: rows only (experiments) */
     if (off < 0) off = getenv("HLLM_CPU_COLSPLIT") && getenv("HLLM_CPU_COLSPLIT")[0] == '0';
     if (off || nth < 2 || lo % HLLM_CPU_STRIPE_ROWS) return 0;
-    const int64_t kb = hllm_cpu_gemv_kblocks(m);
+    const int64_t kb = *kb_out = hllm_cpu_gemv_kblocks(m);
     if (kb < 8) return 0;
     const int64_t stripes = (rows + HLLM_CPU_STRIPE_ROWS - 1) / HLLM_CPU_STRIPE_ROWS;
     /* the busiest thread's units against the average */
@@ -309,10 +310,9 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
             const float *d0 = op->dst, *d1 = op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + op->w->row0 + m->rows;
             tk.in_place = d0 < s1 && s0 < d1;
         }
-        const int pieces = op->n_tok == 1 ? decode_col_pieces(m, op->r0 - op->w->row0, rows, cpu->n_threads) : 0;
+        const int pieces = op->n_tok == 1 ? decode_col_pieces(m, op->r0 - op->w->row0, rows, cpu->n_threads, &tk.kb) : 0;
         if (pieces > 1) {
             tk.ksplit = pieces;
-            tk.kb = hllm_cpu_gemv_kblocks(m);
             if (ensure((void **)&cpu->part, &cpu->part_size, (size_t)pieces * (size_t)(op->r1 - op->w->row0) * sizeof(float)))
                 return -1;
         }
