@@ -5,7 +5,7 @@
  * each activation the executor tracks the slices of its last write (one slice for a whole
  * step, one per part for a row-cut matmul) and which processors hold each slice. Before a step
  * runs on processor p, every input slice p lacks is moved to p:
- *   - from a host-memory processor (the CPU, which runs ops before run() returns) the
+ *   - from a host-memory processor (the CPU, whose ops are done by the time it signals) the
  *     destination copies it in (copy_in), after waiting on the source's flag;
  *   - from a device processor (GPU) to a host-memory one, the source copies it out (copy_out)
  *     into the destination's buffer and signals; the destination waits on that flag.
@@ -14,7 +14,14 @@
  * a processor that copied from another's buffer signals after the copy; before that buffer is
  * written again, the writer waits for the reader's signal. No processor is drained (finish)
  * inside an evaluation: the CPU runs synchronously, the GPU only enqueues, and the CPU waits on
- * flags the GPU sets. The KV cache of a layer lives on the processor running its attention. */
+ * flags the GPU sets. The KV cache of a layer lives on the processor running its attention.
+ *
+ * A matmul cut by input columns leaves one partial sum per part (HLLM_ACT_PART0 + k on the part's
+ * processor); the ADD after it gathers every part's sum and adds them in part order, on each
+ * processor that runs it. A sliced step reads and writes only its slice's columns, so a
+ * processor that produced them moves nothing; a layer's KV cache is then one segment per slice
+ * of its heads, each on its processor (a host processor's in pinned memory when a device reads
+ * it, e.g. a prompt plan that runs that layer's attention whole on the GPU). */
 #include "exec/exec.h"
 #include "core/error.h"
 #include <math.h>
@@ -25,9 +32,10 @@
 
 typedef struct {
     const hllm_tensor *t;
-    int64_t r0, r1;
+    int64_t r0, r1, c0, c1; /* rows; columns (a matmul cut by columns) */
     int proc, mem;
     hllm_pweight *pw;
+    void *cols_copy;        /* columns [c0, c1) of every row, contiguous (owned) */
 } loaded_weight;
 
 typedef struct {
@@ -45,7 +53,18 @@ typedef struct {
     act_slice s[HLLM_MAX_PARTS];
     unsigned have[HLLM_MAX_PARTS]; /* bit p: processor p holds slice k */
     int rows;            /* token rows the last write produced */
+    bool partial;        /* written by a matmul cut by columns: slice k is the partial sum in
+                          * HLLM_ACT_PART0 + k (whole width) on s[k].proc, summed by the ADD after it */
 } act_state;
+
+/* A layer's KV cache: one segment per slice of its heads, each on the processor that owns it. */
+typedef struct {
+    int n;
+    int proc[HLLM_MAX_PARTS];
+    int64_t h0[HLLM_MAX_PARTS], h1[HLLM_MAX_PARTS]; /* query heads */
+    hllm_kv kv[HLLM_MAX_PARTS];                      /* the segment's kv heads only */
+    hllm_proc *by[HLLM_MAX_PARTS];                   /* who allocated it */
+} kv_layer;
 
 /* A plan as the executor runs it. */
 typedef struct {
@@ -79,8 +98,7 @@ struct hllm_exec {
     int n_loaded, cap_loaded;
     float *act[HLLM_MAX_PROCS][HLLM_ACT_COUNT];
     hllm_proc *act_alloc[HLLM_MAX_PROCS][HLLM_ACT_COUNT]; /* who allocated it (to free it) */
-    hllm_kv *kv;
-    int *kv_proc;
+    kv_layer *kvl;
     /* multi-processor state */
     hllm_proc *host;        /* allocates host-memory buffers and flags (a GPU, or NULL = plain memory) */
     uint32_t *flag_mem;     /* one flag per processor, 64 bytes apart */
@@ -115,20 +133,43 @@ static double now_s(void) {
 
 static bool is_host_proc(const hllm_proc *p) { return p->n_threads > 0; }
 
-/* Loads rows [r0, r1) of t on processor `proc` once; tied tensors share one copy. */
-static hllm_pweight *load_once(hllm_exec *e, const hllm_tensor *t, int64_t r0, int64_t r1, int proc, int mem) {
+/* Loads rows [r0, r1) of t (its columns [c0, c1): a matmul cut by columns) on processor `proc`
+ * once; tied tensors share one copy. A column range is handed to the processor as a tensor of
+ * its own, each row's columns copied side by side. */
+static hllm_pweight *load_once(hllm_exec *e, const hllm_tensor *t, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int proc,
+                               int mem) {
     for (int i = 0; i < e->n_loaded; i++) {
         loaded_weight *l = &e->loaded[i];
-        if (l->t->data == t->data && l->r0 == r0 && l->r1 == r1 && l->proc == proc && l->mem == mem) return l->pw;
+        if (l->t->data == t->data && l->r0 == r0 && l->r1 == r1 && l->c0 == c0 && l->c1 == c1 && l->proc == proc && l->mem == mem)
+            return l->pw;
     }
     if (e->n_loaded == e->cap_loaded) {
         hllm_fail("executor: too many weights");
         return NULL;
     }
     hllm_proc *p = e->procs[proc];
-    hllm_pweight *pw = p->ops->weight_load(p, t, r0, r1, (hllm_mem_kind)mem);
+    hllm_tensor view = *t;
+    void *copy = NULL;
+    if (c0 > 0 || c1 < t->cols) {
+        const size_t off = hllm_row_bytes(t->type, c0), rb = hllm_row_bytes(t->type, c1 - c0);
+        if (!(copy = malloc(rb * (size_t)(r1 - r0) + 1))) {
+            hllm_fail("out of memory cutting %s by columns", t->name);
+            return NULL;
+        }
+        for (int64_t r = r0; r < r1; r++)
+            memcpy((char *)copy + (size_t)(r - r0) * rb, (const char *)t->data + (size_t)r * t->row_bytes + off, rb);
+        view.cols = c1 - c0;
+        view.rows = r1 - r0;
+        view.row_bytes = rb;
+        view.data = copy;
+    }
+    hllm_pweight *pw = p->ops->weight_load(p, &view, copy ? 0 : r0, copy ? r1 - r0 : r1, (hllm_mem_kind)mem);
+    if (copy && (!pw || !is_host_proc(p))) { /* a device keeps its own copy; the CPU reads this one */
+        free(copy);
+        copy = NULL;
+    }
     if (!pw) return NULL;
-    e->loaded[e->n_loaded++] = (loaded_weight){t, r0, r1, proc, mem, pw};
+    e->loaded[e->n_loaded++] = (loaded_weight){t, r0, r1, c0, c1, proc, mem, pw, copy};
     return pw;
 }
 
@@ -166,6 +207,69 @@ static void *buf_alloc(hllm_exec *e, int proc, size_t bytes, hllm_proc **by) {
     return p->ops->alloc(p, bytes, HLLM_MEM_DEVICE);
 }
 
+/* Segment k of layer l's cache serves a part on processor q when q owns it, or when q is a device
+ * and the segment is a host processor's, in pinned host memory the device reads directly. */
+static bool kv_reachable(const hllm_exec *e, int l, int k, int q) {
+    const int o = e->kvl[l].proc[k];
+    return o == q || (is_host_proc(e->procs[o]) && e->procs[q] == e->host);
+}
+
+/* Checks that every kv_store and attention part of every plan covers whole segments it can
+ * reach, then allocates the segments (a host processor's in pinned memory when a device reads it). */
+static int kv_alloc(hllm_exec *e) {
+    const hllm_hparams *hp = &e->m->hp;
+    const int grp = hp->n_head / hp->n_head_kv;
+    bool *pinned = calloc((size_t)hp->n_layer * HLLM_MAX_PARTS, sizeof *pinned); /* a device reads the segment */
+    if (!pinned) return hllm_fail("out of memory");
+    int rc = 0;
+    for (int r = 0; r < e->n_rt; r++) {
+        const hllm_plan *pl = e->rt[r].plan;
+        for (int i = 0; i < e->g->n_steps; i++) {
+            const hllm_step *s = &e->g->steps[i];
+            if (s->kind != HLLM_OP_KV_STORE && s->kind != HLLM_OP_ATTENTION) continue;
+            const hllm_step_plan *sp = &pl->steps[i];
+            const kv_layer *kl = &e->kvl[s->layer];
+            for (int k = 0; k < sp->n_parts; k++) {
+                const int64_t a = sp->cut == HLLM_CUT_SLICE ? sp->parts[k].r0 : 0;
+                const int64_t b = sp->cut == HLLM_CUT_SLICE ? sp->parts[k].r1 : hp->n_head;
+                int64_t covered = 0;
+                for (int j = 0; j < kl->n; j++) {
+                    if (kl->h1[j] <= a || kl->h0[j] >= b) continue;
+                    if (kl->h0[j] < a || kl->h1[j] > b || !kv_reachable(e, s->layer, j, sp->parts[k].proc)) {
+                        free(pinned);
+                        return hllm_fail("layer %d: %s of heads [%lld, %lld) on %s cannot use the KV cache of heads [%lld, %lld) on %s",
+                                         s->layer, s->label, (long long)a, (long long)b, e->procs[sp->parts[k].proc]->name,
+                                         (long long)kl->h0[j], (long long)kl->h1[j], e->procs[kl->proc[j]]->name);
+                    }
+                    covered += kl->h1[j] - kl->h0[j];
+                    if (kl->proc[j] != sp->parts[k].proc) pinned[s->layer * HLLM_MAX_PARTS + j] = true;
+                }
+                if (covered != b - a) {
+                    free(pinned);
+                    return hllm_fail("layer %d: %s covers heads the KV cache does not hold", s->layer, s->label);
+                }
+            }
+        }
+    }
+    const size_t elt = e->p.kv_type == HLLM_TYPE_F16 ? 2 : 4;
+    for (int l = 0; l < hp->n_layer && !rc; l++) {
+        kv_layer *kl = &e->kvl[l];
+        for (int k = 0; k < kl->n && !rc; k++) {
+            hllm_proc *pr = e->procs[kl->proc[k]];
+            const size_t bytes = (size_t)e->p.n_ctx * (size_t)((kl->h1[k] - kl->h0[k]) / grp) * (size_t)hp->head_dim * elt;
+            const bool pin = pinned[l * HLLM_MAX_PARTS + k] && e->host;
+            kl->by[k] = pin ? e->host : pr;
+            kl->kv[k].type = e->p.kv_type;
+            kl->kv[k].n_ctx = e->p.n_ctx;
+            kl->kv[k].k = kl->by[k]->ops->alloc(kl->by[k], bytes, pin ? HLLM_MEM_HOST : HLLM_MEM_DEVICE);
+            kl->kv[k].v = kl->kv[k].k ? kl->by[k]->ops->alloc(kl->by[k], bytes, pin ? HLLM_MEM_HOST : HLLM_MEM_DEVICE) : NULL;
+            if (!kl->kv[k].v) rc = -1;
+        }
+    }
+    free(pinned);
+    return rc;
+}
+
 hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *plan, hllm_proc **procs,
                          int n_procs, const hllm_exec_params *p) {
     if (plan->n_steps != g->n_steps) {
@@ -199,7 +303,8 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
         for (int i = 0; i < pl->n_steps; i++)
             for (int k = 0; k < pl->steps[i].n_parts; k++) {
                 used[pl->steps[i].parts[k].proc] = true;
-                if (pl->steps[i].parts[k].proc != single) single = -1;
+                /* partial sums and slices need the bookkeeping of the split path */
+                if (pl->steps[i].parts[k].proc != single || pl->steps[i].cut != HLLM_CUT_ROWS) single = -1;
             }
         rt->proc = single;
         if (single >= 0) continue;
@@ -227,9 +332,8 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
     e->seen_n = calloc((size_t)p->n_batch + 1, 1);
     e->cap_loaded = g->n_steps * 2 * HLLM_MAX_PARTS * e->n_rt;
     e->loaded = calloc((size_t)e->cap_loaded, sizeof *e->loaded);
-    e->kv = calloc((size_t)m->hp.n_layer, sizeof *e->kv);
-    e->kv_proc = calloc((size_t)m->hp.n_layer, sizeof *e->kv_proc);
-    if (!e->loaded || !e->kv || !e->kv_proc || !e->step_secs || !e->seen_n) {
+    e->kvl = calloc((size_t)m->hp.n_layer, sizeof *e->kvl);
+    if (!e->loaded || !e->kvl || !e->step_secs || !e->seen_n) {
         hllm_fail("out of memory");
         goto fail;
     }
@@ -247,16 +351,29 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
             for (int k = 0; k < sp->n_parts; k++) {
                 const hllm_part *part = &sp->parts[k];
                 if (s->w) {
-                    bool mat = s->kind == HLLM_OP_MATMUL;
-                    if (!(rt->sw[i].w[k] = load_once(e, s->w, mat ? part->r0 : 0, mat ? part->r1 : s->w->rows, part->proc,
-                                                     mat ? part->mem : 0)))
-                        goto fail;
+                    const bool mat = s->kind == HLLM_OP_MATMUL, cols = mat && sp->cut == HLLM_CUT_COLS;
+                    const int64_t r0 = mat && !cols ? part->r0 : 0, r1 = mat && !cols ? part->r1 : s->w->rows;
+                    const int64_t c0 = cols ? part->r0 : 0, c1 = cols ? part->r1 : s->w->cols;
+                    if (!(rt->sw[i].w[k] = load_once(e, s->w, r0, r1, c0, c1, part->proc, mat ? part->mem : 0))) goto fail;
                 }
-                if (s->bias && !(rt->sw[i].bias[k] = load_once(e, s->bias, 0, 1, part->proc, 0))) goto fail;
+                if (s->bias && !(rt->sw[i].bias[k] = load_once(e, s->bias, 0, 1, 0, s->bias->cols, part->proc, 0))) goto fail;
                 if (s->dst != HLLM_ACT_NONE) use[part->proc][s->dst] = true;
                 if (s->src != HLLM_ACT_NONE) use[part->proc][s->src] = true;
                 if (s->src2 != HLLM_ACT_NONE) use[part->proc][s->src2] = true;
-                if (s->kind == HLLM_OP_ATTENTION) e->kv_proc[s->layer] = part->proc;
+                if (sp->cut == HLLM_CUT_COLS) /* its partial sum, here and wherever the ADD after it runs */
+                    for (int j = 0; j < pl->steps[i + 1].n_parts; j++) use[pl->steps[i + 1].parts[j].proc][HLLM_ACT_PART0 + k] = true;
+                if (sp->cut == HLLM_CUT_COLS) use[part->proc][HLLM_ACT_PART0 + k] = true;
+            }
+            /* the KV cache's segments: the (first) plan's split of each layer's kv_store */
+            if (r == 0 && s->kind == HLLM_OP_KV_STORE) {
+                kv_layer *kl = &e->kvl[s->layer];
+                kl->n = sp->n_parts;
+                for (int k = 0; k < sp->n_parts; k++) {
+                    const bool sl = sp->cut == HLLM_CUT_SLICE;
+                    kl->proc[k] = sp->parts[k].proc;
+                    kl->h0[k] = sl ? sp->parts[k].r0 : 0;
+                    kl->h1[k] = sl ? sp->parts[k].r1 : m->hp.n_head;
+                }
             }
             if (p->progress) p->progress((float)(r * g->n_steps + i + 1) / (float)(e->n_rt * g->n_steps), p->progress_user);
         }
@@ -287,16 +404,7 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
         }
         memset(e->flag_mem, 0, fbytes);
     }
-    const size_t kv_dim = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim;
-    const size_t elt = p->kv_type == HLLM_TYPE_F16 ? 2 : 4;
-    for (int l = 0; l < m->hp.n_layer; l++) {
-        hllm_proc *pr = procs[e->kv_proc[l]];
-        e->kv[l].type = p->kv_type;
-        e->kv[l].n_ctx = p->n_ctx;
-        e->kv[l].k = pr->ops->alloc(pr, (size_t)p->n_ctx * kv_dim * elt, HLLM_MEM_DEVICE);
-        e->kv[l].v = e->kv[l].k ? pr->ops->alloc(pr, (size_t)p->n_ctx * kv_dim * elt, HLLM_MEM_DEVICE) : NULL;
-        if (!e->kv[l].v) goto fail;
-    }
+    if (kv_alloc(e)) goto fail;
     return e;
 fail:
     hllm_exec_free(e);
@@ -333,22 +441,23 @@ void hllm_exec_free(hllm_exec *e) {
     for (int i = 0; i < e->n_loaded; i++) {
         hllm_proc *p = e->procs[e->loaded[i].proc];
         p->ops->weight_free(p, e->loaded[i].pw);
+        free(e->loaded[i].cols_copy);
     }
     for (int q = 0; q < HLLM_MAX_PROCS; q++)
         for (int a = 0; a < HLLM_ACT_COUNT; a++)
             if (e->act[q][a]) e->act_alloc[q][a]->ops->free(e->act_alloc[q][a], e->act[q][a]);
-    if (e->kv && e->kv_proc)
-        for (int l = 0; l < e->m->hp.n_layer; l++) {
-            hllm_proc *pr = e->procs[e->kv_proc[l]];
-            if (e->kv[l].k) pr->ops->free(pr, e->kv[l].k);
-            if (e->kv[l].v) pr->ops->free(pr, e->kv[l].v);
-        }
+    if (e->kvl)
+        for (int l = 0; l < e->m->hp.n_layer; l++)
+            for (int k = 0; k < e->kvl[l].n; k++) {
+                hllm_proc *by = e->kvl[l].by[k];
+                if (e->kvl[l].kv[k].k) by->ops->free(by, e->kvl[l].kv[k].k);
+                if (e->kvl[l].kv[k].v) by->ops->free(by, e->kvl[l].kv[k].v);
+            }
     if (e->flag_mem) {
         if (e->host) e->host->ops->free(e->host, e->flag_mem);
         else free(e->flag_mem);
     }
-    free(e->kv);
-    free(e->kv_proc);
+    free(e->kvl);
     free(e->step_secs);
     free(e->trace_run);
     free(e->trace_wait);
@@ -370,7 +479,11 @@ static uint32_t ensure_signaled(hllm_exec *e, int q) {
         ++e->ws->count[q];
         if (issues(e, q)) {
             hllm_proc *p = e->procs[q];
+            /* a host processor may run held work here (see proc.h): the step's, for the trace */
+            const bool tr = e->trace && e->trace_step >= 0 && is_host_proc(p);
+            const double t0 = tr ? now_s() : 0;
             p->ops->signal(p, flag_of(e, q), e->ws->count[q]);
+            if (tr) e->trace_run[e->trace_step] += now_s() - t0;
         }
         e->ws->dirty[q] = false;
     }
@@ -444,23 +557,78 @@ static int move_slice(hllm_exec *e, int a, int s, int d, int64_t c0, int64_t c1,
     return 0;
 }
 
-/* Makes the whole of activation a present on processor d. */
-static int gather(hllm_exec *e, int a, int d) {
+/* Columns of activation a that part k of step i reads or writes: its rows of a row-cut matmul's
+ * output, its input columns of a column-cut one, its slice of a sliced step; else all of them. */
+static void part_cols(const hllm_exec *e, int i, const hllm_step_plan *sp, int k, int a, int64_t *c0, int64_t *c1) {
+    const hllm_step *s = &e->g->steps[i];
+    const hllm_part *pt = &sp->parts[k];
+    *c0 = 0;
+    *c1 = e->g->act_width[a];
+    const bool rows = s->kind == HLLM_OP_MATMUL && sp->cut == HLLM_CUT_ROWS && a == (int)s->dst;
+    const bool cols = sp->cut == HLLM_CUT_COLS && a == (int)s->src;
+    if (rows || cols || (sp->cut == HLLM_CUT_SLICE && s->kind == HLLM_OP_SWIGLU)) {
+        *c0 = pt->r0;
+        *c1 = pt->r1;
+    } else if (sp->cut == HLLM_CUT_SLICE) { /* query heads; K and V in kv heads */
+        const int64_t hd = e->g->head_dim, grp = e->g->n_head / e->g->n_head_kv;
+        const bool kv = a == HLLM_ACT_K || a == HLLM_ACT_V;
+        *c0 = (kv ? pt->r0 / grp : pt->r0) * hd;
+        *c1 = (kv ? pt->r1 / grp : pt->r1) * hd;
+    }
+}
+
+/* Makes columns [c0, c1) of activation a present on processor d (the slices that overlap them). */
+static int gather_cols(hllm_exec *e, int a, int d, int64_t c0, int64_t c1) {
     act_state *st = &e->ws->st[a];
     for (int k = 0; k < st->n; k++) {
-        if (st->have[k] & (1u << d)) continue;
+        if (st->have[k] & (1u << d) || st->s[k].c1 <= c0 || st->s[k].c0 >= c1) continue;
         if (move_slice(e, a, st->s[k].proc, d, st->s[k].c0, st->s[k].c1, st->rows)) return -1;
         st->have[k] |= 1u << d;
     }
     return 0;
 }
 
-static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matmul, int rows) {
+static int gather(hllm_exec *e, int a, int d) { return gather_cols(e, a, d, 0, e->g->act_width[a]); }
+
+/* Makes what part k of step i reads of activation a present on its processor: the part's
+ * columns, or every partial sum when a is the output of a column-cut matmul (only the ADD after
+ * it reads that). */
+static int gather_input(hllm_exec *e, int i, const hllm_step_plan *sp, int k, int a) {
+    const hllm_step *s = &e->g->steps[i];
+    const int d = sp->parts[k].proc;
+    const act_state *st = &e->ws->st[a];
+    if (st->partial) {
+        if (s->kind != HLLM_OP_ADD || a != (int)s->src)
+            return hllm_fail("executor: step %d (%s) reads partial sums that only an ADD can sum", i, s->label);
+        for (int j = 0; j < st->n; j++)
+            if (gather(e, HLLM_ACT_PART0 + j, d)) return -1;
+        return 0;
+    }
+    int64_t c0, c1;
+    part_cols(e, i, sp, k, a, &c0, &c1);
+    return gather_cols(e, a, d, c0, c1);
+}
+
+static void set_written(hllm_exec *e, int i, const hllm_step_plan *sp, int a, int rows) {
+    const hllm_step *s = &e->g->steps[i];
     act_state *st = &e->ws->st[a];
     const int64_t W = e->g->act_width[a];
     st->rows = rows;
     st->n = 0;
-    if (!matmul) { /* whole; a replicated step leaves it on every part's processor */
+    st->partial = false;
+    if (sp->cut == HLLM_CUT_COLS && a == (int)s->dst) { /* part k's sum in HLLM_ACT_PART0 + k */
+        st->partial = true;
+        for (int k = 0; k < sp->n_parts; k++) {
+            const int q = sp->parts[k].proc;
+            act_state *ps = &e->ws->st[HLLM_ACT_PART0 + k];
+            *ps = (act_state){.n = 1, .s = {{q, 0, e->g->act_width[HLLM_ACT_PART0 + k]}}, .have = {1u << q}, .rows = rows};
+            st->s[st->n] = (act_slice){q, 0, W};
+            st->have[st->n++] = 1u << q;
+        }
+        return;
+    }
+    const bool sliced = (s->kind == HLLM_OP_MATMUL && a == (int)s->dst) || sp->cut == HLLM_CUT_SLICE;
+    if (!sliced) { /* whole; a replicated step leaves it on every part's processor */
         st->s[0] = (act_slice){sp->parts[0].proc, 0, W};
         st->have[0] = 0;
         for (int k = 0; k < sp->n_parts; k++) st->have[0] |= 1u << sp->parts[k].proc;
@@ -468,13 +636,15 @@ static void set_written(hllm_exec *e, int a, const hllm_step_plan *sp, bool matm
         return;
     }
     for (int k = 0; k < sp->n_parts; k++) { /* adjacent parts on one processor make one slice */
-        const hllm_part *pt = &sp->parts[k];
-        if (st->n && st->s[st->n - 1].proc == pt->proc && st->s[st->n - 1].c1 == pt->r0) {
-            st->s[st->n - 1].c1 = pt->r1;
+        const int q = sp->parts[k].proc;
+        int64_t c0, c1;
+        part_cols(e, i, sp, k, a, &c0, &c1);
+        if (st->n && st->s[st->n - 1].proc == q && st->s[st->n - 1].c1 == c0) {
+            st->s[st->n - 1].c1 = c1;
             continue;
         }
-        st->s[st->n] = (act_slice){pt->proc, pt->r0, pt->r1};
-        st->have[st->n] = 1u << pt->proc;
+        st->s[st->n] = (act_slice){q, c0, c1};
+        st->have[st->n] = 1u << q;
         st->n++;
     }
 }
@@ -516,6 +686,14 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
     case HLLM_OP_MATMUL:
         op.r0 = part->r0;
         op.r1 = part->r1;
+        if (sp->cut == HLLM_CUT_COLS) { /* its columns of the input; a partial sum of every row */
+            op.dst = act[HLLM_ACT_PART0 + k];
+            op.ld_dst = g->act_width[HLLM_ACT_PART0 + k];
+            op.src += part->r0;
+            op.r0 = 0;
+            op.r1 = s->rows;
+            if (k) op.bias = NULL; /* added once */
+        }
         break;
     case HLLM_OP_ROPE:
         op.n_rot = hp->n_rot;
@@ -525,17 +703,60 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
         op.freq_factors = e->cur->sw[i].w[k];
         op.w = NULL;
         break;
-    case HLLM_OP_KV_STORE: op.kv = &e->kv[s->layer]; break;
-    case HLLM_OP_ATTENTION:
-        op.kv = &e->kv[s->layer];
-        op.h0 = 0;
-        op.h1 = hp->n_head;
-        op.attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-        break;
+    case HLLM_OP_ATTENTION: op.attn_scale = 1.0f / sqrtf((float)hp->head_dim); break;
     case HLLM_OP_SWIGLU:
+        op.dim = g->act_width[s->dst];
+        if (sp->cut == HLLM_CUT_SLICE) {
+            op.dst += part->r0;
+            op.src += part->r0;
+            op.src2 += part->r0;
+            op.dim = part->r1 - part->r0;
+        }
+        break;
     case HLLM_OP_ADD: op.dim = g->act_width[s->dst]; break;
     default: break;
     }
+    /* the ops this part issues: one, or one per KV segment / per partial sum */
+    hllm_op ops[HLLM_MAX_PARTS];
+    int n_ops = 0;
+    const act_state *src_st = multi && s->src != HLLM_ACT_NONE ? &e->ws->st[s->src] : NULL;
+    if (s->kind == HLLM_OP_ROPE && sp->cut == HLLM_CUT_SLICE) { /* its heads: pointers into q and k */
+        const int grp = hp->n_head / hp->n_head_kv;
+        op.dst += part->r0 * hp->head_dim;
+        op.src2 += part->r0 / grp * hp->head_dim;
+        op.n_head = (int)(part->r1 - part->r0);
+        op.n_head_kv = op.n_head / grp;
+        ops[n_ops++] = op;
+    } else if (s->kind == HLLM_OP_KV_STORE || s->kind == HLLM_OP_ATTENTION) {
+        const kv_layer *kl = &e->kvl[s->layer];
+        const int64_t a = sp->cut == HLLM_CUT_SLICE ? part->r0 : 0, b = sp->cut == HLLM_CUT_SLICE ? part->r1 : hp->n_head;
+        const int grp = hp->n_head / hp->n_head_kv;
+        for (int j = 0; j < kl->n; j++) { /* the segments of [a, b) (exec_new checked they tile it) */
+            if (kl->h1[j] <= a || kl->h0[j] >= b) continue;
+            hllm_op o = op;
+            const int64_t h0 = kl->h0[j], nh = kl->h1[j] - kl->h0[j];
+            o.kv = &kl->kv[j];
+            o.n_head = (int)nh;
+            o.n_head_kv = (int)(nh / grp);
+            if (s->kind == HLLM_OP_KV_STORE) {
+                o.src += h0 / grp * hp->head_dim;
+                o.src2 += h0 / grp * hp->head_dim;
+            } else {
+                o.src += h0 * hp->head_dim;
+                o.dst += h0 * hp->head_dim;
+                o.h0 = 0;
+                o.h1 = (int)nh;
+            }
+            ops[n_ops++] = o;
+        }
+    } else if (s->kind == HLLM_OP_ADD && src_st && src_st->partial) { /* the sums, in part order */
+        for (int j = 0; j < src_st->n; j++) {
+            ops[n_ops] = op;
+            ops[n_ops].src = act[HLLM_ACT_PART0 + j];
+            ops[n_ops++].ld_src = g->act_width[HLLM_ACT_PART0 + j];
+        }
+    } else
+        ops[n_ops++] = op;
     if (multi) {
         e->ws->dirty[q] = true;
         if (is_host_proc(pr)) { /* for a device that may overwrite these buffers later */
@@ -543,12 +764,16 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
             int nr = step_reads(s, rd), nw = step_writes(s, wr);
             for (int j = 0; j < nr; j++) e->ws->touched[q][rd[j]] = true;
             for (int j = 0; j < nw; j++) e->ws->touched[q][wr[j]] = true;
+            if (sp->cut == HLLM_CUT_COLS) e->ws->touched[q][HLLM_ACT_PART0 + k] = true;
+            if (src_st && src_st->partial)
+                for (int j = 0; j < src_st->n; j++) e->ws->touched[q][HLLM_ACT_PART0 + j] = true;
         }
         if (!issues(e, q)) return 0;
     }
     const bool tr = e->trace && e->trace_step >= 0 && is_host_proc(pr);
     double t0 = e->profiling || tr ? now_s() : 0;
-    if (pr->ops->run(pr, &op)) return -1;
+    for (int j = 0; j < n_ops; j++)
+        if (pr->ops->run(pr, &ops[j])) return -1;
     if (tr) e->trace_run[e->trace_step] += now_s() - t0;
     if (e->profiling) {
         pr->ops->finish(pr);
@@ -582,17 +807,18 @@ static int walk_step(hllm_exec *e, int i, const int32_t *tokens, int n, int pos0
         for (int k = 0; k < sp->n_parts; k++) {
             const int q = sp->parts[k].proc;
             if ((pass == 1) == is_host_proc(e->procs[q])) continue; /* passes 0, 2: host parts; 1: device */
-            if (pass < 2 && !(k > 0 && sp->parts[k - 1].proc == q))
+            if (pass < 2) /* each part's own columns (a repeat finds them present) */
                 for (int j = 0; j < nr; j++)
-                    if (e->ws->st[rd[j]].n && gather(e, rd[j], q)) return -1;
+                    if (e->ws->st[rd[j]].n && gather_input(e, i, sp, k, rd[j])) return -1;
             if (pass == 0) continue;
-            if (!(k > 0 && sp->parts[k - 1].proc == q))
+            if (sp->cut == HLLM_CUT_COLS) before_write(e, q, q, HLLM_ACT_PART0 + k);
+            else if (!(k > 0 && sp->parts[k - 1].proc == q))
                 for (int j = 0; j < nw; j++) before_write(e, q, q, wr[j]);
             if (run_part(e, i, k, n, n_tok, pos0, tokens)) return -1;
         }
         e->defer = false;
     }
-    for (int j = 0; j < nw; j++) set_written(e, wr[j], sp, s->kind == HLLM_OP_MATMUL && wr[j] == s->dst, n_tok);
+    for (int j = 0; j < nw; j++) set_written(e, i, sp, wr[j], n_tok);
     if (e->profiling && n == 1) e->step_secs[i] += now_s() - t0; /* each op ran to completion */
     return 0;
 }

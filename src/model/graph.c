@@ -27,6 +27,10 @@ int hllm_graph_build(const hllm_model_s *m, hllm_graph *g) {
     g->act_width[HLLM_ACT_GATE] = hp->n_ff;
     g->act_width[HLLM_ACT_UP] = hp->n_ff;
     g->act_width[HLLM_ACT_LOGITS] = hp->n_vocab;
+    for (int a = HLLM_ACT_PART0; a <= HLLM_ACT_PART3; a++) g->act_width[a] = hp->n_embd;
+    g->n_head = hp->n_head;
+    g->n_head_kv = hp->n_head_kv;
+    g->head_dim = hp->head_dim;
 
     push(g, HLLM_OP_EMBED, -1, "token_embd", &m->tok_embd, HLLM_ACT_X, HLLM_ACT_NONE, HLLM_ACT_NONE);
     for (int l = 0; l < hp->n_layer; l++) {

@@ -16,6 +16,11 @@ typedef enum {
     HLLM_ACT_GATE,   /* n_ff; after SWIGLU holds the ffn hidden state */
     HLLM_ACT_UP,     /* n_ff */
     HLLM_ACT_LOGITS, /* n_vocab */
+    /* partial sums of a matmul cut by input columns, one per part (n_embd); the executor's own */
+    HLLM_ACT_PART0,
+    HLLM_ACT_PART1,
+    HLLM_ACT_PART2,
+    HLLM_ACT_PART3,
     HLLM_ACT_COUNT,
     HLLM_ACT_NONE = -1
 } hllm_act;
@@ -36,6 +41,7 @@ typedef struct {
     hllm_step *steps;
     int n_steps;
     int64_t act_width[HLLM_ACT_COUNT];
+    int n_head, n_head_kv, head_dim; /* for plans that split attention by heads */
 } hllm_graph;
 
 int hllm_graph_build(const hllm_model_s *m, hllm_graph *g);

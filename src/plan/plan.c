@@ -1,5 +1,6 @@
 #include "plan/plan.h"
 #include "core/error.h"
+#include "core/types.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,32 +34,70 @@ hllm_plan *hllm_plan_layers(const hllm_graph *g, const int *layer_proc, int embe
     return p;
 }
 
+int64_t hllm_plan_slice_units(const hllm_graph *g, const hllm_step *s) {
+    switch (s->kind) {
+    case HLLM_OP_MATMUL: return s->w ? s->w->cols : 0;
+    case HLLM_OP_SWIGLU: return g->act_width[s->dst];
+    case HLLM_OP_ROPE:
+    case HLLM_OP_KV_STORE:
+    case HLLM_OP_ATTENTION: return g->n_head;
+    default: return 0;
+    }
+}
+
+/* Parts at explicit cuts of [0, total): part i gets [cuts[i-1], cuts[i]), empty parts dropped. */
+static int cut_at(hllm_step_plan *sp, int n, const int *procs, const int64_t *cuts, const int *mems, int64_t total, int cut) {
+    if (n < 1 || n > HLLM_MAX_PARTS) return hllm_fail("plan: %d parts (1..%d)", n, HLLM_MAX_PARTS);
+    hllm_step_plan out = {.cut = cut};
+    int64_t prev = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t end = i == n - 1 ? total : cuts[i];
+        if (end < prev || end > total) return hllm_fail("plan: bad cut %lld of %lld", (long long)end, (long long)total);
+        if (end == prev) continue; /* empty part */
+        out.parts[out.n_parts++] = (hllm_part){.proc = procs[i], .r0 = prev, .r1 = end, .mem = mems ? mems[i] : 0};
+        prev = end;
+    }
+    if (out.n_parts == 1 && cut == HLLM_CUT_SLICE) { /* one slice is the whole step */
+        out.cut = HLLM_CUT_ROWS;
+        out.parts[0].mem = 0;
+    }
+    *sp = out;
+    return 0;
+}
+
 int hllm_plan_cut_rows(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs, const int64_t *cuts,
                        const int *mems) {
     if (step < 0 || step >= g->n_steps || g->steps[step].kind != HLLM_OP_MATMUL)
         return hllm_fail("plan: step %d is not a matmul", step);
-    if (n < 1 || n > HLLM_MAX_PARTS) return hllm_fail("plan: %d parts (1..%d)", n, HLLM_MAX_PARTS);
-    hllm_step_plan *sp = &p->steps[step];
-    int64_t prev = 0, rows = g->steps[step].rows;
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t end = i == n - 1 ? rows : cuts[i];
-        if (end < prev || end > rows) return hllm_fail("plan: bad cut %lld of %lld rows", (long long)end, (long long)rows);
-        if (end == prev) continue; /* empty part */
-        sp->parts[k++] = (hllm_part){.proc = procs[i], .r0 = prev, .r1 = end, .mem = mems ? mems[i] : 0};
-        prev = end;
-    }
-    sp->n_parts = k;
-    return 0;
+    return cut_at(&p->steps[step], n, procs, cuts, mems, g->steps[step].rows, HLLM_CUT_ROWS);
+}
+
+int hllm_plan_cut_cols(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs, const int64_t *cuts,
+                       const int *mems) {
+    if (step < 0 || step >= g->n_steps || g->steps[step].kind != HLLM_OP_MATMUL)
+        return hllm_fail("plan: step %d is not a matmul", step);
+    return cut_at(&p->steps[step], n, procs, cuts, mems, g->steps[step].w->cols, HLLM_CUT_COLS);
+}
+
+int hllm_plan_slice(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs, const int64_t *cuts) {
+    if (step < 0 || step >= g->n_steps) return hllm_fail("plan: no step %d", step);
+    const hllm_step *s = &g->steps[step];
+    if (s->kind == HLLM_OP_MATMUL || !hllm_plan_slice_units(g, s)) return hllm_fail("plan: step %d (%s) cannot be sliced", step, s->label);
+    return cut_at(&p->steps[step], n, procs, cuts, NULL, hllm_plan_slice_units(g, s), HLLM_CUT_SLICE);
+}
+
+static bool replicable(hllm_op_kind k) {
+    return k == HLLM_OP_SWIGLU || k == HLLM_OP_RMSNORM || k == HLLM_OP_ADD || k == HLLM_OP_EMBED;
 }
 
 int hllm_plan_replicate(hllm_plan *p, const hllm_graph *g, int step, int n, const int *procs) {
     if (step < 0 || step >= g->n_steps) return hllm_fail("plan: no step %d", step);
-    if (g->steps[step].kind != HLLM_OP_SWIGLU) return hllm_fail("plan: only SwiGLU steps are replicated");
+    if (!replicable(g->steps[step].kind)) return hllm_fail("plan: step %d (%s) cannot be replicated", step, g->steps[step].label);
     if (n < 1 || n > HLLM_MAX_PARTS) return hllm_fail("plan: %d parts (1..%d)", n, HLLM_MAX_PARTS);
     hllm_step_plan *sp = &p->steps[step];
     for (int k = 0; k < n; k++) sp->parts[k] = (hllm_part){.proc = procs[k], .r0 = 0, .r1 = g->steps[step].rows};
     sp->n_parts = n;
+    sp->cut = HLLM_CUT_ROWS;
     return 0;
 }
 
@@ -79,38 +118,83 @@ int hllm_plan_cut(hllm_plan *p, const hllm_graph *g, int step, int n, const int 
     return hllm_plan_cut_rows(p, g, step, n, procs, cuts, mems);
 }
 
+static bool same_split(const hllm_step_plan *a, const hllm_step_plan *b) {
+    if (a->n_parts != b->n_parts || a->cut != b->cut) return false;
+    for (int k = 0; k < a->n_parts; k++)
+        if (a->parts[k].proc != b->parts[k].proc || (a->cut == HLLM_CUT_SLICE && (a->parts[k].r0 != b->parts[k].r0 || a->parts[k].r1 != b->parts[k].r1)))
+            return false;
+    return true;
+}
+
+/* One step's parts: what its cut allows, in order, covering its range. */
+static int validate_step(const hllm_plan *p, const hllm_graph *g, int i) {
+    const hllm_step *s = &g->steps[i];
+    const hllm_step_plan *sp = &p->steps[i];
+    if (sp->n_parts < 1 || sp->n_parts > HLLM_MAX_PARTS) return hllm_fail("step %d (%s): %d parts", i, s->label, sp->n_parts);
+    for (int k = 0; k < sp->n_parts; k++)
+        if (sp->parts[k].proc < 0 || sp->parts[k].proc >= p->n_procs)
+            return hllm_fail("step %d (%s): processor %d of %d", i, s->label, sp->parts[k].proc, p->n_procs);
+    const bool mat = s->kind == HLLM_OP_MATMUL;
+    int64_t total = 0;
+    switch (sp->cut) {
+    case HLLM_CUT_ROWS:
+        if (mat) {
+            total = s->rows;
+            break;
+        }
+        if (sp->n_parts > 1 && !replicable(s->kind))
+            return hllm_fail("step %d (%s): only matmuls can be cut across processors", i, s->label);
+        for (int k = 0; k < sp->n_parts; k++)
+            for (int j = 0; j < k; j++)
+                if (sp->parts[j].proc == sp->parts[k].proc)
+                    return hllm_fail("step %d (%s): replicated twice on processor %d", i, s->label, sp->parts[k].proc);
+        return 0;
+    case HLLM_CUT_COLS: {
+        if (!mat) return hllm_fail("step %d (%s): only a matmul can be cut by columns", i, s->label);
+        const hllm_step *nx = i + 1 < g->n_steps ? &g->steps[i + 1] : NULL;
+        if (!nx || nx->kind != HLLM_OP_ADD || nx->src != s->dst || p->steps[i + 1].cut != HLLM_CUT_ROWS)
+            return hllm_fail("step %d (%s): a matmul cut by columns must be followed by the ADD that sums it", i, s->label);
+        total = s->w->cols;
+        const int64_t blk = hllm_type_info(s->w->type)->block_size;
+        for (int k = 0; k < sp->n_parts; k++)
+            if (blk > 1 && sp->parts[k].r0 % blk)
+                return hllm_fail("step %d (%s): column %lld is inside a %s block", i, s->label, (long long)sp->parts[k].r0,
+                                 hllm_type_name(s->w->type));
+        break;
+    }
+    case HLLM_CUT_SLICE: {
+        total = hllm_plan_slice_units(g, s);
+        if (mat || !total) return hllm_fail("step %d (%s): cannot be sliced", i, s->label);
+        const int64_t grp = s->kind == HLLM_OP_SWIGLU ? 1 : g->n_head / (g->n_head_kv > 0 ? g->n_head_kv : 1);
+        for (int k = 0; k < sp->n_parts; k++)
+            if (sp->parts[k].r0 % grp) return hllm_fail("step %d (%s): head %lld splits a group of %lld query heads", i, s->label,
+                                                        (long long)sp->parts[k].r0, (long long)grp);
+        break;
+    }
+    default: return hllm_fail("step %d (%s): unknown cut %d", i, s->label, sp->cut);
+    }
+    int64_t prev = 0;
+    for (int k = 0; k < sp->n_parts; k++) {
+        const hllm_part *pt = &sp->parts[k];
+        if (pt->r0 != prev || pt->r1 <= pt->r0)
+            return hllm_fail("step %d (%s): part %d [%lld, %lld) does not follow %lld", i, s->label, k, (long long)pt->r0,
+                             (long long)pt->r1, (long long)prev);
+        prev = pt->r1;
+    }
+    if (prev != total) return hllm_fail("step %d (%s): parts cover %lld of %lld", i, s->label, (long long)prev, (long long)total);
+    return 0;
+}
+
 int hllm_plan_validate(const hllm_plan *p, const hllm_graph *g) {
     if (p->n_steps != g->n_steps) return hllm_fail("the plan has %d steps but the model has %d", p->n_steps, g->n_steps);
     if (p->n_procs < 1 || p->n_procs > HLLM_MAX_PROCS) return hllm_fail("the plan names %d processors (1..%d)", p->n_procs, HLLM_MAX_PROCS);
-    int kv_proc_layer = -1, kv_proc = -1;
+    int kv_step = -1;
     for (int i = 0; i < p->n_steps; i++) {
         const hllm_step *s = &g->steps[i];
-        const hllm_step_plan *sp = &p->steps[i];
-        if (sp->n_parts < 1 || sp->n_parts > HLLM_MAX_PARTS) return hllm_fail("step %d (%s): %d parts", i, s->label, sp->n_parts);
-        if (sp->n_parts > 1 && s->kind != HLLM_OP_MATMUL && s->kind != HLLM_OP_SWIGLU)
-            return hllm_fail("step %d (%s): only matmuls can be cut across processors", i, s->label);
-        if (sp->n_parts > 1 && s->kind == HLLM_OP_SWIGLU)
-            for (int k = 0; k < sp->n_parts; k++)
-                for (int j = 0; j < k; j++)
-                    if (sp->parts[j].proc == sp->parts[k].proc)
-                        return hllm_fail("step %d (%s): replicated twice on processor %d", i, s->label, sp->parts[k].proc);
-        int64_t prev = 0;
-        for (int k = 0; k < sp->n_parts; k++) {
-            const hllm_part *pt = &sp->parts[k];
-            if (pt->proc < 0 || pt->proc >= p->n_procs) return hllm_fail("step %d (%s): processor %d of %d", i, s->label, pt->proc, p->n_procs);
-            if (s->kind == HLLM_OP_MATMUL && (pt->r0 != prev || pt->r1 <= pt->r0))
-                return hllm_fail("step %d (%s): part %d rows [%lld, %lld) do not follow %lld", i, s->label, k,
-                                 (long long)pt->r0, (long long)pt->r1, (long long)prev);
-            prev = pt->r1;
-        }
-        if (s->kind == HLLM_OP_MATMUL && prev != s->rows)
-            return hllm_fail("step %d (%s): parts cover %lld of %lld rows", i, s->label, (long long)prev, (long long)s->rows);
-        if (s->kind == HLLM_OP_KV_STORE) {
-            kv_proc_layer = s->layer;
-            kv_proc = sp->parts[0].proc;
-        }
-        if (s->kind == HLLM_OP_ATTENTION && (kv_proc_layer != s->layer || kv_proc != sp->parts[0].proc))
-            return hllm_fail("layer %d: attention and kv_store must run on one processor (the KV cache's)", s->layer);
+        if (validate_step(p, g, i)) return -1;
+        if (s->kind == HLLM_OP_KV_STORE) kv_step = i;
+        if (s->kind == HLLM_OP_ATTENTION && (kv_step < 0 || g->steps[kv_step].layer != s->layer || !same_split(&p->steps[kv_step], &p->steps[i])))
+            return hllm_fail("layer %d: attention and kv_store must be split alike (the KV cache's heads and processors)", s->layer);
     }
     if (p->prefill) {
         const hllm_plan *q = p->prefill;
@@ -118,8 +202,11 @@ int hllm_plan_validate(const hllm_plan *p, const hllm_graph *g) {
         if (q->n_procs > p->n_procs) return hllm_fail("the prefill plan names more processors than the plan");
         if (p->prefill_min < 2) return hllm_fail("the prefill plan starts at %d tokens (at least 2)", p->prefill_min);
         if (hllm_plan_validate(q, g)) return -1;
+        /* a sliced cache may be read whole by one processor (the executor checks it can reach
+         * every slice); a whole one stays where it is */
         for (int i = 0; i < p->n_steps; i++)
-            if (g->steps[i].kind == HLLM_OP_ATTENTION && q->steps[i].parts[0].proc != p->steps[i].parts[0].proc)
+            if (g->steps[i].kind == HLLM_OP_ATTENTION && !same_split(&q->steps[i], &p->steps[i]) &&
+                (p->steps[i].cut != HLLM_CUT_SLICE || q->steps[i].n_parts != 1))
                 return hllm_fail("layer %d: the prefill plan moves the KV cache to another processor", g->steps[i].layer);
     }
     return 0;
@@ -157,9 +244,10 @@ static void step_desc(char *buf, size_t n, const hllm_step_plan *sp, const hllm_
             snprintf(pn, sizeof pn, "p%d", pt->proc);
             nm = pn;
         }
-        if (s->kind == HLLM_OP_MATMUL && sp->n_parts > 1)
-            off += snprintf(buf + off, n - (size_t)off, "%s%s%s[%lld:%lld]", k ? " + " : "", nm, pt->mem ? "(host)" : "",
-                            (long long)pt->r0, (long long)pt->r1);
+        if ((s->kind == HLLM_OP_MATMUL || sp->cut != HLLM_CUT_ROWS) && sp->n_parts > 1)
+            off += snprintf(buf + off, n - (size_t)off, "%s%s%s%s[%lld:%lld]", k ? " + " : "", nm, pt->mem ? "(host)" : "",
+                            sp->cut == HLLM_CUT_COLS ? " cols" : sp->cut == HLLM_CUT_SLICE ? " slice" : "", (long long)pt->r0,
+                            (long long)pt->r1);
         else
             off += snprintf(buf + off, n - (size_t)off, "%s%s%s", k ? " + " : "", nm, pt->mem ? "(host)" : "");
     }

@@ -364,6 +364,7 @@ static double split_handoff(hllm_proc *c, hllm_proc *g, const shape *sh, int gme
         for (int rep = 0; rep < 3; rep++) {
             double t0 = now_s();
             for (int i = 0; i < n; i++) c->ops->run(c, &oc);
+            c->ops->finish(c);
             best_c = fmin(best_c, (now_s() - t0) / n);
             t0 = now_s();
             for (int i = 0; i < n; i++) g->ops->run(g, &og);

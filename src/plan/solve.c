@@ -97,35 +97,132 @@ static double op_cost(const model_ctx *c, int q, int n_tok) {
     return n_tok <= 8 ? c->gpu_step_op_s : c->gpu_op_s;
 }
 
-/* Seconds for rows [r0, r1) of a matmul step on proc q reading memory mem, n tokens. */
-static double mm_time(const model_ctx *c, const hllm_step *s, int q, int mem, int64_t r0, int64_t r1, int n,
-                      bool contended) {
+/* Seconds for n_rows rows (bytes of weights) of a matmul step on proc q reading memory mem, n tokens. */
+static double mm_time_b(const model_ctx *c, const hllm_step *s, int q, int mem, int64_t n_rows, double bytes, int n,
+                        bool contended) {
     const int nb = c->o->n_batch > 0 ? c->o->n_batch : 512;
     const int b = n < nb ? n : nb;
     const double chunks = chunks_of(c, n), op = op_cost(c, q, b);
     double slow = 1; /* host-read contention when CPU and GPU read host memory together */
     if (contended && mem == HLLM_MEM_HOST) slow /= c->conc_gpu;
     if (contended && q == c->o->cpu) slow /= c->conc_cpu;
-    if (b == 1 && r1 - r0 < s->w->rows) { /* a slice: measured fixed cost + per-row cost, when profiled */
-        const double t = hllm_profile_matmul_slice_s(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, r1 - r0);
+    if (b == 1 && n_rows < s->w->rows) { /* a slice: measured fixed cost + per-row cost, when profiled */
+        const double t = hllm_profile_matmul_slice_s(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, n_rows);
         if (t > 0) return chunks * (t * slow + op);
     }
     double gbs = hllm_profile_matmul_shape_gbs(c->prof, pname(c->o, q), mem, s->w->type, s->w->rows, s->w->cols, b, 0);
     if (gbs <= 0) gbs = hllm_profile_matmul_gbs(c->prof, pname(c->o, q), mem, s->w->type, b, 0);
     if (gbs <= 0) gbs = q == c->o->cpu ? 50 : 500;
-    return chunks * (step_bytes(s, r0, r1) * slow / (gbs * 1e9) + op);
+    return chunks * (bytes * slow / (gbs * 1e9) + op);
 }
 
-/* Time of one step, n tokens; holder[] tracks which processors hold each activation whole. */
-static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hllm_step_plan *sp, int n,
-                        unsigned holder[HLLM_ACT_COUNT]) {
-    const hllm_step *s = &g->steps[i];
-    const int n_tok = s->last_only ? 1 : n;
-    double t = 0;
-    /* inputs that must move to a part's processor */
+/* Seconds for rows [r0, r1) of a matmul step on proc q reading memory mem, n tokens. */
+static double mm_time(const model_ctx *c, const hllm_step *s, int q, int mem, int64_t r0, int64_t r1, int n,
+                      bool contended) {
+    return mm_time_b(c, s, q, mem, r1 - r0, step_bytes(s, r0, r1), n, contended);
+}
+
+/* Weight bytes a matmul part reads: its rows, or (cut by columns) its columns of every row. */
+static double part_bytes(const hllm_step *s, int cut, const hllm_part *pt) {
+    if (cut != HLLM_CUT_COLS) return step_bytes(s, pt->r0, pt->r1);
+    return (double)hllm_row_bytes(s->w->type, pt->r1 - pt->r0) * (double)s->w->rows;
+}
+
+/* Seconds for one part of a matmul; a column part counts as rows * (its columns / cols) rows. */
+static double part_time(const model_ctx *c, const hllm_step *s, int cut, const hllm_part *pt, int n, bool contended) {
+    const int q = pt->proc, mem = q == c->o->cpu ? HLLM_MEM_DEVICE : pt->mem;
+    if (cut != HLLM_CUT_COLS) return mm_time(c, s, q, mem, pt->r0, pt->r1, n, contended);
+    const int64_t eq = s->w->rows * (pt->r1 - pt->r0) / s->w->cols;
+    return mm_time_b(c, s, q, mem, eq, part_bytes(s, cut, pt), n, contended);
+}
+
+/* A matmul's parts' seconds summed per processor (host reads contended when the CPU has a part
+ * and the GPU a host part). */
+static void matmul_per_proc(const model_ctx *c, const hllm_step *s, const hllm_step_plan *sp, int n, double per[HLLM_MAX_PROCS]) {
+    bool cpu_part = false, host_part = false;
+    for (int k = 0; k < sp->n_parts; k++) {
+        if (sp->parts[k].proc == c->o->cpu) cpu_part = true;
+        else if (sp->parts[k].mem == HLLM_MEM_HOST) host_part = true;
+    }
+    for (int q = 0; q < HLLM_MAX_PROCS; q++) per[q] = 0;
+    for (int k = 0; k < sp->n_parts; k++) per[sp->parts[k].proc] += part_time(c, s, sp->cut, &sp->parts[k], n, cpu_part && host_part);
+}
+
+/* The step of plan p that next reads what step i writes (NULL: none, or no plan). */
+static const hllm_step_plan *consumer(const hllm_graph *g, const hllm_plan *p, int i) {
+    const hllm_act a = g->steps[i].dst;
+    if (!p || a == HLLM_ACT_NONE) return NULL;
+    for (int j = i + 1; j < g->n_steps; j++) {
+        const hllm_step *s = &g->steps[j];
+        if (s->src == a || s->src2 == a || (s->dst == a && (s->kind == HLLM_OP_ADD || s->kind == HLLM_OP_ROPE))) return &p->steps[j];
+        if (s->dst == a) return NULL;
+    }
+    return NULL;
+}
+
+/* The column-cut matmul whose partial sums ADD step i adds (NULL: none, or no plan). */
+static const hllm_step_plan *summed_cols(const hllm_graph *g, const hllm_plan *p, int i) {
+    if (!p || i < 1 || g->steps[i].kind != HLLM_OP_ADD || p->steps[i - 1].cut != HLLM_CUT_COLS) return NULL;
+    return g->steps[i - 1].dst == g->steps[i].src ? &p->steps[i - 1] : NULL;
+}
+
+static double max_of(const double *v, int n) {
+    double m = 0;
+    for (int k = 0; k < n; k++) m = v[k] > m ? v[k] : m;
+    return m;
+}
+
+/* The cost of cutting matmul step i between CPU and GPU beyond its parts, unless its output
+ * goes straight to slices (each processor keeps its share). */
+static double cut_secs(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, int i, const hllm_step_plan *sp, int n_tok) {
+    bool cpu = false, other = false;
+    for (int k = 0; k < sp->n_parts; k++) cpu |= sp->parts[k].proc == c->o->cpu, other |= sp->parts[k].proc != c->o->cpu;
+    const hllm_step_plan *next = sp->cut == HLLM_CUT_ROWS ? consumer(g, p, i) : NULL;
+    return cpu && other && !(next && next->cut == HLLM_CUT_SLICE) ? c->split_s * chunks_of(c, n_tok) : 0;
+}
+
+/* Seconds of an ADD that sums a column cut's partials (cols): each processor running it gets
+ * the partials held elsewhere (a flag, a copy, an op each) and adds every partial (an op each);
+ * replicated, the slowest processor. */
+static double partials_secs(const model_ctx *c, const hllm_graph *g, const hllm_step_plan *cols, const hllm_step_plan *sp,
+                            int n_tok) {
+    const double bytes = (double)g->act_width[HLLM_ACT_PART0] * 4.0 * n_tok;
+    double slowest = 0;
+    for (int k = 0; k < sp->n_parts; k++) {
+        const int q = sp->parts[k].proc;
+        double t = 0;
+        for (int j = 0; j < cols->n_parts; j++) {
+            if (cols->parts[j].proc != q) t += c->sync_s + bytes / ((q == c->o->cpu ? c->d2h : c->h2d) * 1e9) + c->gpu_op_s;
+            t += op_cost(c, q, n_tok);
+        }
+        slowest = t > slowest ? t : slowest;
+    }
+    return slowest;
+}
+
+/* Seconds of a non-matmul step's op: the slowest processor (a slice's parts each cost an op on
+ * their processor; a replicated step's copies run side by side). */
+static double op_secs(const model_ctx *c, const hllm_step_plan *sp, int n_tok) {
+    if (sp->cut == HLLM_CUT_SLICE) {
+        double per[HLLM_MAX_PROCS] = {0};
+        for (int k = 0; k < sp->n_parts; k++) per[sp->parts[k].proc] += op_cost(c, sp->parts[k].proc, n_tok);
+        return max_of(per, HLLM_MAX_PROCS);
+    }
+    int q = sp->parts[0].proc;
+    for (int k = 1; k < sp->n_parts; k++) /* replicated: the slowest copy */
+        if (op_cost(c, sp->parts[k].proc, n_tok) > op_cost(c, q, n_tok)) q = sp->parts[k].proc;
+    return op_cost(c, q, n_tok);
+}
+
+/* Seconds moving a step's inputs to its parts' processors (none for column parts and slices:
+ * the plan gives each processor its share in place; skip_src: the src is a column cut's
+ * partials, which the ADD's own cost moves). */
+static double inputs_secs(const model_ctx *c, const hllm_graph *g, const hllm_step *s, const hllm_step_plan *sp, int n_tok,
+                          unsigned holder[HLLM_ACT_COUNT], bool skip_src) {
+    if (sp->cut != HLLM_CUT_ROWS) return 0;
     hllm_act rd[3];
     int nr = 0;
-    if (s->src != HLLM_ACT_NONE) rd[nr++] = s->src;
+    if (s->src != HLLM_ACT_NONE && !skip_src) rd[nr++] = s->src;
     if (s->src2 != HLLM_ACT_NONE) rd[nr++] = s->src2;
     if (s->kind == HLLM_OP_ADD || s->kind == HLLM_OP_ROPE) rd[nr++] = s->dst;
     /* a cut matmul's parts get their inputs in turn; a replicated step's side by side, each
@@ -133,7 +230,7 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
     const bool replicated = s->kind != HLLM_OP_MATMUL && sp->n_parts > 1;
     unsigned before[HLLM_ACT_COUNT];
     memcpy(before, holder, sizeof before);
-    double slowest = 0;
+    double t = 0, slowest = 0;
     for (int k = 0; k < sp->n_parts; k++) {
         const int q = sp->parts[k].proc;
         const unsigned *h = replicated ? before : holder;
@@ -148,50 +245,45 @@ static double step_time(const model_ctx *c, const hllm_graph *g, int i, const hl
         if (replicated) slowest = mv > slowest ? mv : slowest;
         else t += mv;
     }
-    t += slowest;
-    if (s->kind == HLLM_OP_MATMUL) {
-        bool cpu_part = false, host_part = false;
-        for (int k = 0; k < sp->n_parts; k++) {
-            if (sp->parts[k].proc == c->o->cpu) cpu_part = true;
-            else if (sp->parts[k].mem == HLLM_MEM_HOST) host_part = true;
-        }
-        double per[HLLM_MAX_PROCS] = {0};
-        for (int k = 0; k < sp->n_parts; k++) {
-            const hllm_part *pt = &sp->parts[k];
-            per[pt->proc] += mm_time(c, s, pt->proc, pt->proc == c->o->cpu ? HLLM_MEM_DEVICE : pt->mem, pt->r0, pt->r1,
-                                     n_tok, cpu_part && host_part);
-        }
-        double mx = 0;
-        for (int q = 0; q < HLLM_MAX_PROCS; q++) mx = per[q] > mx ? per[q] : mx;
-        t += mx;
-        bool other = false;
-        for (int k = 0; k < sp->n_parts; k++) other |= sp->parts[k].proc != c->o->cpu;
-        if (cpu_part && other) t += c->split_s * chunks_of(c, n_tok);
-    } else {
-        int q = sp->parts[0].proc;
-        for (int k = 1; k < sp->n_parts; k++) /* replicated: the slowest copy */
-            if (op_cost(c, sp->parts[k].proc, n_tok) > op_cost(c, q, n_tok)) q = sp->parts[k].proc;
-        double op = op_cost(c, q, n_tok);
-        if (s->kind == HLLM_OP_EMBED && q != c->o->cpu) op += 0; /* one row per token */
-        t += op;
-    }
-    hllm_act wr[2];
-    int nw = 0;
-    if (s->dst != HLLM_ACT_NONE) wr[nw++] = s->dst;
-    if (s->kind == HLLM_OP_ROPE) wr[nw++] = s->src2;
-    for (int j = 0; j < nw; j++) {
-        bool one = true;
-        unsigned all = 0;
-        for (int k = 0; k < sp->n_parts; k++) one &= sp->parts[k].proc == sp->parts[0].proc, all |= 1u << sp->parts[k].proc;
-        holder[wr[j]] = replicated ? all : one ? 1u << sp->parts[0].proc : 0;
-    }
+    return t + slowest;
+}
+
+/* Who holds what step s wrote: every copy's processor when replicated, the one processor when
+ * all parts are on it, else nobody (row parts, column partials and slices are not whole). */
+static void written(const hllm_step *s, const hllm_step_plan *sp, unsigned holder[HLLM_ACT_COUNT]) {
+    const bool replicated = s->kind != HLLM_OP_MATMUL && sp->n_parts > 1 && sp->cut == HLLM_CUT_ROWS;
+    bool one = true;
+    unsigned all = 0;
+    for (int k = 0; k < sp->n_parts; k++) one &= sp->parts[k].proc == sp->parts[0].proc, all |= 1u << sp->parts[k].proc;
+    const unsigned h = replicated ? all : one ? 1u << sp->parts[0].proc : 0;
+    if (s->dst != HLLM_ACT_NONE) holder[s->dst] = h;
+    if (s->kind == HLLM_OP_ROPE) holder[s->src2] = h;
+}
+
+/* Time of step i run as sp, n tokens; holder[] tracks which processors hold each activation
+ * whole. p: the plan it belongs to, for what steps around it do (NULL: the step alone). */
+static double step_time(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, int i, const hllm_step_plan *sp, int n,
+                        unsigned holder[HLLM_ACT_COUNT]) {
+    const hllm_step *s = &g->steps[i];
+    const int n_tok = s->last_only ? 1 : n;
+    const hllm_step_plan *cols = summed_cols(g, p, i);
+    double t = inputs_secs(c, g, s, sp, n_tok, holder, cols != NULL);
+    if (s->kind == HLLM_OP_MATMUL) { /* the slowest processor */
+        double per[HLLM_MAX_PROCS];
+        matmul_per_proc(c, s, sp, n_tok, per);
+        t += max_of(per, HLLM_MAX_PROCS);
+        const double cut = cut_secs(c, g, p, i, sp, n_tok);
+        if (cut > 0) t += cut;
+    } else if (cols) t += partials_secs(c, g, cols, sp, n_tok);
+    else t += op_secs(c, sp, n_tok);
+    written(s, sp, holder);
     return t;
 }
 
 static double plan_time(const model_ctx *c, const hllm_plan *p, const hllm_graph *g, int n) {
     unsigned holder[HLLM_ACT_COUNT] = {0};
     double t = 0;
-    for (int i = 0; i < g->n_steps; i++) t += step_time(c, g, i, &p->steps[i], n, holder);
+    for (int i = 0; i < g->n_steps; i++) t += step_time(c, g, p, i, &p->steps[i], n, holder);
     return t;
 }
 
@@ -200,7 +292,7 @@ void hllm_plan_predict_steps(const hllm_plan *p, const hllm_graph *g, const hllm
     model_ctx c;
     ctx_init(&c, prof, o);
     unsigned holder[HLLM_ACT_COUNT] = {0};
-    for (int i = 0; i < g->n_steps; i++) secs[i] = step_time(&c, g, i, &p->steps[i], n, holder);
+    for (int i = 0; i < g->n_steps; i++) secs[i] = step_time(&c, g, p, i, &p->steps[i], n, holder);
 }
 
 hllm_prediction hllm_plan_predict(const hllm_plan *p, const hllm_graph *g, const hllm_profile *prof,
@@ -215,7 +307,7 @@ hllm_prediction hllm_plan_predict(const hllm_plan *p, const hllm_graph *g, const
         if (!s->w || s->w->rows == 1) continue;
         for (int k = 0; k < p->steps[i].n_parts; k++) {
             const hllm_part *pt = &p->steps[i].parts[k];
-            double b = s->kind == HLLM_OP_MATMUL ? step_bytes(s, pt->r0, pt->r1) : step_bytes(s, 0, s->w->rows);
+            double b = s->kind == HLLM_OP_MATMUL ? part_bytes(s, p->steps[i].cut, pt) : step_bytes(s, 0, s->w->rows);
             if (pt->proc == o->cpu) r.cpu_bytes += b;
             else if (pt->mem == HLLM_MEM_HOST) r.gpu_host_bytes += b;
             else r.gpu_dev_bytes += b;
@@ -306,6 +398,23 @@ static bool is_attn_matmul(const hllm_step *s) {
     return s->kind == HLLM_OP_MATMUL && s->layer >= 0 && strncmp(s->label, "attn_", 5) == 0;
 }
 
+/* Whole layers from the first on that fit in `budget` bytes; -1 when none or all do (the uniform
+ * fill covers those). */
+static int vram_layer_count(const hllm_graph *g, int n_layer, double budget) {
+    double used = 0;
+    int n = 0;
+    for (; n < n_layer && used + layer_bytes(g, n) <= budget; n++) used += layer_bytes(g, n);
+    return n == 0 || n == n_layer ? -1 : n;
+}
+
+/* Bytes of the attention projections when they fit in `budget` with room for more, else -1. */
+static double vram_attn_bytes(const hllm_graph *g, double budget, double total) {
+    double attn = 0;
+    for (int i = 0; i < g->n_steps; i++)
+        if (is_attn_matmul(&g->steps[i])) attn += step_bytes(&g->steps[i], 0, g->steps[i].rows);
+    return attn <= 0 || attn > budget || total <= attn ? -1 : attn;
+}
+
 /* How a tensor-level plan spends the VRAM budget. */
 typedef enum {
     VRAM_UNIFORM, /* the same fraction of every matrix's rows */
@@ -335,6 +444,45 @@ static void replicate_swiglu(const model_ctx *c, const hllm_graph *g, const hllm
     }
 }
 
+/* Matmul step i row-cut between CPU (rows [0, cut), first) and GPU (the rest: up to dev_max
+ * rows in VRAM, then host rows), cut so both finish together (bisection on predicted times). */
+static hllm_step_plan balanced_cut(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, int i, int64_t dev_max) {
+    const hllm_step *s = &g->steps[i];
+    const int64_t rows = s->rows;
+    /* CPU takes [0, cut); GPU [cut, rows): VRAM rows then host rows */
+    int64_t lo = 0, hi = rows;
+    for (int it = 0; it < 40 && hi - lo > o->align; it++) {
+        int64_t cut = align_down((lo + hi) / 2, o->align);
+        if (cut <= lo) cut = lo + o->align;
+        int64_t gdev = rows - cut < dev_max ? rows - cut : dev_max;
+        bool host = rows - cut > gdev;
+        double tc = mm_time(c, s, o->cpu, HLLM_MEM_DEVICE, 0, cut, 1, host);
+        double tg = mm_time(c, s, o->gpu, HLLM_MEM_DEVICE, 0, gdev, 1, false) +
+                    (host ? mm_time(c, s, o->gpu, HLLM_MEM_HOST, 0, rows - cut - gdev, 1, true) : 0);
+        if (tc < tg) lo = cut;
+        else hi = cut;
+    }
+    /* the balanced cut, or no CPU part at all when that is faster (no sync) */
+    int64_t cut = align_down(hi, o->align);
+    if (cut >= rows) cut = rows - o->align > 0 ? rows - o->align : rows;
+    hllm_step_plan best = {0};
+    double best_t = INFINITY;
+    int64_t cands[3] = {cut, lo, 0};
+    for (int k = 0; k < 3; k++) {
+        hllm_step_plan sp = {0};
+        int64_t cu = cands[k];
+        if (cu > 0) sp.parts[sp.n_parts++] = (hllm_part){.proc = o->cpu, .r0 = 0, .r1 = cu};
+        int64_t gdev = rows - cu < dev_max ? rows - cu : dev_max;
+        if (rows > cu) sp.n_parts += gpu_parts(sp.parts + sp.n_parts, o->gpu, cu, rows, gdev);
+        unsigned holder[HLLM_ACT_COUNT];
+        for (int a = 0; a < HLLM_ACT_COUNT; a++) holder[a] = 1u << o->gpu;
+        double t = step_time(c, g, NULL, i, &sp, 1, holder);
+        if (sp.n_parts > 1 && sp.parts[0].proc == o->cpu) t += c->sync_s; /* gathering the output */
+        if (t < best_t) best_t = t, best = sp;
+    }
+    return best;
+}
+
 /* Row-cut every matmul: GPU share gs of the rows (VRAM rows first, up to the step's VRAM
  * fraction), CPU the rest, gs chosen per step so both finish together (bisection on predicted
  * step times); non-matmul steps run on the GPU.
@@ -351,21 +499,10 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
     double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : o->gpu_mem / total, f_attn = f;
     if (f > 1) f = f_attn = 1;
     int n_vram_layers = -1; /* VRAM_LAYERS: layers [0, n) wholly in VRAM */
-    if (fill == VRAM_LAYERS) {
-        if (f >= 1) return NULL;
-        double used = 0;
-        for (n_vram_layers = 0; n_vram_layers < n_layer; n_vram_layers++) {
-            const double b = layer_bytes(g, n_vram_layers);
-            if (used + b > o->gpu_mem) break;
-            used += b;
-        }
-        if (n_vram_layers == 0 || n_vram_layers == n_layer) return NULL; /* the uniform fill covers these */
-    }
+    if (fill == VRAM_LAYERS && (f >= 1 || (n_vram_layers = vram_layer_count(g, n_layer, o->gpu_mem)) < 0)) return NULL;
     if (attn_first) {
-        double attn = 0;
-        for (int i = 0; i < g->n_steps; i++)
-            if (is_attn_matmul(&g->steps[i])) attn += step_bytes(&g->steps[i], 0, g->steps[i].rows);
-        if (f >= 1 || attn <= 0 || attn > o->gpu_mem || total <= attn) return NULL;
+        const double attn = f >= 1 ? -1 : vram_attn_bytes(g, o->gpu_mem, total);
+        if (attn < 0) return NULL;
         f_attn = 1;
         f = (o->gpu_mem - attn) / (total - attn);
     }
@@ -378,38 +515,7 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
         double fs = is_attn_matmul(s) ? f_attn : f;
         if (n_vram_layers >= 0) fs = s->layer >= 0 && s->layer < n_vram_layers ? 1 : 0;
         const int64_t rows = s->rows, dev_max = fs >= 1 ? rows : align_down((int64_t)(fs * (double)rows), o->align);
-        /* CPU takes [0, cut); GPU [cut, rows): VRAM rows then host rows */
-        int64_t lo = 0, hi = rows;
-        for (int it = 0; it < 40 && hi - lo > o->align; it++) {
-            int64_t cut = align_down((lo + hi) / 2, o->align);
-            if (cut <= lo) cut = lo + o->align;
-            int64_t gdev = rows - cut < dev_max ? rows - cut : dev_max;
-            bool host = rows - cut > gdev;
-            double tc = mm_time(c, s, o->cpu, HLLM_MEM_DEVICE, 0, cut, 1, host);
-            double tg = mm_time(c, s, o->gpu, HLLM_MEM_DEVICE, 0, gdev, 1, false) +
-                        (host ? mm_time(c, s, o->gpu, HLLM_MEM_HOST, 0, rows - cut - gdev, 1, true) : 0);
-            if (tc < tg) lo = cut;
-            else hi = cut;
-        }
-        /* the balanced cut, or no CPU part at all when that is faster (no sync) */
-        int64_t cut = align_down(hi, o->align);
-        if (cut >= rows) cut = rows - o->align > 0 ? rows - o->align : rows;
-        hllm_step_plan best = {0};
-        double best_t = INFINITY;
-        int64_t cands[3] = {cut, lo, 0};
-        for (int k = 0; k < 3; k++) {
-            hllm_step_plan sp = {0};
-            int64_t cu = cands[k];
-            if (cu > 0) sp.parts[sp.n_parts++] = (hllm_part){.proc = o->cpu, .r0 = 0, .r1 = cu};
-            int64_t gdev = rows - cu < dev_max ? rows - cu : dev_max;
-            if (rows > cu) sp.n_parts += gpu_parts(sp.parts + sp.n_parts, o->gpu, cu, rows, gdev);
-            unsigned holder[HLLM_ACT_COUNT];
-            for (int a = 0; a < HLLM_ACT_COUNT; a++) holder[a] = 1u << o->gpu;
-            double t = step_time(c, g, i, &sp, 1, holder);
-            if (sp.n_parts > 1 && sp.parts[0].proc == o->cpu) t += c->sync_s; /* gathering the output */
-            if (t < best_t) best_t = t, best = sp;
-        }
-        p->steps[i] = best;
+        p->steps[i] = balanced_cut(c, g, o, i, dev_max);
     }
     replicate_swiglu(c, g, o, p);
     if (n_vram_layers >= 0)
@@ -421,10 +527,238 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
     return p;
 }
 
+/* ---- tensor-parallel by heads: each processor runs its share of every step of a layer ---- */
+
+/* A llama layer's steps, in graph order. */
+enum { L_NORM, L_Q, L_K, L_V, L_ROPE, L_KV, L_ATT, L_O, L_RES1, L_FNORM, L_GATE, L_UP, L_GLU, L_DOWN, L_RES2, L_N };
+static const char *const k_layer_labels[L_N] = {"attn_norm", "attn_q", "attn_k", "attn_v", "rope", "kv_store", "attention",
+                                                "attn_output", "attn_residual", "ffn_norm", "ffn_gate", "ffn_up", "swiglu",
+                                                "ffn_down", "ffn_residual"};
+
+/* Layer l's steps by label into idx[L_N]; false when one is missing, a norm is per head, or a
+ * column-cut matmul is not followed by its residual. */
+static bool layer_steps(const hllm_graph *g, int l, int idx[L_N]) {
+    for (int k = 0; k < L_N; k++) idx[k] = -1;
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (s->layer != l) continue;
+        if (s->per_head) return false;
+        for (int k = 0; k < L_N; k++)
+            if (!strcmp(s->label, k_layer_labels[k])) idx[k] = i;
+    }
+    for (int k = 0; k < L_N; k++)
+        if (idx[k] < 0) return false;
+    return idx[L_RES1] == idx[L_O] + 1 && idx[L_RES2] == idx[L_DOWN] + 1;
+}
+
+static int64_t gcd64(int64_t a, int64_t b) { return b ? gcd64(b, a % b) : a; }
+static int64_t lcm64(int64_t a, int64_t b) { return a / gcd64(a, b) * b; }
+static int64_t block_of(const hllm_step *s) {
+    const int64_t b = hllm_type_info(s->w->type)->block_size;
+    return b > 1 ? b : 1;
+}
+
+typedef struct {
+    const model_ctx *c;
+    const hllm_graph *g;
+    const hllm_solve_opts *o;
+    double f_attn, f_ffn; /* fraction of each attention / other matrix's bytes that may sit in VRAM */
+} heads_ctx;
+
+/* Matmul step i cut (rows or columns) at `share`: the GPU takes [0, share), its VRAM part first
+ * (at most the fraction f), then host memory; the CPU the rest. */
+static int heads_matmul(const heads_ctx *h, hllm_plan *p, int i, int cut, int64_t share) {
+    const hllm_step *s = &h->g->steps[i];
+    const int64_t units = cut == HLLM_CUT_COLS ? s->w->cols : s->rows;
+    const int64_t al = cut == HLLM_CUT_COLS ? lcm64(block_of(s), h->o->align) : h->o->align;
+    const double f = is_attn_matmul(s) ? h->f_attn : h->f_ffn;
+    const int64_t dev = f >= 1 ? units : align_down((int64_t)(f * (double)units), al);
+    const int procs[3] = {h->o->gpu, h->o->gpu, h->o->cpu}, mems[3] = {HLLM_MEM_DEVICE, HLLM_MEM_HOST, HLLM_MEM_DEVICE};
+    const int64_t cuts[3] = {dev < share ? dev : share, share, units};
+    if (cut == HLLM_CUT_COLS) return hllm_plan_cut_cols(p, h->g, i, 3, procs, cuts, mems);
+    return hllm_plan_cut_rows(p, h->g, i, 3, procs, cuts, mems);
+}
+
+/* The attention block of a layer with the GPU on query heads [0, hg), the CPU on the rest. */
+static int heads_attn(const heads_ctx *h, hllm_plan *p, const int idx[L_N], int64_t hg) {
+    const hllm_graph *g = h->g;
+    const int64_t hd = g->head_dim, grp = g->n_head / g->n_head_kv;
+    const int procs[2] = {h->o->gpu, h->o->cpu};
+    const int64_t cuts[2] = {hg, g->n_head};
+    int rc = heads_matmul(h, p, idx[L_Q], HLLM_CUT_ROWS, hg * hd) | heads_matmul(h, p, idx[L_K], HLLM_CUT_ROWS, hg / grp * hd) |
+             heads_matmul(h, p, idx[L_V], HLLM_CUT_ROWS, hg / grp * hd) | heads_matmul(h, p, idx[L_O], HLLM_CUT_COLS, hg * hd);
+    for (int k = L_ROPE; k <= L_ATT; k++) rc |= hllm_plan_slice(p, g, idx[k], 2, procs, cuts);
+    return rc ? -1 : 0;
+}
+
+/* The FFN of a layer with the GPU on inner columns [0, fg), the CPU on the rest. */
+static int heads_ffn(const heads_ctx *h, hllm_plan *p, const int idx[L_N], int64_t fg) {
+    const int procs[2] = {h->o->gpu, h->o->cpu};
+    const int64_t cuts[2] = {fg, h->g->steps[idx[L_GATE]].rows};
+    int rc = heads_matmul(h, p, idx[L_GATE], HLLM_CUT_ROWS, fg) | heads_matmul(h, p, idx[L_UP], HLLM_CUT_ROWS, fg) |
+             heads_matmul(h, p, idx[L_DOWN], HLLM_CUT_COLS, fg) | hllm_plan_slice(p, h->g, idx[L_GLU], 2, procs, cuts);
+    return rc ? -1 : 0;
+}
+
+/* Predicted decode seconds of steps [a, b] of p, every activation held by both processors before. */
+static double block_secs(const heads_ctx *h, const hllm_plan *p, int a, int b) {
+    unsigned holder[HLLM_ACT_COUNT];
+    for (int k = 0; k < HLLM_ACT_COUNT; k++) holder[k] = (1u << h->o->cpu) | (1u << h->o->gpu);
+    double t = 0;
+    for (int i = a; i <= b; i++) t += step_time(h->c, h->g, p, i, &p->steps[i], 1, holder);
+    return t;
+}
+
+/* The GPU's query heads in layer idx: whole GQA groups (whose columns of attn_output start on a
+ * block), the count with the fastest predicted attention block. -1 on failure. */
+static int64_t choose_heads(const heads_ctx *h, hllm_plan *p, const int idx[L_N]) {
+    const hllm_graph *g = h->g;
+    const int64_t grp = g->n_head / g->n_head_kv, blk = block_of(&g->steps[idx[L_O]]);
+    int64_t best = -1;
+    double best_t = INFINITY;
+    for (int64_t hg = 0; hg <= g->n_head; hg += grp) {
+        if (hg * g->head_dim % blk) continue;
+        if (heads_attn(h, p, idx, hg)) return -1;
+        const double t = block_secs(h, p, idx[L_Q], idx[L_RES1]);
+        if (t < best_t) best_t = t, best = hg;
+    }
+    return best < 0 || heads_attn(h, p, idx, best) ? -1 : best;
+}
+
+/* Predicted decode seconds of the FFN matmuls' parts on the CPU (*tc) and on the GPU (*tg). */
+static void ffn_procs(const heads_ctx *h, const hllm_plan *p, const int idx[L_N], double *tc, double *tg) {
+    const int steps[3] = {idx[L_GATE], idx[L_UP], idx[L_DOWN]};
+    *tc = *tg = 0;
+    for (int k = 0; k < 3; k++) {
+        double per[HLLM_MAX_PROCS];
+        matmul_per_proc(h->c, &h->g->steps[steps[k]], &p->steps[steps[k]], 1, per);
+        *tc += per[h->o->cpu];
+        *tg += per[h->o->gpu];
+    }
+}
+
+/* The GPU's FFN columns in layer idx: a multiple of 256 (K-quant blocks), of ffn_down's block
+ * and of the row granularity, bisected so CPU and GPU finish the FFN matmuls together, then the
+ * fastest predicted FFN block among the neighbours and the ends. -1 on failure. */
+static int64_t choose_ffn(const heads_ctx *h, hllm_plan *p, const int idx[L_N]) {
+    const int64_t n_ff = h->g->steps[idx[L_GATE]].rows;
+    const int64_t al = lcm64(lcm64(256, h->o->align), block_of(&h->g->steps[idx[L_DOWN]]));
+    int64_t lo = 0, hi = n_ff;
+    while (hi - lo > al) {
+        int64_t mid = align_down((lo + hi) / 2, al);
+        if (mid <= lo) mid = lo + al;
+        if (mid >= hi) break;
+        double tc, tg;
+        if (heads_ffn(h, p, idx, mid)) return -1;
+        ffn_procs(h, p, idx, &tc, &tg);
+        if (tc > tg) lo = mid;
+        else hi = mid;
+    }
+    const int64_t cands[6] = {lo, hi, lo - al, hi + al, 0, n_ff};
+    int64_t best = -1;
+    double best_t = INFINITY;
+    for (int k = 0; k < 6; k++) {
+        const int64_t fg = cands[k];
+        if (fg < 0 || fg > n_ff || (fg % al && fg != n_ff)) continue;
+        if (heads_ffn(h, p, idx, fg)) return -1;
+        const double t = block_secs(h, p, idx[L_GATE], idx[L_RES2]);
+        if (t < best_t) best_t = t, best = fg;
+    }
+    return best < 0 || heads_ffn(h, p, idx, best) ? -1 : best;
+}
+
+/* Can the graph's attention be split by heads: GQA groups of whole heads, no per-head norms
+ * (their q/k norms), every layer in the llama shape. */
+static bool heads_splittable(const hllm_graph *g, int n_layer) {
+    if (g->n_head <= 0 || g->n_head_kv <= 0 || g->head_dim <= 0 || g->n_head % g->n_head_kv) return false;
+    int idx[L_N];
+    for (int l = 0; l < n_layer; l++)
+        if (!layer_steps(g, l, idx)) return false;
+    return n_layer > 0;
+}
+
+/* HLLM_SPLIT_HEADS=0 leaves the heads-split candidate out, =2 the other tensor-level ones (to
+ * compare them on a machine). */
+static int heads_mode(void) {
+    const char *env = getenv("HLLM_SPLIT_HEADS");
+    return env && (env[0] == '0' || env[0] == '2') ? env[0] - '0' : 1;
+}
+
+/* Megatron-style tensor parallelism between the GPU and the CPU: per layer the norms and
+ * residual adds run on both; attn_q/k/v are row-cut at a head boundary (GPU query heads
+ * [0, hg), whole GQA groups), rope, kv_store and attention sliced there, attn_output cut by
+ * the same columns; ffn_gate/up are row-cut at fg, swiglu sliced and ffn_down column-cut there.
+ * A layer then crosses processors twice (the residual adds sum the partials), and neither
+ * processor waits while the other runs a step alone. VRAM as in cand_tensor: the same fraction
+ * of every matrix (the GPU's VRAM part first), the attention projections wholly, or whole
+ * layers from the first on (run by the GPU alone; the other layers split with the GPU reading
+ * host memory). The embedding runs on the CPU, the output head as in cand_tensor. NULL when the
+ * graph cannot be split so, or the fill does not apply. */
+static hllm_plan *cand_heads(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, int n_procs, int n_layer,
+                             vram_fill fill) {
+    if (!heads_splittable(g, n_layer)) return NULL;
+    const double total = total_gpu_bytes(g, false);
+    const double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : fmin(o->gpu_mem / total, 1.0);
+    heads_ctx h = {.c = c, .g = g, .o = o, .f_attn = f, .f_ffn = f};
+    int n_vram_layers = 0; /* VRAM_LAYERS: layers [0, n) wholly in VRAM, none elsewhere */
+    if (fill == VRAM_ATTN) {
+        const double attn = f >= 1 ? -1 : vram_attn_bytes(g, o->gpu_mem, total);
+        if (attn < 0) return NULL;
+        h.f_attn = 1;
+        h.f_ffn = (o->gpu_mem - attn) / (total - attn);
+    } else if (fill == VRAM_LAYERS) {
+        if (f >= 1 || (n_vram_layers = vram_layer_count(g, n_layer, o->gpu_mem)) < 0) return NULL;
+        h.f_attn = h.f_ffn = 0;
+    }
+    hllm_plan *p = hllm_plan_single(g, o->gpu, n_procs, "tensor-level, heads");
+    if (!p) return NULL;
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        if (s->kind == HLLM_OP_EMBED) p->steps[i].parts[0].proc = o->cpu;
+        if (s->kind != HLLM_OP_MATMUL || s->layer >= 0) continue;
+        p->steps[i] = balanced_cut(c, g, o, i, h.f_ffn >= 1 ? s->rows : align_down((int64_t)(h.f_ffn * (double)s->rows), o->align));
+    }
+    const int procs[2] = {o->gpu, o->cpu};
+    double heads = 0, ffn = 0;
+    for (int l = n_vram_layers; l < n_layer; l++) {
+        int idx[L_N];
+        layer_steps(g, l, idx);
+        const int rep[4] = {idx[L_NORM], idx[L_RES1], idx[L_FNORM], idx[L_RES2]};
+        for (int k = 0; k < 4; k++)
+            if (hllm_plan_replicate(p, g, rep[k], 2, procs)) goto fail;
+        const int64_t hg = choose_heads(&h, p, idx), fg = choose_ffn(&h, p, idx);
+        if (hg < 0 || fg < 0) goto fail;
+        heads += (double)hg / (n_layer - n_vram_layers);
+        ffn += (double)fg / (double)g->steps[idx[L_GATE]].rows / (n_layer - n_vram_layers);
+    }
+    const char *vram = fill == VRAM_ATTN ? "attention projections in VRAM" : fill == VRAM_LAYERS ? "" : "VRAM spread";
+    char lay[64] = "";
+    if (fill == VRAM_LAYERS) snprintf(lay, sizeof lay, "layers 0-%d in VRAM", n_vram_layers - 1);
+    snprintf(p->why, sizeof p->why, "tensor-level, heads and FFN columns split (GPU %d of %d heads, %.0f%% of the FFN), %s%s",
+             (int)lround(heads), g->n_head, 100 * ffn, vram, lay);
+    return p;
+fail:
+    hllm_plan_free(p);
+    return NULL;
+}
+
+/* Adjacent parts on one processor and memory joined into one. */
+static void merge_parts(hllm_step_plan *sp) {
+    int n = 0;
+    for (int k = 0; k < sp->n_parts; k++) {
+        hllm_part *prev = n ? &sp->parts[n - 1] : NULL;
+        if (prev && prev->proc == sp->parts[k].proc && prev->mem == sp->parts[k].mem && prev->r1 == sp->parts[k].r0)
+            prev->r1 = sp->parts[k].r1;
+        else sp->parts[n++] = sp->parts[k];
+    }
+    sp->n_parts = n;
+}
+
 /* The prompt plan for a decode plan: the CPU's matmul rows read by the GPU from host memory
  * instead (the GPU is compute-rich, and a prompt reads each weight once for many tokens), and
  * the other steps on the GPU too, except the embedding and the KV cache's steps, which stay
- * where they are. VRAM holds what it holds in decode. NULL when the CPU has no matmul rows. */
+ * where they are unless sliced between processors (then the GPU runs them whole). VRAM holds
+ * what it holds in decode. NULL when the CPU has no matmul rows. */
 static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, const hllm_solve_opts *o) {
     if (o->cpu < 0 || o->gpu < 0) return NULL;
     bool any = false;
@@ -439,13 +773,18 @@ static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, con
     for (int i = 0; i < g->n_steps; i++) {
         hllm_step_plan *sp = &p->steps[i];
         const hllm_op_kind kind = g->steps[i].kind;
+        const bool kv = kind == HLLM_OP_KV_STORE || kind == HLLM_OP_ATTENTION;
         if (kind == HLLM_OP_MATMUL) {
             for (int k = 0; k < sp->n_parts; k++)
                 if (sp->parts[k].proc == o->cpu)
                     sp->parts[k] = (hllm_part){.proc = o->gpu, .r0 = sp->parts[k].r0, .r1 = sp->parts[k].r1, .mem = HLLM_MEM_HOST};
-        } else if (kind != HLLM_OP_EMBED && kind != HLLM_OP_KV_STORE && kind != HLLM_OP_ATTENTION) {
-            sp->parts[0].proc = o->gpu;
-            sp->n_parts = 1; /* not replicated either */
+            if (sp->cut == HLLM_CUT_COLS) merge_parts(sp); /* fewer partial sums */
+        } else if (kind != HLLM_OP_EMBED && (!kv || sp->cut == HLLM_CUT_SLICE)) {
+            /* whole on the GPU: not replicated, not sliced (a sliced KV cache is read whole,
+             * the CPU's heads from host memory) */
+            sp->n_parts = 1;
+            sp->cut = HLLM_CUT_ROWS;
+            sp->parts[0] = (hllm_part){.proc = o->gpu, .r0 = 0, .r1 = g->steps[i].rows};
         }
     }
     snprintf(p->why, sizeof p->why, "prompts: the CPU's matmul rows read by the GPU from host memory");
@@ -480,27 +819,30 @@ static void explain_steps(const model_ctx *c, const hllm_graph *g, const hllm_pl
     fprintf(f, "per-step decode choices (layer 0 and the head; predicted us: chosen | GPU only | CPU only):\n");
     for (int i = 0; i < g->n_steps; i++) {
         const hllm_step *s = &g->steps[i];
+        const hllm_step_plan *sp = &p->steps[i];
         if (s->kind != HLLM_OP_MATMUL || s->layer > 0) continue;
+        /* shares of what the cut cuts: rows, or input columns */
+        const bool cols = sp->cut == HLLM_CUT_COLS;
+        const int64_t units = cols ? s->w->cols : s->rows;
         unsigned h[HLLM_ACT_COUNT];
         for (int a = 0; a < HLLM_ACT_COUNT; a++) h[a] = ~0u;
-        double tc = step_time(c, g, i, &p->steps[i], 1, h);
-        hllm_step_plan gp = {0}, cp = {.n_parts = 1, .parts = {{.proc = o->cpu, .r0 = 0, .r1 = s->rows}}};
+        double tc = step_time(c, g, p, i, sp, 1, h);
+        hllm_step_plan gp = {.cut = sp->cut}, cp = {.n_parts = 1, .parts = {{.proc = o->cpu, .r0 = 0, .r1 = s->rows}}};
         int64_t gdev = 0;
-        for (int k = 0; k < p->steps[i].n_parts; k++)
-            if (p->steps[i].parts[k].proc == o->gpu && p->steps[i].parts[k].mem == HLLM_MEM_DEVICE)
-                gdev += p->steps[i].parts[k].r1 - p->steps[i].parts[k].r0;
-        gp.n_parts = gpu_parts(gp.parts, o->gpu, 0, s->rows, gdev);
+        for (int k = 0; k < sp->n_parts; k++)
+            if (sp->parts[k].proc == o->gpu && sp->parts[k].mem == HLLM_MEM_DEVICE) gdev += sp->parts[k].r1 - sp->parts[k].r0;
+        gp.n_parts = gpu_parts(gp.parts, o->gpu, 0, units, gdev);
         for (int a = 0; a < HLLM_ACT_COUNT; a++) h[a] = ~0u;
-        double tg = step_time(c, g, i, &gp, 1, h);
+        double tg = step_time(c, g, p, i, &gp, 1, h);
         for (int a = 0; a < HLLM_ACT_COUNT; a++) h[a] = ~0u;
-        double tcpu = o->cpu >= 0 ? step_time(c, g, i, &cp, 1, h) : INFINITY;
+        double tcpu = o->cpu >= 0 ? step_time(c, g, p, i, &cp, 1, h) : INFINITY;
         char d[256];
-        int off = 0;
-        for (int k = 0; k < p->steps[i].n_parts; k++) {
-            const hllm_part *pt = &p->steps[i].parts[k];
+        int off = snprintf(d, sizeof d, "%s", cols ? "cols: " : "");
+        for (int k = 0; k < sp->n_parts; k++) {
+            const hllm_part *pt = &sp->parts[k];
             off += snprintf(d + off, sizeof d - (size_t)off, "%s%s%s %.0f%%", k ? " + " : "", pname(o, pt->proc),
                             pt->proc != o->cpu && pt->mem == HLLM_MEM_HOST ? "(host)" : "",
-                            100.0 * (double)(pt->r1 - pt->r0) / (double)s->rows);
+                            100.0 * (double)(pt->r1 - pt->r0) / (double)units);
         }
         fprintf(f, "  %-12s %-40s %9.1f | %9.1f | %9.1f\n", s->label, d, tc * 1e6, tg * 1e6, tcpu * 1e6);
     }
@@ -521,7 +863,7 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
         if (g->steps[i].layer + 1 > n_layer) n_layer = g->steps[i].layer + 1;
     model_ctx c;
     ctx_init(&c, prof, &o);
-    hllm_plan *cand[6] = {0};
+    hllm_plan *cand[9] = {0};
     int n = 0;
     const bool both = o.gpu >= 0 && o.cpu >= 0, auto_ = o.split == HLLM_SPLIT_AUTO;
     /* a forced kind that needs both processors falls back to one processor without them */
@@ -530,12 +872,20 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
     if (single && o.gpu >= 0) cand[n++] = cand_gpu(g, &o, n_procs);
     if (both && (auto_ || o.split == HLLM_SPLIT_LAYER)) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
     if (both && (auto_ || o.split == HLLM_SPLIT_TENSOR)) {
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_UNIFORM);
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_ATTN);
-        cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_LAYERS);
+        const int hm = heads_mode();
+        if (hm != 2) {
+            cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_UNIFORM);
+            cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_ATTN);
+            cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_LAYERS);
+        }
+        if (hm != 0) {
+            cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, VRAM_UNIFORM);
+            cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, VRAM_ATTN);
+            cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, VRAM_LAYERS);
+        }
     }
     int best = -1;
-    hllm_prediction pr[6];
+    hllm_prediction pr[9];
     for (int k = 0; k < n; k++) {
         if (!cand[k]) continue;
         pr[k] = hllm_plan_predict(cand[k], g, prof, &o);

@@ -4,7 +4,9 @@
  * Candidates: CPU only; GPU only (rows beyond the VRAM budget read from pinned host memory,
  * zero-copy); layer-level (whole layers in VRAM, the rest on the CPU); tensor-level (every
  * matmul row-cut: the GPU takes rows in VRAM first, then host rows read zero-copy, the CPU takes
- * host rows, with the cut set so both finish together under shared host bandwidth). The cost
+ * host rows, with the cut set so both finish together under shared host bandwidth); tensor-level
+ * by heads (each layer's attention heads and FFN columns shared out, every processor running
+ * its share of each step, the residual adds summing the partials: two crossings a layer). The cost
  * model counts per-op issue costs, the flag round trip and copy for each activation that
  * crosses processors (token by token for cut slices in a batch), and host-bandwidth contention
  * when CPU and GPU read host memory at once. */

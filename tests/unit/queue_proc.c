@@ -36,8 +36,8 @@ static qimpl *impl_of(hllm_proc *p) { return p->impl; }
 
 static void execute(qimpl *c, const qaction *a) {
     switch (a->kind) {
-    case QA_OP:
-        if (c->inner->ops->run(c->inner, &a->op)) c->err = -1;
+    case QA_OP: /* done before the next action (the inner CPU may hold a matmul until finish) */
+        if (c->inner->ops->run(c->inner, &a->op) || c->inner->ops->finish(c->inner)) c->err = -1;
         break;
     case QA_COPY: memcpy(a->dst, a->src, a->bytes); break;
     case QA_SIGNAL: __atomic_store_n(a->flag, a->value, __ATOMIC_RELEASE); break;

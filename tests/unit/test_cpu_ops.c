@@ -313,8 +313,65 @@ static void test_matmul_decode_split(void) {
     }
 }
 
+/* Decode matmuls of one input issued in a row run as one region (held until the next op that is
+ * not one of them, or finish): each output must equal the same matmul run alone, whether its
+ * rows are chunked or its stripes' columns split, whole or a slice, with or without a bias. */
+static void test_matmul_group(hllm_proc *p, int type) {
+    enum { K = 512, NM = 3 };
+    const int64_t rows[NM] = {320, 64, 1000}, r0[NM] = {0, 0, 64};
+    const size_t rb = hllm_row_bytes(type, K);
+    float *x = malloc(K * 4), *bias = malloc(1000 * 4);
+    fill(x, K);
+    fill(bias, 1000);
+    hllm_pweight *w[NM], *pb = vec(p, bias, 1000);
+    char *wq[NM];
+    float *alone[NM], *grouped[NM];
+    for (int m = 0; m < NM; m++) {
+        float *wf = malloc((size_t)rows[m] * K * 4);
+        fill(wf, (size_t)rows[m] * K);
+        wq[m] = malloc((size_t)rows[m] * rb);
+        for (int64_t r = 0; r < rows[m]; r++) hllm_quantize_row(type, wf + r * K, wq[m] + r * rb, K);
+        hllm_tensor t = {.name = "w", .type = type, .rows = rows[m], .cols = K, .data = wq[m], .row_bytes = rb};
+        w[m] = p->ops->weight_load(p, &t, 0, rows[m], HLLM_MEM_DEVICE);
+        alone[m] = calloc((size_t)rows[m], 4);
+        grouped[m] = calloc((size_t)rows[m], 4);
+        free(wf);
+    }
+    hllm_op op[NM];
+    for (int m = 0; m < NM; m++)
+        op[m] = (hllm_op){.kind = HLLM_OP_MATMUL, .n_tok = 1, .src = x, .ld_src = K, .ld_dst = rows[m], .w = w[m], .r0 = r0[m],
+                          .r1 = rows[m], .bias = m == 2 ? pb : NULL};
+    for (int m = 0; m < NM; m++) {
+        op[m].dst = alone[m];
+        CHECK(p->ops->run(p, &op[m]) == 0 && p->ops->finish(p) == 0);
+    }
+    for (int m = 0; m < NM; m++) {
+        op[m].dst = grouped[m];
+        CHECK(p->ops->run(p, &op[m]) == 0);
+    }
+    CHECK(p->ops->finish(p) == 0);
+    for (int m = 0; m < NM; m++) {
+        CHECKF(memcmp(alone[m], grouped[m], (size_t)rows[m] * 4) == 0, "%s matmul %d of a group, %d threads: differs from it alone",
+               hllm_type_name(type), m, p->n_threads);
+        p->ops->weight_free(p, w[m]);
+        free(wq[m]), free(alone[m]), free(grouped[m]);
+    }
+    p->ops->weight_free(p, pb);
+    free(x), free(bias);
+}
+
 int main(void) {
     test_matmul_decode_split();
+    for (int nt = 1; nt <= 4; nt += 3) {
+        hllm_proc *p = hllm_proc_cpu_new(nt);
+        CHECK(p != NULL);
+        if (p) {
+            test_matmul_group(p, HLLM_TYPE_Q4_0);
+            test_matmul_group(p, HLLM_TYPE_Q8_0);
+            test_matmul_group(p, HLLM_TYPE_F16);
+        }
+        hllm_proc_free(p);
+    }
     for (int nt = 1; nt <= 4; nt++) {
         hllm_proc *p = hllm_proc_cpu_new(nt);
         CHECK(p != NULL);

@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "model/synth.h"
 #include "plan/plan.h"
+#include "split_plans.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,6 +90,30 @@ static hllm_plan *split_plan(const hllm_graph *g, int nl, bool with_prompt_plan)
     return p;
 }
 
+/* The split by heads and FFN columns: the GPU's share from VRAM and from host memory, the CPU's;
+ * with a prompt plan, prompts run the attention whole on the GPU (reading the CPU's slice of the
+ * KV cache from pinned host memory) and the CPU's matmul parts from host memory on the GPU. */
+static hllm_plan *heads_plan(const hllm_graph *g, int64_t n_ff, bool with_prompt_plan) {
+    const int grp = g->n_head / g->n_head_kv, mems[2] = {HLLM_MEM_DEVICE, HLLM_MEM_HOST};
+    hllm_plan *p = test_plan_heads(g, g->n_head / 2 / grp * grp, n_ff / 2, 1, 0, 2, mems, "heads and FFN columns");
+    if (with_prompt_plan) {
+        p->prefill = hllm_plan_clone(p);
+        for (int i = 0; i < g->n_steps; i++) {
+            hllm_step_plan *sp = &p->prefill->steps[i];
+            const hllm_op_kind k = g->steps[i].kind;
+            if (k == HLLM_OP_MATMUL)
+                for (int j = 0; j < sp->n_parts; j++) {
+                    if (sp->parts[j].proc == 0) sp->parts[j].proc = 1, sp->parts[j].mem = HLLM_MEM_HOST;
+                }
+            else if (k != HLLM_OP_EMBED)
+                *sp = (hllm_step_plan){.n_parts = 1, .parts = {{.proc = 1, .r1 = g->steps[i].rows}}};
+        }
+        p->prefill_min = 2;
+        CHECKF(hllm_plan_validate(p, g) == 0, "heads prompt plan: %s", hllm_error());
+    }
+    return p;
+}
+
 static void test_model(const char *arch, int type, double tol) {
     char path[256];
     snprintf(path, sizeof path, "/tmp/hllm_test_exec_cuda_%s_%d_%d.gguf", arch, type, (int)getpid());
@@ -112,8 +137,8 @@ static void test_model(const char *arch, int type, double tol) {
     hllm_plan *pc = hllm_plan_single(&g, 0, 2, "CPU only");
     CHECK(run(m, &g, pc, tokens, 0, ref) == 0);
     hllm_plan_free(pc);
-    for (int pp = 0; pp < 2; pp++) {
-        hllm_plan *p = split_plan(&g, m->hp.n_layer, pp == 1);
+    for (int pp = 0; pp < 4; pp++) {
+        hllm_plan *p = pp < 2 ? split_plan(&g, m->hp.n_layer, pp == 1) : heads_plan(&g, m->hp.n_ff, pp == 3);
         long cap0, rep0, mis0, cap1, rep1, mis1;
         hllm_cuda_graph_stats(P[1], &cap0, &rep0, &mis0);
         hllm_cuda_set_graphs(1);
@@ -130,12 +155,12 @@ static void test_model(const char *arch, int type, double tol) {
                 if (e > worst) worst = e;
                 if (bad < 0 && memcmp(on + (size_t)ev * nv, off + (size_t)ev * nv, (size_t)nv * sizeof(float))) bad = ev;
             }
-            printf("%s %s split%s: logits vs CPU %.3g; graphs captured %ld, replayed %ld\n", arch, hllm_type_name(type),
-                   pp ? " + prompt plan" : "", worst, cap1 - cap0, rep1 - rep0);
-            CHECKF(worst <= tol, "%s %s split%s: logits vs the CPU %.3g (tolerance %.3g)", arch, hllm_type_name(type),
-                   pp ? " + prompt plan" : "", worst, tol);
-            CHECKF(bad < 0, "%s %s split%s: evaluation %d differs between captured and uncaptured steps", arch,
-                   hllm_type_name(type), pp ? " + prompt plan" : "", bad);
+            printf("%s %s split%s%s: logits vs CPU %.3g; graphs captured %ld, replayed %ld\n", arch, hllm_type_name(type),
+                   pp % 2 ? " + prompt plan" : "", pp >= 2 ? " by heads" : "", worst, cap1 - cap0, rep1 - rep0);
+            CHECKF(worst <= tol, "%s %s split%s%s: logits vs the CPU %.3g (tolerance %.3g)", arch, hllm_type_name(type),
+                   pp % 2 ? " + prompt plan" : "", pp >= 2 ? " by heads" : "", worst, tol);
+            CHECKF(bad < 0, "%s %s split%s%s: evaluation %d differs between captured and uncaptured steps", arch,
+                   hllm_type_name(type), pp % 2 ? " + prompt plan" : "", pp >= 2 ? " by heads" : "", bad);
             CHECKF(rep1 - rep0 >= N_GEN - 2, "%s %s split: only %ld of %d decode steps replayed a graph", arch,
                    hllm_type_name(type), rep1 - rep0, N_GEN);
         }

@@ -9,7 +9,9 @@
  * expected bit-identical). */
 #include "testutil.h"
 #include "queue_proc.h"
+#include "split_plans.h"
 #include "core/error.h"
+#include "core/types.h"
 #include "exec/exec.h"
 #include "gguf/gguf.h"
 #include "model/graph.h"
@@ -71,7 +73,7 @@ static int run(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *plan
     return rc;
 }
 
-static void compare(const run_out *ref, const run_out *got, int nv, const char *what) {
+static void compare_tol(const run_out *ref, const run_out *got, int nv, const char *what, double tol) {
     int same = 1;
     for (int i = 0; i < N_GEN; i++) same &= ref->toks[i] == got->toks[i];
     CHECKF(same, "%s: greedy tokens differ", what);
@@ -80,8 +82,10 @@ static void compare(const run_out *ref, const run_out *got, int nv, const char *
         double d = fabs((double)ref->logits[i] - got->logits[i]);
         if (!(d <= md)) md = d; /* NaN propagates */
     }
-    CHECKF(md <= 1e-5, "%s: max logit difference %g", what, md);
+    CHECKF(md <= tol, "%s: max logit difference %g", what, md);
 }
+
+static void compare(const run_out *ref, const run_out *got, int nv, const char *what) { compare_tol(ref, got, nv, what, 1e-5); }
 
 /* Every matmul cut at `frac` of its rows between processors a and b; other steps alternate by layer. */
 static hllm_plan *plan_cut_all(const hllm_graph *g, int nl, double frac, int a, int b, const char *why) {
@@ -180,9 +184,64 @@ static void test_model(const char *arch, int type) {
             break;
         }
     for (int i = 0; i < g.n_steps; i++)
-        if (g.steps[i].kind == HLLM_OP_RMSNORM) {
+        if (g.steps[i].kind == HLLM_OP_ROPE) {
             const int two[2] = {0, 1};
             CHECK(hllm_plan_replicate(p, &g, i, 2, two) != 0);
+            break;
+        }
+    hllm_plan_free(p);
+
+    /* split by heads and FFN columns (partial sums added by the residual ADDs on both
+     * processors, so logits round differently from one processor's: a tolerance), either
+     * order, uneven, three parts, decode and prompt batches */
+    const int64_t hq = m->hp.n_head / 2 / (m->hp.n_head / m->hp.n_head_kv) * (m->hp.n_head / m->hp.n_head_kv);
+    for (int v = 0; v < 4; v++)
+        for (int nb = 1; nb <= 4; nb += 3) {
+            const int a = v % 2, b = 1 - a;
+            const bool three = v >= 2;
+            const int64_t f = v == 1 ? m->hp.n_ff / 4 : m->hp.n_ff / 2;
+            snprintf(what, sizeof what, "%s heads/columns v%d batch %d", arch, v, nb);
+            p = test_plan_heads(&g, v == 3 ? m->hp.n_head : hq, f, a, b, three ? 2 : 1, NULL, what);
+            if (run(m, &g, p, nb, false, &got) == 0) compare_tol(nb == 1 ? &ref1 : &ref, &got, nv, what, 2e-3);
+            hllm_plan_free(p);
+        }
+    /* prompts run the sliced attention whole on the device, reading the CPU's KV slice in place */
+    {
+        snprintf(what, sizeof what, "%s heads/columns, prompts' attention on the device", arch);
+        p = test_plan_heads(&g, hq, m->hp.n_ff / 2, 0, 1, 1, NULL, what);
+        p->prefill = hllm_plan_clone(p);
+        p->prefill_min = 2;
+        for (int i = 0; i < g.n_steps; i++)
+            if (g.steps[i].kind == HLLM_OP_KV_STORE || g.steps[i].kind == HLLM_OP_ATTENTION)
+                p->prefill->steps[i] = (hllm_step_plan){.n_parts = 1, .parts = {{.proc = 1}}};
+        CHECKF(hllm_plan_validate(p, &g) == 0, "%s: %s", what, hllm_error());
+        if (P[1]->n_threads == 0) {
+            if (run(m, &g, p, 4, false, &got) == 0) compare_tol(&ref, &got, nv, what, 2e-3);
+        } else { /* a CPU cannot read another processor's slice: refused */
+            hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
+            hllm_exec *e = hllm_exec_new(m, &g, p, P, 2, &ep);
+            CHECK(e == NULL && strstr(hllm_error(), "KV cache"));
+            hllm_exec_free(e);
+        }
+        hllm_plan_free(p);
+    }
+    /* a column cut not followed by the ADD that sums it is refused */
+    p = hllm_plan_single(&g, 0, 2, "bad cols");
+    for (int i = 0; i < g.n_steps; i++)
+        if (!strcmp(g.steps[i].label, "ffn_gate")) {
+            test_cut2(p, &g, i, HLLM_CUT_COLS, 256, 0, 1, 1, NULL);
+            CHECK(hllm_plan_validate(p, &g) != 0 && strstr(hllm_error(), "ADD"));
+            break;
+        }
+    hllm_plan_free(p);
+    /* a head slice that splits a GQA group is refused */
+    p = hllm_plan_single(&g, 0, 2, "bad slice");
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_ROPE) {
+            const int procs[2] = {0, 1};
+            const int64_t cuts[2] = {1, m->hp.n_head};
+            CHECK(hllm_plan_slice(p, &g, i, 2, procs, cuts) == 0);
+            CHECK(hllm_plan_validate(p, &g) != 0 && strstr(hllm_error(), "group"));
             break;
         }
     hllm_plan_free(p);

@@ -1,7 +1,8 @@
 /* Plans and the solver on hand-made profiles: equal processors split matmuls half/half; a GPU
  * 30x faster that holds everything takes everything; with half the weights' size of VRAM the
- * host-resident rows are split so CPU and GPU finish together. Also: plan building blocks,
- * memory-size parsing and the profile file round trip. */
+ * host-resident rows are split so CPU and GPU finish together; the heads split (attention heads
+ * and FFN columns shared out, residual adds summing partials) in shape, cost and prompt plan.
+ * Also: plan building blocks, memory-size parsing and the profile file round trip. */
 #include "testutil.h"
 #include "core/error.h"
 #include "core/types.h"
@@ -69,6 +70,11 @@ static hllm_profile *profile(double cpu, double gdev, double ghost, double conc_
 
 static const char *const k_names[] = {"cpu", "cuda"};
 
+/* What a step's cut shares out: input columns for a column cut, else rows. */
+static int64_t cut_units(const hllm_step_plan *sp, const hllm_step *s) {
+    return sp->cut == HLLM_CUT_COLS ? s->w->cols : s->rows;
+}
+
 static double frac_on(const hllm_step_plan *sp, int proc, int mem, int64_t rows) {
     int64_t n = 0;
     for (int k = 0; k < sp->n_parts; k++)
@@ -94,7 +100,7 @@ static void test_solver(void) {
         for (int i = 0; i < g.n_steps; i++) {
             const hllm_step *s = &g.steps[i];
             if (s->kind != HLLM_OP_MATMUL || s->rows < 4096) continue;
-            double fc = frac_on(&p->steps[i], 0, -1, s->rows);
+            double fc = frac_on(&p->steps[i], 0, -1, cut_units(&p->steps[i], s));
             CHECKF(fabs(fc - 0.5) < 0.03, "equal: step %s CPU share %.3f", s->label, fc);
         }
         hllm_prediction cpu_only;
@@ -193,7 +199,18 @@ static void test_solver(void) {
     for (int i = 0; i < g.n_steps; i++)
         if (g.steps[i].kind == HLLM_OP_MATMUL) total += (double)g.steps[i].w->row_bytes * (double)g.steps[i].rows;
     o.gpu_mem = 0.5 * total;
-    p = hllm_solve(&g, pf, &o, &pr);
+    /* the heads split is predicted about 1% faster here; the row-cut plans are checked below */
+    {
+        hllm_prediction ph;
+        hllm_plan *ap = hllm_solve(&g, pf, &o, &ph);
+        setenv("HLLM_SPLIT_HEADS", "0", 1);
+        p = hllm_solve(&g, pf, &o, &pr);
+        unsetenv("HLLM_SPLIT_HEADS");
+        CHECKF(ap && p && strstr(ap->why, "heads") && hllm_plan_validate(ap, &g) == 0 && ph.decode_s < pr.decode_s,
+               "half VRAM: %s %.3f ms; row-cut %.3f ms", ap ? ap->why : hllm_error(), ap ? ph.decode_s * 1e3 : -1,
+               p ? pr.decode_s * 1e3 : -1);
+        hllm_plan_free(ap);
+    }
     CHECK(p != NULL);
     if (p) {
         /* the attention projections (a fifth of the bytes, four of seven matrices a layer) sit
@@ -292,10 +309,12 @@ static void test_solver(void) {
         hllm_solve_opts ot = o;
         ot.split = HLLM_SPLIT_TENSOR;
         hllm_prediction a, b;
+        setenv("HLLM_SPLIT_HEADS", "0", 1); /* the row-cut plans */
         hllm_plan *one = hllm_solve(&g, pe, &ot, &a);
         setenv("HLLM_SPLIT_SWIGLU", "1", 1);
         hllm_plan *both = hllm_solve(&g, pe, &ot, &b);
         unsetenv("HLLM_SPLIT_SWIGLU");
+        unsetenv("HLLM_SPLIT_HEADS");
         CHECK(one && both);
         if (one && both) {
             int rep = 0, rep_one = 0, rep_pf = 0;
@@ -429,9 +448,244 @@ static void test_slices(void) {
     hllm_profile_free(pf);
 }
 
+/* Step `label` of layer l (-1 if none). */
+static int step_at(const hllm_graph *g, int l, const char *label) {
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].layer == l && !strcmp(g->steps[i].label, label)) return i;
+    return -1;
+}
+
+/* The cut of a step split as GPU parts over [0, cut), then one CPU part [cut, total) (none when
+ * cut == total), or -1 when it is not split so. gpu_mem: the GPU parts' memory (-1: any). */
+static int64_t gpu_then_cpu(const hllm_step_plan *sp, int64_t total, int gpu_mem) {
+    const hllm_part *last = &sp->parts[sp->n_parts - 1];
+    const int64_t cut = last->proc == 0 ? last->r0 : total;
+    int64_t at = 0;
+    for (int k = 0; k < sp->n_parts; k++) {
+        const hllm_part *pt = &sp->parts[k];
+        const bool cpu = k == sp->n_parts - 1 && pt->proc == 0;
+        if (pt->r0 != at || (!cpu && (pt->proc != 1 || (gpu_mem >= 0 && pt->mem != gpu_mem)))) return -1;
+        at = pt->r1;
+    }
+    return at == total ? cut : -1;
+}
+
+static bool on_both(const hllm_step_plan *sp) {
+    return sp->n_parts == 2 && sp->cut == HLLM_CUT_ROWS && sp->parts[0].proc == 1 && sp->parts[1].proc == 0;
+}
+
+/* Weight bytes of the matrices and the embedding table, as the prediction counts them. */
+static double weight_bytes(const hllm_graph *g) {
+    double t = 0;
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].kind == HLLM_OP_MATMUL || g->steps[i].kind == HLLM_OP_EMBED)
+            t += (double)g->steps[i].w->row_bytes * (double)g->steps[i].w->rows;
+    return t;
+}
+
+/* One layer of a heads-split plan: the attention's heads cut at hg (whole groups of 4) for
+ * q/k/v rows, rope/kv_store/attention slices and attn_output columns alike; the FFN cut at fg
+ * for gate/up rows, the SwiGLU slice and ffn_down columns; norms and residuals on both. */
+static void check_heads_layer(const hllm_plan *p, const hllm_graph *g, int l, int64_t *hg_out, int64_t *fg_out) {
+    const hllm_step_plan *att = &p->steps[step_at(g, l, "attention")];
+    CHECKF(att->cut == HLLM_CUT_SLICE && att->n_parts == 2 && att->parts[0].proc == 1 && att->parts[1].proc == 0,
+           "layer %d: attention cut %d, %d parts", l, att->cut, att->n_parts);
+    const int64_t hg = att->parts[0].r1;
+    CHECKF(hg > 0 && hg < 32 && hg % 4 == 0 && att->parts[1].r0 == hg && att->parts[1].r1 == 32, "layer %d: GPU heads [0, %lld)", l,
+           (long long)hg);
+    const char *same[2] = {"rope", "kv_store"};
+    for (int k = 0; k < 2; k++) {
+        const hllm_step_plan *sp = &p->steps[step_at(g, l, same[k])];
+        CHECKF(!memcmp(sp, att, sizeof *sp), "layer %d: %s sliced unlike the attention", l, same[k]);
+    }
+    const hllm_step_plan *q = &p->steps[step_at(g, l, "attn_q")], *o = &p->steps[step_at(g, l, "attn_output")];
+    CHECKF(q->cut == HLLM_CUT_ROWS && gpu_then_cpu(q, 4096, HLLM_MEM_HOST) == hg * 128, "layer %d: attn_q not cut at row %lld", l,
+           (long long)hg * 128);
+    const char *kv[2] = {"attn_k", "attn_v"};
+    for (int k = 0; k < 2; k++) {
+        const hllm_step_plan *sp = &p->steps[step_at(g, l, kv[k])];
+        CHECKF(sp->cut == HLLM_CUT_ROWS && gpu_then_cpu(sp, 1024, HLLM_MEM_HOST) == hg / 4 * 128, "layer %d: %s not cut at row %lld",
+               l, kv[k], (long long)hg / 4 * 128);
+    }
+    CHECKF(o->cut == HLLM_CUT_COLS && gpu_then_cpu(o, 4096, HLLM_MEM_HOST) == hg * 128, "layer %d: attn_output not cut at column %lld",
+           l, (long long)hg * 128);
+    const hllm_step_plan *glu = &p->steps[step_at(g, l, "swiglu")], *down = &p->steps[step_at(g, l, "ffn_down")];
+    const int64_t fg = glu->parts[0].r1;
+    CHECKF(glu->cut == HLLM_CUT_SLICE && glu->n_parts == 2 && glu->parts[0].proc == 1 && glu->parts[1].proc == 0 && fg % 256 == 0 &&
+               fg > 0 && fg < 14336,
+           "layer %d: swiglu cut %d, GPU [0, %lld)", l, glu->cut, (long long)fg);
+    const char *gu[2] = {"ffn_gate", "ffn_up"};
+    for (int k = 0; k < 2; k++) {
+        const hllm_step_plan *sp = &p->steps[step_at(g, l, gu[k])];
+        CHECKF(sp->cut == HLLM_CUT_ROWS && gpu_then_cpu(sp, 14336, HLLM_MEM_HOST) == fg, "layer %d: %s not cut at row %lld", l, gu[k],
+               (long long)fg);
+    }
+    CHECKF(down->cut == HLLM_CUT_COLS && gpu_then_cpu(down, 14336, HLLM_MEM_HOST) == fg, "layer %d: ffn_down not cut at column %lld",
+           l, (long long)fg);
+    const char *both[4] = {"attn_norm", "attn_residual", "ffn_norm", "ffn_residual"};
+    for (int k = 0; k < 4; k++) CHECKF(on_both(&p->steps[step_at(g, l, both[k])]), "layer %d: %s not on both", l, both[k]);
+    *hg_out = hg;
+    *fg_out = fg;
+}
+
+/* The prompt plan of a heads split: every matmul part on the GPU (attn_output and ffn_down still
+ * cut by columns), the sliced KV cache's steps and the rest whole on the GPU. */
+static void check_heads_prefill(const hllm_plan *q, const hllm_graph *g) {
+    int off_gpu = 0, not_whole = 0, cols = 0;
+    for (int i = 0; i < g->n_steps; i++) {
+        const hllm_step *s = &g->steps[i];
+        const hllm_step_plan *sp = &q->steps[i];
+        if (s->kind == HLLM_OP_EMBED) continue;
+        for (int k = 0; k < sp->n_parts; k++) off_gpu += sp->parts[k].proc != 1;
+        if (s->kind != HLLM_OP_MATMUL) not_whole += sp->n_parts != 1 || sp->cut != HLLM_CUT_ROWS;
+        cols += sp->cut == HLLM_CUT_COLS;
+    }
+    CHECKF(off_gpu == 0 && not_whole == 0 && cols == 8, "prompt plan: %d parts off the GPU, %d steps not whole, %d column cuts", off_gpu,
+           not_whole, cols);
+}
+
+/* CPU and GPU read host memory equally fast and the GPU has (almost) no VRAM: the heads split
+ * shares each layer out about evenly and is preferred to the row-cut plans. */
+static void test_heads_split(void) {
+    hllm_model_s m;
+    hllm_layer_tensors L[4];
+    fake_model(&m, L, 4);
+    hllm_graph g;
+    CHECK(hllm_graph_build(&m, &g) == 0);
+    hllm_profile *pf = profile(100, 3000, 100, 100, 100, 1.0);
+    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.b512", 1.5); /* prompts: the GPU's */
+    hllm_profile_set(pf, "cuda.matmul.host.q4_0.b512", 40);
+    hllm_solve_opts o = {.split = HLLM_SPLIT_TENSOR, .gpu_mem = 1, .cpu = 0, .gpu = 1, .names = k_names};
+    hllm_prediction pr, rows;
+    hllm_plan *p = hllm_solve(&g, pf, &o, &pr);
+    setenv("HLLM_SPLIT_HEADS", "0", 1);
+    hllm_plan *r = hllm_solve(&g, pf, &o, &rows);
+    unsetenv("HLLM_SPLIT_HEADS");
+    CHECKF(p && strstr(p->why, "heads and FFN columns split"), "equal host reads: %s", p ? p->why : hllm_error());
+    CHECKF(r && strstr(r->why, "row-cut") && pr.decode_s < rows.decode_s, "heads %.3f ms vs row-cut %.3f ms", pr.decode_s * 1e3,
+           rows.decode_s * 1e3);
+    if (p && strstr(p->why, "heads")) {
+        CHECKF(hllm_plan_validate(p, &g) == 0, "%s", hllm_error());
+        for (int l = 0; l < 4; l++) {
+            int64_t hg = 0, fg = 0;
+            check_heads_layer(p, &g, l, &hg, &fg);
+            /* equal speeds: about half of each */
+            CHECKF(hg >= 12 && hg <= 20 && fabs((double)fg / 14336 - 0.5) < 0.1, "layer %d: GPU %lld heads, %lld FFN columns", l,
+                   (long long)hg, (long long)fg);
+        }
+        CHECK(p->steps[0].parts[0].proc == 0 && p->steps[0].n_parts == 1); /* the embedding on the CPU */
+        CHECKF(p->prefill != NULL, "no prompt plan");
+        if (p->prefill) {
+            CHECKF(hllm_plan_validate(p->prefill, &g) == 0, "%s", hllm_error());
+            check_heads_prefill(p->prefill, &g);
+        }
+        /* every weight byte counted once, none in VRAM */
+        CHECK(pr.gpu_dev_bytes == 0);
+        CHECK_NEAR(pr.cpu_bytes + pr.gpu_host_bytes, weight_bytes(&g), 1);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        hllm_plan_print(f, p, &g, k_names);
+        fclose(f);
+        CHECKF(buf && strstr(buf, "cuda(host) cols[0:") && strstr(buf, "cuda slice[0:") && strstr(buf, "cuda + cpu"), "%s", buf);
+        free(buf);
+    }
+    hllm_plan_free(p);
+    hllm_plan_free(r);
+    hllm_profile_free(pf);
+    hllm_graph_free(&g);
+}
+
+/* A GPU 30x faster that holds everything: the heads split is weighed, GPU only chosen. */
+static void test_heads_fast_gpu(void) {
+    hllm_model_s m;
+    hllm_layer_tensors L[4];
+    fake_model(&m, L, 4);
+    hllm_graph g;
+    CHECK(hllm_graph_build(&m, &g) == 0);
+    hllm_profile *pf = profile(100, 3000, 50, 90, 45, 4.0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    hllm_solve_opts o = {.split = HLLM_SPLIT_AUTO, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names, .explain = f};
+    hllm_plan *p = hllm_solve(&g, pf, &o, NULL);
+    fclose(f);
+    CHECKF(buf && strstr(buf, "heads and FFN columns split (GPU 32 of 32 heads"), "heads split not weighed:\n%s", buf);
+    CHECKF(p && strstr(p->why, "GPU only"), "fast GPU: %s", p ? p->why : hllm_error());
+    free(buf);
+    hllm_plan_free(p);
+    hllm_profile_free(pf);
+    hllm_graph_free(&g);
+}
+
+/* A column cut's parts read their columns of every row: the prediction's bytes add up; the ADD
+ * after it gets the partials held elsewhere (a flag, a copy and an op each) and adds each. */
+static void test_cols_cost(void) {
+    hllm_model_s m;
+    hllm_layer_tensors L[2];
+    fake_model(&m, L, 2);
+    hllm_graph g;
+    CHECK(hllm_graph_build(&m, &g) == 0);
+    hllm_profile *pf = profile(100, 3000, 50, 100, 100, 1.0);
+    hllm_plan *p = hllm_plan_single(&g, 0, 2, "cols");
+    const int down = step_at(&g, 0, "ffn_down"), res = down + 1;
+    const int procs[3] = {1, 1, 0}, mems[3] = {HLLM_MEM_DEVICE, HLLM_MEM_HOST, HLLM_MEM_DEVICE}, both[2] = {1, 0};
+    const int64_t cuts[3] = {1024, 4096, 14336};
+    CHECK(hllm_plan_cut_cols(p, &g, down, 3, procs, cuts, mems) == 0);
+    CHECK(hllm_plan_replicate(p, &g, res, 2, both) == 0);
+    CHECKF(hllm_plan_validate(p, &g) == 0, "%s", hllm_error());
+    hllm_solve_opts o = {.split = HLLM_SPLIT_AUTO, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names};
+    hllm_prediction pr = hllm_plan_predict(p, &g, pf, &o);
+    CHECK_NEAR(pr.gpu_dev_bytes, 4096.0 * (double)hllm_row_bytes(HLLM_TYPE_Q4_0, 1024), 0);
+    CHECK_NEAR(pr.gpu_host_bytes, 4096.0 * (double)hllm_row_bytes(HLLM_TYPE_Q4_0, 3072), 0);
+    CHECK_NEAR(pr.cpu_bytes + pr.gpu_dev_bytes + pr.gpu_host_bytes, weight_bytes(&g), 0);
+    double secs[64];
+    CHECK(g.n_steps <= 64);
+    hllm_plan_predict_steps(p, &g, pf, &o, 1, secs);
+    /* defaults: copies at 20 GB/s; flags 1 us, ops 0.5 us. X moves to the GPU first (a copy); then
+     * the CPU gets the GPU's two partials, the GPU the CPU's one; each adds three */
+    const double mv = 1e-6 + 4096.0 * 4 / 20e9 + 0.5e-6;
+    CHECK_NEAR(secs[res], mv + 2 * mv + 3 * 0.5e-6, 1e-12);
+    hllm_plan_free(p);
+    hllm_profile_free(pf);
+    hllm_graph_free(&g);
+}
+
+/* No heads split for per-head q/k norms (qwen3) or query heads not in whole groups. */
+static void test_heads_refused(void) {
+    for (int pass = 0; pass < 2; pass++) {
+        hllm_model_s m;
+        hllm_layer_tensors L[2];
+        fake_model(&m, L, 2);
+        for (int l = 0; pass == 0 && l < 2; l++) {
+            tensor(&L[l].q_norm, 1, 128, HLLM_TYPE_F32);
+            tensor(&L[l].k_norm, 1, 128, HLLM_TYPE_F32);
+        }
+        if (pass == 1) m.hp.n_head_kv = 5;
+        hllm_graph g;
+        CHECK(hllm_graph_build(&m, &g) == 0);
+        hllm_profile *pf = profile(100, 3000, 100, 100, 100, 1.0);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        hllm_solve_opts o = {.split = HLLM_SPLIT_TENSOR, .gpu_mem = 1, .cpu = 0, .gpu = 1, .names = k_names, .explain = f};
+        hllm_plan *p = hllm_solve(&g, pf, &o, NULL);
+        fclose(f);
+        CHECKF(p && buf && strstr(buf, "row-cut") && !strstr(buf, "heads"), "pass %d: %s", pass, buf);
+        free(buf);
+        hllm_plan_free(p);
+        hllm_profile_free(pf);
+        hllm_graph_free(&g);
+    }
+}
+
 int main(void) {
     test_blocks();
     test_solver();
     test_slices();
+    test_heads_split();
+    test_heads_fast_gpu();
+    test_cols_cost();
+    test_heads_refused();
     return test_summary("test_plan");
 }

@@ -1,4 +1,7 @@
-/* The CPU processor: ops run on a persistent thread pool before run() returns. */
+/* The CPU processor: ops run on a persistent thread pool before run() returns, except decode
+ * matmuls of one input (q/k/v, gate/up): those are held until the next op that is not one of
+ * them (or a signal, wait, copy or finish) and run as one parallel region, so that their rows
+ * are shared out together and the threads wait for the slowest once instead of per matrix. */
 #include "proc/proc.h"
 #include "proc/cpu/cpu_matmul.h"
 #include "proc/cpu/cpu_ops.h"
@@ -18,8 +21,13 @@ struct hllm_pweight {
     int64_t row0;      /* first global row held */
 };
 
+#define CPU_GROUP_MAX 4
+
 typedef struct {
     hllm_pool *pool;
+    hllm_op held[CPU_GROUP_MAX]; /* decode matmuls of one input, not run yet */
+    int n_held;
+    int held_err;         /* a held group failed when a call that cannot report it ran it */
     void *act_q;          /* activations quantized for the current matmul */
     size_t act_q_size;
     float *part;          /* decode matmuls split by columns: each column piece's partial sums */
@@ -28,6 +36,17 @@ typedef struct {
     size_t scratch_size;
     int n_threads;
 } cpu_impl;
+
+/* One matmul of a parallel region: how its rows are shared out. */
+typedef struct {
+    const hllm_op *op;
+    int64_t lo, hi;        /* rows, local to the weight */
+    int64_t chunk;         /* rows per unit (rows only) */
+    int ksplit;            /* one token: column pieces per row stripe (0: rows only) */
+    int64_t kb;            /* split: the kernel's column blocks per row */
+    float *part;           /* split: each piece's partial sums */
+    int64_t units;
+} mm_item;
 
 /* State of one parallel op, shared by the pool's threads. */
 typedef struct {
@@ -39,9 +58,13 @@ typedef struct {
     int64_t n_items;       /* ATTENTION: work items */
     bool fast;             /* ATTENTION: SIMD path */
     bool in_place;         /* MATMUL: dst overlaps src */
-    int ksplit;            /* MATMUL, one token: column pieces per row stripe (0: rows only) */
-    int64_t kb;            /* MATMUL, split: the kernel's column blocks per row */
+    mm_item mm[CPU_GROUP_MAX]; /* MATMUL: the matrices (one input), their units in turn */
+    int n_mm;
+    int64_t mm_units;
 } cpu_task;
+
+static int run_held(cpu_impl *cpu);
+static void settle(cpu_impl *cpu);
 
 static void *cpu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
     (void)p;
@@ -52,12 +75,12 @@ static void *cpu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
 }
 
 static void cpu_free(hllm_proc *p, void *ptr) {
-    (void)p;
+    settle(p->impl); /* a held matmul may use it */
     free(ptr);
 }
 
 static int cpu_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
-    (void)p;
+    if (run_held(p->impl)) return -1;
     memcpy(dst, src, bytes);
     return 0;
 }
@@ -93,7 +116,7 @@ static hllm_pweight *cpu_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t
 }
 
 static void cpu_weight_free(hllm_proc *p, hllm_pweight *w) {
-    (void)p;
+    settle(p->impl); /* a held matmul may read it */
     if (!w) return;
     if (w->vec) free(w->vec);
     else hllm_cpu_mat_free(&w->mat);
@@ -106,9 +129,28 @@ static void split_even(int64_t n, int ith, int nth, int64_t *a, int64_t *b) {
     *b = n * (ith + 1) / nth;
 }
 
+/* Unit u of matmul item it: a (stripe, column piece) of a split, else a chunk of rows. */
+static void mm_unit(const mm_item *it, int64_t u, const char *xq) {
+    const hllm_op *op = it->op;
+    const hllm_pweight *w = op->w;
+    if (it->ksplit) { /* partial sums apart; added after the region's barrier */
+        const int s = it->ksplit;
+        const int64_t r0 = it->lo + u / s * HLLM_CPU_STRIPE_ROWS, j = u % s;
+        const int64_t r1 = r0 + HLLM_CPU_STRIPE_ROWS < it->hi ? r0 + HLLM_CPU_STRIPE_ROWS : it->hi;
+        hllm_cpu_gemv_partial(&w->mat, r0, r1, it->kb * j / s, it->kb * (j + 1) / s, xq, it->part + j * it->hi);
+        return;
+    }
+    const int64_t r0 = it->lo + u * it->chunk, r1 = r0 + it->chunk < it->hi ? r0 + it->chunk : it->hi;
+    float *y = op->dst + w->row0;
+    hllm_cpu_matmul_rows(&w->mat, r0, r1, xq, op->n_tok, y, op->ld_dst);
+    if (op->bias)
+        for (int t = 0; t < op->n_tok; t++)
+            for (int64_t r = r0; r < r1; r++) y[t * op->ld_dst + r] += op->bias->vec[w->row0 + r];
+}
+
 static void matmul_task(void *arg, int ith, int nth) {
     cpu_task *tk = arg;
-    const hllm_op *op = tk->op;
+    const hllm_op *op = tk->mm[0].op; /* every item has its input and kind of matrix */
     const hllm_pweight *w = op->w;
     const char *xq = tk->cpu->act_q;
     if (op->n_tok == 1 && nth > 1 && !tk->in_place) {
@@ -124,43 +166,32 @@ static void matmul_task(void *arg, int ith, int nth) {
             hllm_cpu_quantize_act(&w->mat, op->src + t * op->ld_src, (char *)tk->cpu->act_q + t * tk->q_row_bytes);
         hllm_pool_barrier(tk->cpu->pool);
     }
-    const int64_t lo = op->r0 - w->row0, hi = op->r1 - w->row0;
-    if (tk->ksplit) {
-        /* 2'. (stripe, column piece) units taken dynamically, each piece's partial sums apart,
-         * then every row's pieces added in a fixed order (the same result whoever ran what);
-         * rows are written only after the barrier, so an output may overwrite its input */
-        const int s = tk->ksplit;
-        const int64_t units = (hi - lo + HLLM_CPU_STRIPE_ROWS - 1) / HLLM_CPU_STRIPE_ROWS * s;
-        float *part = tk->cpu->part;
-        for (;;) {
-            const int64_t u = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
-            if (u >= units) break;
-            const int64_t r0 = lo + u / s * HLLM_CPU_STRIPE_ROWS, j = u % s;
-            const int64_t r1 = r0 + HLLM_CPU_STRIPE_ROWS < hi ? r0 + HLLM_CPU_STRIPE_ROWS : hi;
-            hllm_cpu_gemv_partial(&w->mat, r0, r1, tk->kb * j / s, tk->kb * (j + 1) / s, xq, part + j * hi);
-        }
-        hllm_pool_barrier(tk->cpu->pool);
-        int64_t a, b;
-        split_even(hi - lo, ith, nth, &a, &b);
-        float *y = op->dst + w->row0;
-        for (int64_t r = lo + a; r < lo + b; r++) {
-            float v = part[r];
-            for (int j = 1; j < s; j++) v += part[j * hi + r];
-            y[r] = op->bias ? v + op->bias->vec[w->row0 + r] : v;
-        }
-        return;
-    }
-    /* 2. rows in chunks taken dynamically, so a slow thread does not hold up the rest */
+    /* units taken dynamically across the items, so a slow thread does not hold up the rest */
+    bool split = false;
+    for (int j = 0; j < tk->n_mm; j++) split |= tk->mm[j].ksplit > 0;
     for (;;) {
-        int64_t c = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
-        int64_t r0 = lo + c * tk->chunk;
-        if (r0 >= hi) break;
-        int64_t r1 = r0 + tk->chunk < hi ? r0 + tk->chunk : hi;
-        float *y = op->dst + w->row0;
-        hllm_cpu_matmul_rows(&w->mat, r0, r1, xq, op->n_tok, y, op->ld_dst);
-        if (op->bias)
-            for (int t = 0; t < op->n_tok; t++)
-                for (int64_t r = r0; r < r1; r++) y[t * op->ld_dst + r] += op->bias->vec[w->row0 + r];
+        int64_t u = atomic_fetch_add_explicit(&tk->next, 1, memory_order_relaxed);
+        if (u >= tk->mm_units) break;
+        int j = 0;
+        while (u >= tk->mm[j].units) u -= tk->mm[j++].units;
+        mm_unit(&tk->mm[j], u, xq);
+    }
+    if (!split) return;
+    /* split items: every row's pieces added in a fixed order (the same result whoever ran
+     * what); rows are written only after the barrier, so an output may overwrite its input */
+    hllm_pool_barrier(tk->cpu->pool);
+    for (int j = 0; j < tk->n_mm; j++) {
+        const mm_item *it = &tk->mm[j];
+        if (!it->ksplit) continue;
+        int64_t a, b;
+        split_even(it->hi - it->lo, ith, nth, &a, &b);
+        const hllm_op *o = it->op;
+        float *y = o->dst + o->w->row0;
+        for (int64_t r = it->lo + a; r < it->lo + b; r++) {
+            float v = it->part[r];
+            for (int k = 1; k < it->ksplit; k++) v += it->part[k * it->hi + r];
+            y[r] = o->bias ? v + o->bias->vec[o->w->row0 + r] : v;
+        }
     }
 }
 
@@ -290,42 +321,135 @@ static int decode_col_pieces(const hllm_cpu_mat *m, int64_t lo, int64_t rows, in
     return pick ? pick : -1;
 }
 
+/* Ops too small to share out: a region wakes every worker and waits for the last one, which in a
+ * split decode (a dozen small ops a layer) costs more than the op. The calling thread runs them
+ * alone (HLLM_CPU_ALONE=0: every op on the pool, for comparison). */
+static bool run_alone(const hllm_op *op) {
+    static int off = -1;
+    if (off < 0) off = getenv("HLLM_CPU_ALONE") && getenv("HLLM_CPU_ALONE")[0] == '0';
+    if (off) return false;
+    switch (op->kind) {
+    case HLLM_OP_RMSNORM: return op->n_rows * op->dim <= 16384;
+    case HLLM_OP_ROPE:
+    case HLLM_OP_KV_STORE: return op->n_tok == 1;
+    case HLLM_OP_ADD:
+    case HLLM_OP_SWIGLU: return (int64_t)op->n_tok * op->dim <= 8192;
+    default: return false;
+    }
+}
+
+/* Shares out the rows of the n matmuls ops (one input) as the units of one region. */
+static int mm_prepare(cpu_impl *cpu, cpu_task *tk, const hllm_op *ops, int n) {
+    const hllm_op *op = &ops[0];
+    const hllm_cpu_mat *m0 = &op->w->mat;
+    tk->q_row_bytes = (hllm_cpu_act_row_bytes(m0) + 63) / 64 * 64;
+    /* decode: one quantized row per thread */
+    const int n_rows = op->n_tok == 1 ? cpu->n_threads : op->n_tok;
+    if (ensure(&cpu->act_q, &cpu->act_q_size, tk->q_row_bytes * (size_t)n_rows)) return -1;
+    size_t part = 0;
+    tk->n_mm = n;
+    tk->mm_units = 0;
+    for (int j = 0; j < n; j++) {
+        const hllm_op *o = &ops[j];
+        const hllm_cpu_mat *m = &o->w->mat;
+        mm_item *it = &tk->mm[j];
+        *it = (mm_item){.op = o, .lo = o->r0 - o->w->row0, .hi = o->r1 - o->w->row0};
+        const int64_t rows = o->r1 - o->r0;
+        {
+            const float *s0 = o->src, *s1 = o->src + (int64_t)(o->n_tok - 1) * o->ld_src + m->cols;
+            const float *d0 = o->dst, *d1 = o->dst + (int64_t)(o->n_tok - 1) * o->ld_dst + o->w->row0 + m->rows;
+            tk->in_place |= d0 < s1 && s0 < d1;
+        }
+        const int pieces = o->n_tok == 1 ? decode_col_pieces(m, it->lo, rows, cpu->n_threads, &it->kb) : 0;
+        if (pieces > 1) {
+            it->ksplit = pieces;
+            part += (size_t)pieces * (size_t)it->hi;
+            it->units = (rows + HLLM_CPU_STRIPE_ROWS - 1) / HLLM_CPU_STRIPE_ROWS * pieces;
+        } else {
+            /* ~8 chunks per thread (4 in decode), multiples of 16 rows (the kernels'
+             * interleave); decode chunks are whole 64-row stripes, so the kernels run 4-group
+             * tiles over whole lines, unless that leaves threads idle and the columns cannot be
+             * split instead */
+            const int64_t align = o->n_tok == 1 && (pieces < 0 || rows >= (int64_t)cpu->n_threads * 128) ? 64 : 16;
+            int64_t chunk = rows / ((int64_t)cpu->n_threads * (o->n_tok == 1 ? 4 : 8));
+            chunk = (chunk + align - 1) / align * align;
+            it->chunk = chunk < align ? align : chunk;
+            it->units = (rows + it->chunk - 1) / it->chunk;
+        }
+        tk->mm_units += it->units;
+    }
+    if (part) {
+        if (ensure((void **)&cpu->part, &cpu->part_size, part * sizeof(float))) return -1;
+        float *p = cpu->part;
+        for (int j = 0; j < n; j++)
+            if (tk->mm[j].ksplit) {
+                tk->mm[j].part = p;
+                p += (size_t)tk->mm[j].ksplit * (size_t)tk->mm[j].hi;
+            }
+    }
+    return 0;
+}
+
+/* A decode matmul that may wait to run with the next ones of the same input (HLLM_CPU_GROUP=0:
+ * each on its own, for comparison). */
+static bool groupable(const hllm_op *op) {
+    static int off = -1;
+    if (off < 0) off = getenv("HLLM_CPU_GROUP") && getenv("HLLM_CPU_GROUP")[0] == '0';
+    if (off || op->kind != HLLM_OP_MATMUL || op->n_tok != 1 || !op->w || op->w->vec) return false;
+    const int64_t cols = op->w->mat.cols;
+    const float *d0 = op->dst, *d1 = op->dst + op->w->row0 + op->w->mat.rows;
+    return !(d0 < op->src + cols && op->src < d1); /* not in place */
+}
+
+/* b runs in a's region: the same input and kind of matrix, outputs apart from the inputs. */
+static bool joins(const hllm_op *a, const hllm_op *b) {
+    const hllm_cpu_mat *x = &a->w->mat, *y = &b->w->mat;
+    if (b->src != a->src || x->type != y->type || x->cols != y->cols || x->packed_kind != y->packed_kind) return false;
+    const float *d0 = b->dst, *d1 = b->dst + b->w->row0 + y->rows;
+    const float *e0 = a->dst, *e1 = a->dst + a->w->row0 + x->rows;
+    return !(d0 < e1 && e0 < d1);
+}
+
+/* Runs the held matmuls, if any, as one region. */
+static int run_held(cpu_impl *cpu) {
+    if (!cpu->n_held) return 0;
+    cpu_task tk = {.cpu = cpu, .chunk = 1};
+    atomic_init(&tk.next, 0);
+    const int n = cpu->n_held;
+    cpu->n_held = 0;
+    if (mm_prepare(cpu, &tk, cpu->held, n)) return -1;
+    tk.op = &cpu->held[0];
+    hllm_pool_run(cpu->pool, matmul_task, &tk);
+    return 0;
+}
+
+/* For calls that cannot report an error: run_held's failure shows at the next run or finish. */
+static void settle(cpu_impl *cpu) {
+    if (run_held(cpu)) cpu->held_err = 1;
+}
+
 static int cpu_run(hllm_proc *p, const hllm_op *op) {
     cpu_impl *cpu = p->impl;
+    if (cpu->held_err) {
+        cpu->held_err = 0;
+        return -1;
+    }
+    if (groupable(op)) {
+        if (cpu->n_held && !joins(&cpu->held[0], op) && run_held(cpu)) return -1;
+        cpu->held[cpu->n_held++] = *op;
+        return cpu->n_held == CPU_GROUP_MAX ? run_held(cpu) : 0;
+    }
+    if (run_held(cpu)) return -1;
     cpu_task tk = {.op = op, .cpu = cpu, .chunk = 1};
     atomic_init(&tk.next, 0);
     hllm_pool_fn fn = NULL;
     switch (op->kind) {
     case HLLM_OP_EMBED: fn = embed_task; break;
     case HLLM_OP_RMSNORM: fn = rmsnorm_task; break;
-    case HLLM_OP_MATMUL: {
-        const hllm_cpu_mat *m = &op->w->mat;
-        tk.q_row_bytes = (hllm_cpu_act_row_bytes(m) + 63) / 64 * 64;
-        /* decode: one quantized row per thread */
-        const int n_rows = op->n_tok == 1 ? cpu->n_threads : op->n_tok;
-        if (ensure(&cpu->act_q, &cpu->act_q_size, tk.q_row_bytes * (size_t)n_rows)) return -1;
-        int64_t rows = op->r1 - op->r0;
-        {
-            const float *s0 = op->src, *s1 = op->src + (int64_t)(op->n_tok - 1) * op->ld_src + m->cols;
-            const float *d0 = op->dst, *d1 = op->dst + (int64_t)(op->n_tok - 1) * op->ld_dst + op->w->row0 + m->rows;
-            tk.in_place = d0 < s1 && s0 < d1;
-        }
-        const int pieces = op->n_tok == 1 ? decode_col_pieces(m, op->r0 - op->w->row0, rows, cpu->n_threads, &tk.kb) : 0;
-        if (pieces > 1) {
-            tk.ksplit = pieces;
-            if (ensure((void **)&cpu->part, &cpu->part_size, (size_t)pieces * (size_t)(op->r1 - op->w->row0) * sizeof(float)))
-                return -1;
-        }
-        /* ~8 chunks per thread (4 in decode), multiples of 16 rows (the kernels' interleave);
-         * decode chunks are whole 64-row stripes, so the kernels run 4-group tiles over whole
-         * lines, unless that leaves threads idle and the columns cannot be split instead */
-        const int64_t align = op->n_tok == 1 && (pieces < 0 || rows >= (int64_t)cpu->n_threads * 128) ? 64 : 16;
-        int64_t chunk = rows / ((int64_t)cpu->n_threads * (op->n_tok == 1 ? 4 : 8));
-        chunk = (chunk + align - 1) / align * align;
-        tk.chunk = chunk < align ? align : chunk;
+    case HLLM_OP_MATMUL:
+        if (mm_prepare(cpu, &tk, op, 1)) return -1;
         fn = matmul_task;
         break;
-    }
     case HLLM_OP_ROPE: fn = rope_task; break;
     case HLLM_OP_KV_STORE: fn = kv_store_task; break;
     case HLLM_OP_ATTENTION: {
@@ -347,28 +471,32 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
     case HLLM_OP_ADD: fn = add_task; break;
     default: return hllm_fail("CPU processor: unknown op %d", (int)op->kind);
     }
-    hllm_pool_run(cpu->pool, fn, &tk);
+    if (run_alone(op)) fn(&tk, 0, 1);
+    else hllm_pool_run(cpu->pool, fn, &tk);
     return 0;
 }
 
 static void cpu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
-    (void)p;
+    settle(p->impl);
     atomic_thread_fence(memory_order_release);
     __atomic_store_n(flag, value, __ATOMIC_RELEASE);
 }
 
 static void cpu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) {
-    (void)p;
+    settle(p->impl); /* the held work runs while the other processor finishes */
     while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) < value) cpu_relax();
 }
 
 static int cpu_finish(hllm_proc *p) {
-    (void)p;
-    return 0;
+    cpu_impl *cpu = p->impl;
+    const int rc = run_held(cpu) || cpu->held_err ? -1 : 0;
+    cpu->held_err = 0;
+    return rc;
 }
 
 static void cpu_destroy(hllm_proc *p) {
     cpu_impl *cpu = p->impl;
+    cpu->n_held = 0;
     hllm_pool_free(cpu->pool);
     free(cpu->act_q);
     free(cpu->scratch);
