@@ -307,7 +307,12 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
                 if (pl->steps[i].parts[k].proc != single || pl->steps[i].cut != HLLM_CUT_ROWS) single = -1;
             }
         rt->proc = single;
-        if (single >= 0) continue;
+        if (single >= 0) {
+            /* a device running a whole plan may still read a CPU's KV cache the other plan
+             * fills: that cache then lives in memory the device maps */
+            if (!is_host_proc(procs[single]) && !e->host) e->host = procs[single];
+            continue;
+        }
         any_multi = true;
         /* cross-processor moves need one side to be host memory */
         for (int q = 0; q < n_procs; q++)

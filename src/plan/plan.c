@@ -202,12 +202,12 @@ int hllm_plan_validate(const hllm_plan *p, const hllm_graph *g) {
         if (q->n_procs > p->n_procs) return hllm_fail("the prefill plan names more processors than the plan");
         if (p->prefill_min < 2) return hllm_fail("the prefill plan starts at %d tokens (at least 2)", p->prefill_min);
         if (hllm_plan_validate(q, g)) return -1;
-        /* a sliced cache may be read whole by one processor (the executor checks it can reach
-         * every slice); a whole one stays where it is */
+        /* the KV cache stays where the plan puts it: the prefill plan runs a layer's attention
+         * as the plan splits it, or whole on one processor (the executor checks that processor
+         * can reach every part of the cache) */
         for (int i = 0; i < p->n_steps; i++)
-            if (g->steps[i].kind == HLLM_OP_ATTENTION && !same_split(&q->steps[i], &p->steps[i]) &&
-                (p->steps[i].cut != HLLM_CUT_SLICE || q->steps[i].n_parts != 1))
-                return hllm_fail("layer %d: the prefill plan moves the KV cache to another processor", g->steps[i].layer);
+            if (g->steps[i].kind == HLLM_OP_ATTENTION && !same_split(&q->steps[i], &p->steps[i]) && q->steps[i].n_parts != 1)
+                return hllm_fail("layer %d: the prefill plan splits the KV cache differently", g->steps[i].layer);
     }
     return 0;
 }

@@ -756,8 +756,8 @@ static void merge_parts(hllm_step_plan *sp) {
 
 /* The prompt plan for a decode plan: the CPU's matmul rows read by the GPU from host memory
  * instead (the GPU is compute-rich, and a prompt reads each weight once for many tokens), and
- * the other steps on the GPU too, except the embedding and the KV cache's steps, which stay
- * where they are unless sliced between processors (then the GPU runs them whole). VRAM holds
+ * the other steps on the GPU too, except the embedding; the KV cache's steps too unless the GPU
+ * holds them already (it reads the CPU's part of the cache from pinned host memory). VRAM holds
  * what it holds in decode. NULL when the CPU has no matmul rows. */
 static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, const hllm_solve_opts *o) {
     if (o->cpu < 0 || o->gpu < 0) return NULL;
@@ -779,9 +779,9 @@ static hllm_plan *prefill_variant(const hllm_plan *dec, const hllm_graph *g, con
                 if (sp->parts[k].proc == o->cpu)
                     sp->parts[k] = (hllm_part){.proc = o->gpu, .r0 = sp->parts[k].r0, .r1 = sp->parts[k].r1, .mem = HLLM_MEM_HOST};
             if (sp->cut == HLLM_CUT_COLS) merge_parts(sp); /* fewer partial sums */
-        } else if (kind != HLLM_OP_EMBED && (!kv || sp->cut == HLLM_CUT_SLICE)) {
-            /* whole on the GPU: not replicated, not sliced (a sliced KV cache is read whole,
-             * the CPU's heads from host memory) */
+        } else if (kind != HLLM_OP_EMBED && (!kv || sp->cut == HLLM_CUT_SLICE || sp->parts[0].proc == o->cpu)) {
+            /* whole on the GPU: not replicated, not sliced (a KV cache on the CPU, or the CPU's
+             * heads of a sliced one, read from host memory) */
             sp->n_parts = 1;
             sp->cut = HLLM_CUT_ROWS;
             sp->parts[0] = (hllm_part){.proc = o->gpu, .r0 = 0, .r1 = g->steps[i].rows};

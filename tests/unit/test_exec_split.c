@@ -284,10 +284,37 @@ static void test_model(const char *arch, int type) {
         if (run(m, &g, p, 4, false, &got) == 0) compare(&ref, &got, nv, what);
         hllm_plan_free(p);
     }
-    /* a prefill plan that moves the KV cache is refused */
+    /* prompts run by another processor: a device reads a CPU's KV cache in (pinned) host memory;
+     * a CPU cannot read another processor's: refused */
     p = hllm_plan_single(&g, 0, 2, "decode");
     p->prefill = hllm_plan_single(&g, 1, 2, "prompts elsewhere");
     p->prefill_min = 2;
+    CHECK(hllm_plan_validate(p, &g) == 0);
+    if (P[1]->n_threads == 0) {
+        snprintf(what, sizeof what, "%s prompts on the device, KV cache on the CPU", arch);
+        if (run(m, &g, p, 4, false, &got) == 0) compare(&ref, &got, nv, what);
+    }
+    hllm_plan_free(p);
+    p = hllm_plan_single(&g, 1, 2, "decode");
+    p->prefill = hllm_plan_single(&g, 0, 2, "prompts on a CPU");
+    p->prefill_min = 2;
+    {
+        hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
+        hllm_exec *e = hllm_exec_new(m, &g, p, P, 2, &ep);
+        CHECK(e == NULL && strstr(hllm_error(), "KV cache"));
+        hllm_exec_free(e);
+    }
+    hllm_plan_free(p);
+    /* a prefill plan that splits the cache differently is refused */
+    p = hllm_plan_single(&g, 0, 2, "decode");
+    p->prefill = hllm_plan_clone(p);
+    p->prefill_min = 2;
+    for (int i = 0; i < g.n_steps; i++)
+        if (g.steps[i].kind == HLLM_OP_KV_STORE || g.steps[i].kind == HLLM_OP_ATTENTION) {
+            const int procs[2] = {0, 1};
+            const int64_t cuts[2] = {m->hp.n_head_kv > 1 ? m->hp.n_head / m->hp.n_head_kv : m->hp.n_head, m->hp.n_head};
+            CHECK(hllm_plan_slice(p->prefill, &g, i, 2, procs, cuts) == 0);
+        }
     CHECK(hllm_plan_validate(p, &g) != 0 && strstr(hllm_error(), "KV cache"));
     hllm_plan_free(p);
 
