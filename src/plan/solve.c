@@ -677,6 +677,14 @@ static bool heads_splittable(const hllm_graph *g, int n_layer) {
     return n_layer > 0;
 }
 
+/* HLLM_VRAM_FILL=uniform|attn|layers keeps only the tensor-level candidates that fill VRAM so
+ * (to compare them on a machine). */
+static bool fill_wanted(vram_fill f) {
+    static const char *const names[] = {"uniform", "attn", "layers"};
+    const char *env = getenv("HLLM_VRAM_FILL");
+    return !env || !env[0] || strcmp(env, names[f]) == 0;
+}
+
 /* HLLM_SPLIT_HEADS=0 leaves the heads-split candidate out, =2 the other tensor-level ones (to
  * compare them on a machine). */
 static int heads_mode(void) {
@@ -873,15 +881,10 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
     if (both && (auto_ || o.split == HLLM_SPLIT_LAYER)) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
     if (both && (auto_ || o.split == HLLM_SPLIT_TENSOR)) {
         const int hm = heads_mode();
-        if (hm != 2) {
-            cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_UNIFORM);
-            cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_ATTN);
-            cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, VRAM_LAYERS);
-        }
-        if (hm != 0) {
-            cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, VRAM_UNIFORM);
-            cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, VRAM_ATTN);
-            cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, VRAM_LAYERS);
+        for (int fill = VRAM_UNIFORM; fill <= VRAM_LAYERS; fill++) {
+            if (!fill_wanted((vram_fill)fill)) continue;
+            if (hm != 2) cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, (vram_fill)fill);
+            if (hm != 0) cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, (vram_fill)fill);
         }
     }
     int best = -1;
