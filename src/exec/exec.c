@@ -691,6 +691,9 @@ static int run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, cons
     case HLLM_OP_MATMUL:
         op.r0 = part->r0;
         op.r1 = part->r1;
+        /* a host processor may run it with the next step's part when that reads the same input */
+        if (is_host_proc(pr) && i + 1 < g->n_steps && g->steps[i + 1].kind == HLLM_OP_MATMUL && g->steps[i + 1].src == s->src)
+            for (int j = 0; j < e->cur->plan->steps[i + 1].n_parts; j++) op.more |= e->cur->plan->steps[i + 1].parts[j].proc == q;
         if (sp->cut == HLLM_CUT_COLS) { /* its columns of the input; a partial sum of every row */
             op.dst = act[HLLM_ACT_PART0 + k];
             op.ld_dst = g->act_width[HLLM_ACT_PART0 + k];

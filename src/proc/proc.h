@@ -5,9 +5,9 @@
  * directly: pinned + mapped for a discrete GPU). Activations are f32, token-major:
  * row t of an activation buffer holds token t's vector, rows `ld` floats apart.
  *
- * Work: run() issues one op, in issue order. The CPU executes it before returning, except that
- * it may hold a decode matmul to run it with the next ones of the same input (until its next op
- * of another kind, signal, wait, copy or finish); a GPU may only enqueue it. signal()/wait() order work across processors through 32-bit
+ * Work: run() issues one op, in issue order. The CPU executes it before returning, except an op
+ * marked `more` (a matmul whose caller issues another of the same input next), which it may hold
+ * to run them together, until its next op, signal, wait, copy or finish; a GPU may only enqueue it. signal()/wait() order work across processors through 32-bit
  * flags in host memory that all processors see, so the hand-off costs microseconds, not a
  * driver round trip. finish() blocks until everything issued is done. */
 #ifndef HLLM_PROC_H
@@ -78,6 +78,7 @@ typedef struct {
     float freq_base, freq_scale;
     const hllm_pweight *freq_factors; /* ROPE: optional per-dimension divisors (llama 3.1) */
     const hllm_kv *kv;      /* KV_STORE, ATTENTION */
+    bool more;              /* MATMUL: the next op is another matmul of the same input (a hint) */
 } hllm_op;
 
 typedef struct {

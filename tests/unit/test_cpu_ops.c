@@ -313,9 +313,9 @@ static void test_matmul_decode_split(void) {
     }
 }
 
-/* Decode matmuls of one input issued in a row run as one region (held until the next op that is
- * not one of them, or finish): each output must equal the same matmul run alone, whether its
- * rows are chunked or its stripes' columns split, whole or a slice, with or without a bias. */
+/* Decode matmuls of one input issued in a row, marked `more` but the last, run as one region
+ * when the last comes: each output must equal the same matmul run alone, whether its rows are
+ * chunked or its stripes' columns split, whole or a slice, with or without a bias. */
 static void test_matmul_group(hllm_proc *p, int type) {
     enum { K = 512, NM = 3 };
     const int64_t rows[NM] = {320, 64, 1000}, r0[NM] = {0, 0, 64};
@@ -345,11 +345,11 @@ static void test_matmul_group(hllm_proc *p, int type) {
         op[m].dst = alone[m];
         CHECK(p->ops->run(p, &op[m]) == 0 && p->ops->finish(p) == 0);
     }
-    for (int m = 0; m < NM; m++) {
+    for (int m = 0; m < NM; m++) { /* marked: another of the same input follows, but the last */
         op[m].dst = grouped[m];
+        op[m].more = m + 1 < NM;
         CHECK(p->ops->run(p, &op[m]) == 0);
     }
-    CHECK(p->ops->finish(p) == 0);
     for (int m = 0; m < NM; m++) {
         CHECKF(memcmp(alone[m], grouped[m], (size_t)rows[m] * 4) == 0, "%s matmul %d of a group, %d threads: differs from it alone",
                hllm_type_name(type), m, p->n_threads);

@@ -1,7 +1,8 @@
 /* The CPU processor: ops run on a persistent thread pool before run() returns, except decode
- * matmuls of one input (q/k/v, gate/up): those are held until the next op that is not one of
- * them (or a signal, wait, copy or finish) and run as one parallel region, so that their rows
- * are shared out together and the threads wait for the slowest once instead of per matrix. */
+ * matmuls of one input the caller issues in a row (q/k/v, gate/up; marked `more` but the last):
+ * those are held until the last one (or the next op, signal, wait, copy or finish) and run as one
+ * parallel region, so that their rows are shared out together and the threads wait for the
+ * slowest once instead of once per matrix. */
 #include "proc/proc.h"
 #include "proc/cpu/cpu_matmul.h"
 #include "proc/cpu/cpu_ops.h"
@@ -390,7 +391,7 @@ static int mm_prepare(cpu_impl *cpu, cpu_task *tk, const hllm_op *ops, int n) {
     return 0;
 }
 
-/* A decode matmul that may wait to run with the next ones of the same input (HLLM_CPU_GROUP=0:
+/* A decode matmul that may run in one region with others of the same input (HLLM_CPU_GROUP=0:
  * each on its own, for comparison). */
 static bool groupable(const hllm_op *op) {
     static int off = -1;
@@ -434,12 +435,12 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
         cpu->held_err = 0;
         return -1;
     }
-    if (groupable(op)) {
-        if (cpu->n_held && !joins(&cpu->held[0], op) && run_held(cpu)) return -1;
+    const bool grp = groupable(op);
+    if (cpu->n_held && !(grp && joins(&cpu->held[0], op)) && run_held(cpu)) return -1;
+    if (grp && (op->more || cpu->n_held)) {
         cpu->held[cpu->n_held++] = *op;
-        return cpu->n_held == CPU_GROUP_MAX ? run_held(cpu) : 0;
+        return op->more && cpu->n_held < CPU_GROUP_MAX ? 0 : run_held(cpu);
     }
-    if (run_held(cpu)) return -1;
     cpu_task tk = {.op = op, .cpu = cpu, .chunk = 1};
     atomic_init(&tk.next, 0);
     hllm_pool_fn fn = NULL;
