@@ -205,6 +205,19 @@ static void test_model(const char *arch, int type) {
             if (run(m, &g, p, nb, false, &got) == 0) compare_tol(nb == 1 ? &ref1 : &ref, &got, nv, what, 2e-3);
             hllm_plan_free(p);
         }
+    /* the residual ADDs (and the norms) on one processor: it gathers the other's partial sums,
+     * and the next layer's parts on the other processor get the residual stream moved back */
+    for (int one = 0; one < 2; one++) {
+        snprintf(what, sizeof what, "%s heads/columns, sums on processor %d", arch, one);
+        p = test_plan_heads(&g, hq, m->hp.n_ff / 2, 0, 1, 1, NULL, what);
+        for (int i = 0; i < g.n_steps; i++)
+            if (g.steps[i].layer >= 0 && (g.steps[i].kind == HLLM_OP_ADD || g.steps[i].kind == HLLM_OP_RMSNORM))
+                p->steps[i] = (hllm_step_plan){.n_parts = 1, .parts = {{.proc = one, .r1 = g.steps[i].rows}}};
+        CHECKF(hllm_plan_validate(p, &g) == 0, "%s: %s", what, hllm_error());
+        for (int nb = 1; nb <= 4; nb += 3)
+            if (run(m, &g, p, nb, false, &got) == 0) compare_tol(nb == 1 ? &ref1 : &ref, &got, nv, what, 2e-3);
+        hllm_plan_free(p);
+    }
     /* prompts run the sliced attention whole on the device, reading the CPU's KV slice in place */
     {
         snprintf(what, sizeof what, "%s heads/columns, prompts' attention on the device", arch);
