@@ -105,8 +105,8 @@ static int kv_alloc(hllm_exec *e) {
             const hllm_step_plan *sp = &pl->steps[i];
             const kv_layer *kl = &e->kvl[s->layer];
             for (int k = 0; k < sp->n_parts; k++) {
-                const int64_t a = sp->cut == HLLM_CUT_SLICE ? sp->parts[k].r0 : 0;
-                const int64_t b = sp->cut == HLLM_CUT_SLICE ? sp->parts[k].r1 : hp->n_head;
+                int64_t a, b;
+                part_heads(sp, k, hp->n_head, &a, &b);
                 int64_t covered = 0;
                 for (int j = 0; j < kl->n; j++) {
                     if (kl->h1[j] <= a || kl->h0[j] >= b) continue;
@@ -240,9 +240,10 @@ hllm_exec *hllm_exec_new(const hllm_model_s *m, const hllm_graph *g, const hllm_
                 if (s->dst != HLLM_ACT_NONE) use[part->proc][s->dst] = true;
                 if (s->src != HLLM_ACT_NONE) use[part->proc][s->src] = true;
                 if (s->src2 != HLLM_ACT_NONE) use[part->proc][s->src2] = true;
-                if (sp->cut == HLLM_CUT_COLS) /* its partial sum, here and wherever the ADD after it runs */
+                if (sp->cut == HLLM_CUT_COLS) { /* its partial sum, here and wherever the ADD after it runs */
+                    use[part->proc][HLLM_ACT_PART0 + k] = true;
                     for (int j = 0; j < pl->steps[i + 1].n_parts; j++) use[pl->steps[i + 1].parts[j].proc][HLLM_ACT_PART0 + k] = true;
-                if (sp->cut == HLLM_CUT_COLS) use[part->proc][HLLM_ACT_PART0 + k] = true;
+                }
             }
             /* the KV cache's segments: the (first) plan's split of each layer's kv_store */
             if (r == 0 && s->kind == HLLM_OP_KV_STORE) {

@@ -108,7 +108,17 @@ static inline double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* one partial-sum slot per part of a column-cut matmul */
+_Static_assert(HLLM_ACT_PART3 - HLLM_ACT_PART0 + 1 == HLLM_MAX_PARTS, "a partial-sum slot per part");
+
 static inline bool is_host_proc(const hllm_proc *p) { return p->n_threads > 0; }
+
+/* Query heads [*a, *b) that part k of a kv_store or attention step covers. */
+static inline void part_heads(const hllm_step_plan *sp, int k, int64_t n_head, int64_t *a, int64_t *b) {
+    const bool sliced = sp->cut == HLLM_CUT_SLICE;
+    *a = sliced ? sp->parts[k].r0 : 0;
+    *b = sliced ? sp->parts[k].r1 : n_head;
+}
 
 static inline volatile uint32_t *flag_of(hllm_exec *e, int q) { return (volatile uint32_t *)(e->flag_mem + (size_t)q * 16); }
 

@@ -177,12 +177,11 @@ static void set_written(hllm_exec *e, int i, const hllm_step_plan *sp, int a, in
     st->partial = false;
     if (sp->cut == HLLM_CUT_COLS && a == (int)s->dst) { /* part k's sum in HLLM_ACT_PART0 + k */
         st->partial = true;
+        st->n = sp->n_parts;
         for (int k = 0; k < sp->n_parts; k++) {
             const int q = sp->parts[k].proc;
-            act_state *ps = &e->ws->st[HLLM_ACT_PART0 + k];
-            *ps = (act_state){.n = 1, .s = {{q, 0, e->g->act_width[HLLM_ACT_PART0 + k]}}, .have = {1u << q}, .rows = rows};
-            st->s[st->n] = (act_slice){q, 0, W};
-            st->have[st->n++] = 1u << q;
+            e->ws->st[HLLM_ACT_PART0 + k] =
+                (act_state){.n = 1, .s = {{q, 0, e->g->act_width[HLLM_ACT_PART0 + k]}}, .have = {1u << q}, .rows = rows};
         }
         return;
     }
@@ -291,7 +290,8 @@ int exec_run_part(hllm_exec *e, int i, int k, int n, int n_tok, int pos0, const 
         ops[n_ops++] = op;
     } else if (s->kind == HLLM_OP_KV_STORE || s->kind == HLLM_OP_ATTENTION) {
         const kv_layer *kl = &e->kvl[s->layer];
-        const int64_t a = sp->cut == HLLM_CUT_SLICE ? part->r0 : 0, b = sp->cut == HLLM_CUT_SLICE ? part->r1 : hp->n_head;
+        int64_t a, b;
+        part_heads(sp, k, hp->n_head, &a, &b);
         const int grp = hp->n_head / hp->n_head_kv;
         for (int j = 0; j < kl->n; j++) { /* the segments of [a, b) (exec_new checked they tile it) */
             if (kl->h1[j] <= a || kl->h0[j] >= b) continue;

@@ -87,6 +87,14 @@ static void compare_tol(const run_out *ref, const run_out *got, int nv, const ch
 
 static void compare(const run_out *ref, const run_out *got, int nv, const char *what) { compare_tol(ref, got, nv, what, 1e-5); }
 
+/* The executor refuses the plan, saying `why`. */
+static void refused(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *p, const char *why) {
+    hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
+    hllm_exec *e = hllm_exec_new(m, g, p, P, 2, &ep);
+    CHECKF(e == NULL && strstr(hllm_error(), why), "%s: not refused for '%s' (%s)", p->why, why, e ? "built" : hllm_error());
+    hllm_exec_free(e);
+}
+
 /* Every matmul cut at `frac` of its rows between processors a and b; other steps alternate by layer. */
 static hllm_plan *plan_cut_all(const hllm_graph *g, int nl, double frac, int a, int b, const char *why) {
     int lp[64];
@@ -230,12 +238,8 @@ static void test_model(const char *arch, int type) {
         CHECKF(hllm_plan_validate(p, &g) == 0, "%s: %s", what, hllm_error());
         if (P[1]->n_threads == 0) {
             if (run(m, &g, p, 4, false, &got) == 0) compare_tol(&ref, &got, nv, what, 2e-3);
-        } else { /* a CPU cannot read another processor's slice: refused */
-            hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
-            hllm_exec *e = hllm_exec_new(m, &g, p, P, 2, &ep);
-            CHECK(e == NULL && strstr(hllm_error(), "KV cache"));
-            hllm_exec_free(e);
-        }
+        } else /* a CPU cannot read another processor's slice: refused */
+            refused(m, &g, p, "KV cache");
         hllm_plan_free(p);
     }
     /* a column cut not followed by the ADD that sums it is refused */
@@ -311,12 +315,7 @@ static void test_model(const char *arch, int type) {
     p = hllm_plan_single(&g, 1, 2, "decode");
     p->prefill = hllm_plan_single(&g, 0, 2, "prompts on a CPU");
     p->prefill_min = 2;
-    {
-        hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
-        hllm_exec *e = hllm_exec_new(m, &g, p, P, 2, &ep);
-        CHECK(e == NULL && strstr(hllm_error(), "KV cache"));
-        hllm_exec_free(e);
-    }
+    refused(m, &g, p, "KV cache");
     hllm_plan_free(p);
     /* a prefill plan that splits the cache differently is refused */
     p = hllm_plan_single(&g, 0, 2, "decode");
@@ -335,10 +334,7 @@ static void test_model(const char *arch, int type) {
     p = hllm_plan_single(&g, 0, 2, "bad");
     for (int i = 0; i < g.n_steps; i++)
         if (g.steps[i].kind == HLLM_OP_ATTENTION) p->steps[i].parts[0].proc = 1;
-    hllm_exec_params ep = {.n_ctx = N_CTX, .n_batch = 4, .kv_type = HLLM_TYPE_F16};
-    hllm_exec *e = hllm_exec_new(m, &g, p, P, 2, &ep);
-    CHECK(e == NULL && strstr(hllm_error(), "attention"));
-    hllm_exec_free(e);
+    refused(m, &g, p, "attention");
     hllm_plan_free(p);
 
     free(ref.logits);

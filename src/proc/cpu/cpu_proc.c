@@ -339,6 +339,13 @@ static bool run_alone(const hllm_op *op) {
     }
 }
 
+/* Whether a matmul's output overlaps its input. */
+static bool mm_in_place(const hllm_op *o) {
+    const float *s0 = o->src, *s1 = o->src + (int64_t)(o->n_tok - 1) * o->ld_src + o->w->mat.cols;
+    const float *d0 = o->dst, *d1 = o->dst + (int64_t)(o->n_tok - 1) * o->ld_dst + o->w->row0 + o->w->mat.rows;
+    return d0 < s1 && s0 < d1;
+}
+
 /* Shares out the rows of the n matmuls ops (one input) as the units of one region. */
 static int mm_prepare(cpu_impl *cpu, cpu_task *tk, const hllm_op *ops, int n) {
     const hllm_op *op = &ops[0];
@@ -356,11 +363,7 @@ static int mm_prepare(cpu_impl *cpu, cpu_task *tk, const hllm_op *ops, int n) {
         mm_item *it = &tk->mm[j];
         *it = (mm_item){.op = o, .lo = o->r0 - o->w->row0, .hi = o->r1 - o->w->row0};
         const int64_t rows = o->r1 - o->r0;
-        {
-            const float *s0 = o->src, *s1 = o->src + (int64_t)(o->n_tok - 1) * o->ld_src + m->cols;
-            const float *d0 = o->dst, *d1 = o->dst + (int64_t)(o->n_tok - 1) * o->ld_dst + o->w->row0 + m->rows;
-            tk->in_place |= d0 < s1 && s0 < d1;
-        }
+        tk->in_place |= mm_in_place(o);
         const int pieces = o->n_tok == 1 ? decode_col_pieces(m, it->lo, rows, cpu->n_threads, &it->kb) : 0;
         if (pieces > 1) {
             it->ksplit = pieces;
@@ -396,10 +399,7 @@ static int mm_prepare(cpu_impl *cpu, cpu_task *tk, const hllm_op *ops, int n) {
 static bool groupable(const hllm_op *op) {
     static int off = -1;
     if (off < 0) off = getenv("HLLM_CPU_GROUP") && getenv("HLLM_CPU_GROUP")[0] == '0';
-    if (off || op->kind != HLLM_OP_MATMUL || op->n_tok != 1 || !op->w || op->w->vec) return false;
-    const int64_t cols = op->w->mat.cols;
-    const float *d0 = op->dst, *d1 = op->dst + op->w->row0 + op->w->mat.rows;
-    return !(d0 < op->src + cols && op->src < d1); /* not in place */
+    return !off && op->kind == HLLM_OP_MATMUL && op->n_tok == 1 && op->w && !op->w->vec && !mm_in_place(op);
 }
 
 /* b runs in a's region: the same input and kind of matrix, outputs apart from the inputs. */
@@ -414,12 +414,11 @@ static bool joins(const hllm_op *a, const hllm_op *b) {
 /* Runs the held matmuls, if any, as one region. */
 static int run_held(cpu_impl *cpu) {
     if (!cpu->n_held) return 0;
-    cpu_task tk = {.cpu = cpu, .chunk = 1};
+    cpu_task tk = {.cpu = cpu};
     atomic_init(&tk.next, 0);
     const int n = cpu->n_held;
     cpu->n_held = 0;
     if (mm_prepare(cpu, &tk, cpu->held, n)) return -1;
-    tk.op = &cpu->held[0];
     hllm_pool_run(cpu->pool, matmul_task, &tk);
     return 0;
 }
