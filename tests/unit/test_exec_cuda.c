@@ -163,6 +163,16 @@ static void test_model(const char *arch, int type, double tol) {
                    hllm_type_name(type), pp % 2 ? " + prompt plan" : "", pp >= 2 ? " by heads" : "", bad);
             CHECKF(rep1 - rep0 >= N_GEN - 2, "%s %s split: only %ld of %d decode steps replayed a graph", arch,
                    hllm_type_name(type), rep1 - rep0, N_GEN);
+            /* the handoffs by the copy engine and stream memory operations, or copy kernels
+             * without the flag folded in: the same bits as the default (fused handoff kernels) */
+            for (int mode = 0; mode < 2 && pp >= 2; mode++) {
+                hllm_cuda_set_handoff(mode);
+                int rm = run(m, &g, p, tokens, 1, off);
+                hllm_cuda_set_handoff(2);
+                CHECKF(rm == 0 && memcmp(on, off, n_log * sizeof(float)) == 0,
+                       "%s %s split%s by heads: handoff mode %d differs from fused handoffs", arch, hllm_type_name(type),
+                       pp % 2 ? " + prompt plan" : "", mode);
+            }
         }
         hllm_plan_free(p);
     }

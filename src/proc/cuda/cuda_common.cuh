@@ -217,6 +217,17 @@ int cu_rope_kv(cudaStream_t st, const hllm_op *rope, const hllm_op *kv, const fl
 int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo);
 int cu_add(cudaStream_t st, const hllm_op *op);
 
+/* Handoffs inside a step (cuda_handoff.cu): flags in pinned mapped memory (wait: until
+ * flag - value >= 0 as signed) and small copies between device and pinned host memory, as
+ * kernels; copy_signal stores and then signals, wait_copy waits and then reads the host's data. */
+int cu_handoff_signal(cudaStream_t st, volatile uint32_t *flag, uint32_t value);
+int cu_handoff_wait(cudaStream_t st, volatile uint32_t *flag, uint32_t value);
+int cu_handoff_copy(cudaStream_t st, void *dst, const void *src, size_t bytes, bool from_host);
+int cu_handoff_copy_signal(cudaStream_t st, void *dst, const void *src, size_t bytes, uint32_t *flag, uint32_t value);
+int cu_handoff_wait_copy(cudaStream_t st, void *dst, const void *src, size_t bytes, const uint32_t *flag, uint32_t value);
+/* Runs each handoff kernel once (nothing copied) so that none loads inside a split step. */
+int cu_handoff_preload(cudaStream_t st, uint32_t *zeroed_flag);
+
 /* Attention. Split-KV decode, any n_tok: a grid of a fixed number of chunks per (token, head)
  * that depends only on the cache size (so a captured graph serves every position); each block
  * derives its chunk of keys from pos0 (read from dpos when given) and exits early past the

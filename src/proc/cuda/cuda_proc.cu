@@ -74,6 +74,23 @@ static bool graphs_on(void) {
     return g_graphs != 0;
 }
 
+/* Handoffs recorded into steps (cuda_handoff.cu): 0 copy engine and stream memory operations,
+ * 1 small copies as kernels, 2 (default) also a copy and the flag operation beside it as one
+ * kernel (HLLM_CUDA_HANDOFF). */
+static int g_handoff = -1;
+extern "C" void hllm_cuda_set_handoff(int mode) {
+    if (mode >= 0) g_handoff = mode > 2 ? 2 : mode;
+}
+static int handoff_mode(void) {
+    if (g_handoff < 0) {
+        const char *e = getenv("HLLM_CUDA_HANDOFF");
+        g_handoff = e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : 2;
+    }
+    return g_handoff;
+}
+/* copies up to this size between device and pinned host memory run as kernels */
+#define CU_COPY_KERNEL_MAX ((size_t)1 << 20)
+
 static int g_attn_mma = -1; /* -1: not decided yet (HLLM_CUDA_ATTN_MMA) */
 extern "C" void hllm_cuda_set_attn_mma(int on) {
     if (on >= 0) g_attn_mma = on ? 1 : 0;
@@ -128,6 +145,7 @@ struct cu_graph {
     cudaGraphExec_t exec; /* NULL: free slot */
     hllm_op *ops;
     int n_ops;
+    int handoff; /* the handoff mode it was captured with */
     long last_use;
 };
 
@@ -147,10 +165,14 @@ enum { STEP_NONE = 0, STEP_PLAIN, STEP_RECORD, STEP_REPLAY };
  * the value in r0. */
 enum { CU_ACT_COPY = HLLM_OP_COUNT + 1, CU_ACT_SIGNAL, CU_ACT_WAIT };
 
-enum { CU_FLAG_MEMO = 16 };
+enum { CU_FLAG_MEMO = 16, CU_PINNED = 64 };
 struct cuda_impl {
     struct { const volatile uint32_t *h; void *d; } flag_memo[CU_FLAG_MEMO]; /* see flag_device_ptr */
     int n_flag_memo;
+    /* pinned mapped host allocations made here (asking the driver costs microseconds a pointer,
+     * and a split token asks for every copy) */
+    struct { const char *p; size_t n; } pinned[CU_PINNED];
+    int n_pinned;
     int dev;
     cudaStream_t st;
     cudaDeviceProp prop;
@@ -176,6 +198,7 @@ struct cuda_impl {
     int n_rec, cap_rec;
     cu_graph graphs[CU_GRAPHS];
     long use_clock, n_captures, n_replays, n_mismatch, n_fused;
+    size_t last_nodes; /* nodes of the last graph captured (HLLM_CUDA_STATS) */
     int n_capture_fail; /* captures that failed: after a few, steps are no longer recorded */
     /* pinned staging for copy_out to pageable memory */
     char *stage;
@@ -213,6 +236,7 @@ static inline void act_forget(cuda_impl *c) {
 }
 
 static void step_interrupt(cuda_impl *c);
+static int run_handoff_pair(cuda_impl *c, const hllm_op *a, const hllm_op *b);
 #define STEP_GUARD(c)                                                   \
     do {                                                                \
         if ((c)->mode == STEP_RECORD || (c)->mode == STEP_REPLAY) step_interrupt(c); \
@@ -282,6 +306,7 @@ static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
             hllm_fail("CUDA: could not allocate %.1f MiB of pinned host memory", (double)bytes / 1048576.0);
             return NULL;
         }
+        if (c->n_pinned < CU_PINNED) c->pinned[c->n_pinned].p = (const char *)ptr, c->pinned[c->n_pinned++].n = bytes;
         return ptr;
     }
     if (cudaMalloc(&ptr, bytes) != cudaSuccess) {
@@ -289,6 +314,14 @@ static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
         return NULL;
     }
     return ptr;
+}
+
+/* [ptr, ptr + bytes) lies in a pinned allocation made here. */
+static bool in_pinned(const cuda_impl *c, const void *ptr, size_t bytes) {
+    const char *q = (const char *)ptr;
+    for (int i = 0; i < c->n_pinned; i++)
+        if (q >= c->pinned[i].p && q + bytes <= c->pinned[i].p + c->pinned[i].n) return true;
+    return false;
 }
 
 static bool is_pinned_host(const void *ptr) {
@@ -309,6 +342,8 @@ static void cu_free(hllm_proc *p, void *ptr) {
     drop_graphs(c); /* they may read or write this buffer */
     if (is_pinned_host(ptr)) {
         c->n_flag_memo = 0; /* a flag may have lived there */
+        for (int i = 0; i < c->n_pinned; i++)
+            if (c->pinned[i].p == (const char *)ptr) c->pinned[i] = c->pinned[--c->n_pinned];
         cudaFreeHost(ptr);
     } else cudaFree(ptr);
 }
@@ -326,8 +361,11 @@ static bool dev_accessible(const void *ptr) {
 }
 
 /* An async copy; recorded into the step (and captured) when `capturable`: the caller has
- * checked the host side (the processor's own side is its device memory). */
-static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes, bool capturable) {
+ * checked the host side (the processor's own side is its device memory). dir: COPY_FROM_HOST
+ * or COPY_TO_HOST when that side is pinned mapped memory allocated here (a kernel may copy),
+ * else 0. */
+enum { COPY_FROM_HOST = 1, COPY_TO_HOST = 2 };
+static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes, bool capturable, int dir) {
     cuda_impl *c = impl_of(p);
     if (capturable && (c->mode == STEP_RECORD || c->mode == STEP_REPLAY)) {
         hllm_op a = {};
@@ -335,6 +373,7 @@ static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes, bo
         a.dst = (float *)dst;
         a.src = (const float *)src;
         a.n_rows = (int64_t)bytes;
+        a.r1 = dir;
         return cu_run(p, &a);
     }
     STEP_GUARD(c);
@@ -347,7 +386,8 @@ static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     if (!bytes) return 0;
     use_dev(c->dev);
     const bool stepping = c->mode == STEP_RECORD || c->mode == STEP_REPLAY;
-    return issue_copy(p, dst, src, bytes, stepping && dev_accessible(src));
+    if (stepping && in_pinned(c, src, bytes)) return issue_copy(p, dst, src, bytes, true, COPY_FROM_HOST);
+    return issue_copy(p, dst, src, bytes, stepping && dev_accessible(src), 0);
 }
 
 static int flush_pending(cuda_impl *c) {
@@ -362,7 +402,8 @@ static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
     if (!bytes) return 0;
     use_dev(c->dev);
-    if (is_pinned_host(dst)) return issue_copy(p, dst, src, bytes, true);
+    if (in_pinned(c, dst, bytes)) return issue_copy(p, dst, src, bytes, true, COPY_TO_HOST);
+    if (is_pinned_host(dst)) return issue_copy(p, dst, src, bytes, true, 0);
     STEP_GUARD(c);
     /* pageable destination: copy into pinned staging now, to the destination at finish() */
     const size_t need = (bytes + 255) / 256 * 256;
@@ -990,6 +1031,16 @@ static int run_recorded(cuda_impl *c) {
     act_forget(c);
     const hllm_op *ops = c->rec;
     for (int i = 0, k = 1; i < c->n_rec; i += k) {
+        if (i + 1 < c->n_rec && (int)ops[i].kind > HLLM_OP_COUNT) { /* a handoff */
+            act_forget(c);
+            cu_pdl_op = true;
+            const int r = run_handoff_pair(c, ops + i, ops + i + 1);
+            if (r < 0) return -1;
+            if (r) {
+                k = 2;
+                continue;
+            }
+        }
         const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
         cu_pdl_op = ops[i].n_tok <= 8;
         int rc;
@@ -1064,11 +1115,13 @@ static void capture(cuda_impl *c) {
     act_forget(c);
     cudaGraphExec_t ex = NULL;
     if (!rc && e == cudaSuccess && graph && cudaGraphInstantiate(&ex, graph, 0) == cudaSuccess) {
+        if (cudaGraphGetNodes(graph, NULL, &c->last_nodes) != cudaSuccess) c->last_nodes = 0;
         g->shape = c->shape;
         g->n_tok = c->step_ntok;
         g->exec = ex;
         g->ops = ops;
         g->n_ops = c->n_rec;
+        g->handoff = handoff_mode();
         g->last_use = ++c->use_clock;
         c->n_captures++;
         ops = NULL;
@@ -1104,7 +1157,9 @@ static int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *
     c->step_ntok = n_tok;
     c->cur = -1;
     for (int i = 0; i < CU_GRAPHS; i++)
-        if (c->graphs[i].exec && c->graphs[i].shape == shape && c->graphs[i].n_tok == n_tok) c->cur = i;
+        if (c->graphs[i].exec && c->graphs[i].shape == shape && c->graphs[i].n_tok == n_tok &&
+            c->graphs[i].handoff == handoff_mode())
+            c->cur = i;
     c->mode = c->cur >= 0 ? STEP_REPLAY : STEP_RECORD;
     return c->mode == STEP_REPLAY ? 1 : 0;
 }
@@ -1172,15 +1227,6 @@ extern "C" long hllm_cuda_fused_ops(hllm_proc *p) { return impl_of(p)->n_fused; 
 
 /* ---- synchronization through host flags ---- */
 
-__global__ void k_signal(volatile uint32_t *flag, uint32_t value) {
-    __threadfence_system();
-    *flag = value;
-}
-
-__global__ void k_wait(volatile uint32_t *flag, uint32_t value) {
-    while ((int32_t)(*flag - value) < 0) __nanosleep(200);
-}
-
 struct host_flag_arg {
     volatile uint32_t *flag;
     uint32_t value;
@@ -1241,21 +1287,46 @@ static void flag_op(hllm_proc *p, volatile uint32_t *flag, uint32_t value, int k
     cu_run(p, &a);
 }
 
+/* A recorded copy that a kernel makes: small, between this device and pinned host memory. */
+static bool copy_by_kernel(const hllm_op *op) {
+    return handoff_mode() >= 1 && op->kind == (hllm_op_kind)CU_ACT_COPY && op->r1 != 0 &&
+           (size_t)op->n_rows <= CU_COPY_KERNEL_MAX && ((uintptr_t)op->dst & 3u) == 0 && ((uintptr_t)op->src & 3u) == 0 &&
+           (op->n_rows & 3) == 0;
+}
+
+/* Ops i, i + 1 of a step as one handoff kernel: a copy to the host and the signal after it, or
+ * a wait and the copy from the host after it. Returns 1 if it launched them, 0 if they do not
+ * pair, -1 on error. */
+static int run_handoff_pair(cuda_impl *c, const hllm_op *a, const hllm_op *b) {
+    if (handoff_mode() < 2) return 0;
+    if (a->kind == (hllm_op_kind)CU_ACT_COPY && b->kind == (hllm_op_kind)CU_ACT_SIGNAL && a->r1 == COPY_TO_HOST &&
+        copy_by_kernel(a))
+        return cu_handoff_copy_signal(c->st, a->dst, a->src, (size_t)a->n_rows, (uint32_t *)b->src2, (uint32_t)b->r0)
+                   ? -1
+                   : 1;
+    if (a->kind == (hllm_op_kind)CU_ACT_WAIT && b->kind == (hllm_op_kind)CU_ACT_COPY && b->r1 == COPY_FROM_HOST &&
+        copy_by_kernel(b))
+        return cu_handoff_wait_copy(c->st, b->dst, b->src, (size_t)b->n_rows, (const uint32_t *)a->src2, (uint32_t)a->r0)
+                   ? -1
+                   : 1;
+    return 0;
+}
+
 static int run_action(cuda_impl *c, const hllm_op *op) {
     const uint32_t value = (uint32_t)op->r0;
     CUdeviceptr dp = (CUdeviceptr)(uintptr_t)op->src2;
     switch ((int)op->kind) {
     case CU_ACT_COPY:
+        if (copy_by_kernel(op))
+            return cu_handoff_copy(c->st, op->dst, op->src, (size_t)op->n_rows, op->r1 == COPY_FROM_HOST);
         return cu_check(cudaMemcpyAsync(op->dst, op->src, (size_t)op->n_rows, cudaMemcpyDefault, c->st), "copy");
     case CU_ACT_SIGNAL:
         if (c->memops && c->write32((CUstream)c->st, dp, value, CU_STREAM_WRITE_VALUE_DEFAULT) == CUDA_SUCCESS) return 0;
-        k_signal<<<1, 1, 0, c->st>>>((volatile uint32_t *)op->src2, value);
-        return cu_check(cudaGetLastError(), "signal");
+        return cu_handoff_signal(c->st, (volatile uint32_t *)op->src2, value);
     case CU_ACT_WAIT: /* another processor may write activations before what follows */
         act_forget(c);
         if (c->memops && c->wait32((CUstream)c->st, dp, value, CU_STREAM_WAIT_VALUE_GEQ) == CUDA_SUCCESS) return 0;
-        k_wait<<<1, 1, 0, c->st>>>((volatile uint32_t *)op->src2, value);
-        return cu_check(cudaGetLastError(), "wait");
+        return cu_handoff_wait(c->st, (volatile uint32_t *)op->src2, value);
     default: return hllm_fail("CUDA processor: unknown action %d", (int)op->kind);
     }
 }
@@ -1276,8 +1347,8 @@ static void cu_destroy(hllm_proc *p) {
     if (!p) return;
     cuda_impl *c = impl_of(p);
     if (getenv("HLLM_CUDA_STATS"))
-        fprintf(stderr, "cuda: graphs captured %ld, replayed %ld, mismatched %ld, failed captures %d\n", c->n_captures,
-                c->n_replays, c->n_mismatch, c->n_capture_fail);
+        fprintf(stderr, "cuda: graphs captured %ld (the last of %zu nodes), replayed %ld, mismatched %ld, failed captures %d\n",
+                c->n_captures, c->last_nodes, c->n_replays, c->n_mismatch, c->n_capture_fail);
     use_dev(c->dev);
     cudaStreamSynchronize(c->st);
     drop_graphs(c);
@@ -1419,7 +1490,8 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
               cudaHostAlloc((void **)&c->hstate, CU_RING * sizeof(cu_dstate), cudaHostAllocDefault) == cudaSuccess;
     for (int i = 0; ok && i < CU_RING; i++)
         ok = cudaEventCreateWithFlags(&c->ring_ev[i], cudaEventDisableTiming) == cudaSuccess;
-    if (!ok || cudaMemsetAsync(c->dstate, 0, sizeof(cu_dstate), c->st) != cudaSuccess) {
+    if (!ok || cudaMemsetAsync(c->dstate, 0, sizeof(cu_dstate), c->st) != cudaSuccess ||
+        cu_handoff_preload(c->st, (uint32_t *)c->dstate)) {
         hllm_fail("CUDA: cannot set up the step state on %s: %s", c->prop.name, cudaGetErrorString(cudaGetLastError()));
         p->impl = c;
         cu_destroy(p);

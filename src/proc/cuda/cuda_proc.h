@@ -36,6 +36,12 @@ void hllm_cuda_set_graphs(int on);
  * Process-wide. */
 void hllm_cuda_set_fusion(int on);
 
+/* How captured steps hand activations to and from a host processor: 0 copy engine and stream
+ * memory operations, 1 small copies as kernels, 2 (the default, or as the environment's
+ * HLLM_CUDA_HANDOFF says) also each copy with the flag operation beside it as one kernel; -1
+ * keeps the current value. Results are the same bit for bit. Process-wide. */
+void hllm_cuda_set_handoff(int mode);
+
 /* Counters of a CUDA processor's captured steps: graphs captured, steps replayed from a graph,
  * and steps whose ops differed from their shape's graph (run as issued, then captured anew). */
 struct hllm_proc;
