@@ -17,26 +17,41 @@ __global__ void k_wait(volatile uint32_t *flag, uint32_t value) {
     while ((int32_t)(*flag - value) < 0) __nanosleep(200);
 }
 
-/* One block: the copy is a few KiB, and one block lets the signal follow every thread's stores
- * without a grid-wide barrier. */
-static __device__ __forceinline__ void copy_block(void *dst, const void *src, size_t bytes, bool from_host) {
-    const bool vec = (((uintptr_t)dst | (uintptr_t)src | bytes) & 15u) == 0;
-    if (vec) {
-        const int4 *s = (const int4 *)src;
-        int4 *d = (int4 *)dst;
-        /* host memory another processor just wrote: past the caches */
-        for (size_t i = threadIdx.x; i < bytes / 16; i += blockDim.x) d[i] = from_host ? __ldcv(s + i) : s[i];
-    } else {
-        const uint32_t *s = (const uint32_t *)src;
-        uint32_t *d = (uint32_t *)dst;
-        for (size_t i = threadIdx.x; i < bytes / 4; i += blockDim.x) d[i] = from_host ? __ldcv(s + i) : s[i];
+/* Elements first, first + stride, ... of [0, n): four loads in flight per thread before their
+ * stores (host memory is a PCIe round trip away). from_host: memory another processor just
+ * wrote, read past the caches. */
+template <typename T>
+static __device__ __forceinline__ void copy_span(T *__restrict__ d, const T *__restrict__ s, size_t n, size_t first,
+                                                 size_t stride, bool from_host) {
+    size_t i = first;
+    for (; i + 3 * stride < n; i += 4 * stride) {
+        T v[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = from_host ? __ldcv(s + i + k * stride) : s[i + k * stride];
+#pragma unroll
+        for (int k = 0; k < 4; k++) d[i + k * stride] = v[k];
     }
+    for (; i < n; i += stride) d[i] = from_host ? __ldcv(s + i) : s[i];
+}
+
+/* This thread's share of the copy: 16-byte elements when everything is 16-byte aligned. */
+static __device__ __forceinline__ void copy_part(void *dst, const void *src, size_t bytes, size_t first, size_t stride,
+                                                 bool from_host) {
+    if ((((uintptr_t)dst | (uintptr_t)src | bytes) & 15u) == 0)
+        copy_span((int4 *)dst, (const int4 *)src, bytes / 16, first, stride, from_host);
+    else copy_span((uint32_t *)dst, (const uint32_t *)src, bytes / 4, first, stride, from_host);
 }
 
 __global__ void k_copy(void *dst, const void *src, size_t bytes, int from_host) {
     cu_pdl_wait();
-    copy_block(dst, src, bytes, from_host != 0);
+    copy_part(dst, src, bytes, (size_t)blockIdx.x * blockDim.x + threadIdx.x, (size_t)gridDim.x * blockDim.x, from_host != 0);
     if (!from_host) __threadfence_system(); /* before a signal in a later node */
+}
+
+/* The fused kernels are one block: the signal then follows every thread's stores without a
+ * grid-wide barrier (the caller keeps them to copies one block moves in a round trip or few). */
+static __device__ __forceinline__ void copy_block(void *dst, const void *src, size_t bytes, bool from_host) {
+    copy_part(dst, src, bytes, threadIdx.x, blockDim.x, from_host);
 }
 
 __global__ void k_copy_signal(void *dst, const void *src, size_t bytes, volatile uint32_t *flag, uint32_t value) {
@@ -74,7 +89,11 @@ int cu_handoff_wait(cudaStream_t st, volatile uint32_t *flag, uint32_t value) {
 }
 
 int cu_handoff_copy(cudaStream_t st, void *dst, const void *src, size_t bytes, bool from_host) {
-    cu_launch(k_copy, dim3(1), dim3(k_threads), 0, st, dst, src, bytes, (int)from_host);
+    /* enough blocks for four 16-byte loads a thread, at most four an SM */
+    const size_t per_block = (size_t)k_threads * 64, max_blocks = (size_t)cu_n_sm * 4;
+    size_t blocks = (bytes + per_block - 1) / per_block;
+    blocks = blocks < 1 ? 1 : blocks > max_blocks ? max_blocks : blocks;
+    cu_launch(k_copy, dim3((unsigned)blocks), dim3(k_threads), 0, st, dst, src, bytes, (int)from_host);
     return CU_LAUNCHED("copy kernel");
 }
 

@@ -88,8 +88,10 @@ static int handoff_mode(void) {
     }
     return g_handoff;
 }
-/* copies up to this size between device and pinned host memory run as kernels */
+/* copies up to this size between device and pinned host memory run as kernels; up to the
+ * second, one block copies it beside a flag operation */
 #define CU_COPY_KERNEL_MAX ((size_t)1 << 20)
+#define CU_COPY_FUSE_MAX ((size_t)64 << 10)
 
 static int g_attn_mma = -1; /* -1: not decided yet (HLLM_CUDA_ATTN_MMA) */
 extern "C" void hllm_cuda_set_attn_mma(int on) {
@@ -1299,6 +1301,8 @@ static bool copy_by_kernel(const hllm_op *op) {
  * pair, -1 on error. */
 static int run_handoff_pair(cuda_impl *c, const hllm_op *a, const hllm_op *b) {
     if (handoff_mode() < 2) return 0;
+    const hllm_op *copy = a->kind == (hllm_op_kind)CU_ACT_COPY ? a : b;
+    if (copy->kind != (hllm_op_kind)CU_ACT_COPY || (size_t)copy->n_rows > CU_COPY_FUSE_MAX) return 0;
     if (a->kind == (hllm_op_kind)CU_ACT_COPY && b->kind == (hllm_op_kind)CU_ACT_SIGNAL && a->r1 == COPY_TO_HOST &&
         copy_by_kernel(a))
         return cu_handoff_copy_signal(c->st, a->dst, a->src, (size_t)a->n_rows, (uint32_t *)b->src2, (uint32_t)b->r0)
