@@ -22,11 +22,12 @@
  * current ones.
  *
  * Failures never abort: no GPU, an old driver, missing kernels for the GPU's architecture and
- * out-of-memory each return NULL / -1 with one hllm_fail line, and the CPU stays usable. */
-#include "proc/cuda/cuda_common.cuh"
+ * out-of-memory each return NULL / -1 with one hllm_fail line, and the CPU stays usable.
+ *
+ * This file: memory, weights, the ops and the processor's life; cuda_step.cu: captured steps,
+ * flags and handoffs; cuda_impl.cuh: the state both share. */
+#include "proc/cuda/cuda_impl.cuh"
 #include "proc/cuda/cuda_proc.h"
-#include <cuda.h>
-#include <cublas_v2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -36,62 +37,12 @@ extern "C" {
 #include "core/types.h"
 }
 
-static int g_gemv_max_tok = 8;
-static int g_split_max_tok = 8;
-static int g_graphs = -1; /* -1: not decided yet (HLLM_CUDA_GRAPHS=0 turns them off), 0, 1 */
-/* fusing ops of captured steps: 0 off, 1 all, 2 all but the gate/up + swiglu kernel (the
- * default: that kernel made llama3-8b q4_0 tg128 7% slower on H100, its quantization tail
- * holding every block); -1: not decided yet (HLLM_CUDA_FUSE) */
-static int g_fuse = -1;
-/* Ablation for measurements only (HLLM_CUDA_SKIP=rmsnorm,rope,attention,swiglu,add,matmul):
- * captured decode steps leave out the ops of these kinds, so a run's time without them shows
- * what they cost in the real pipeline; the results are then wrong, and the run says so. */
-static unsigned g_skip;
-static unsigned skip_mask(const char *e) {
-    static const struct {
-        const char *name;
-        hllm_op_kind kind;
-    } k[] = {{"rmsnorm", HLLM_OP_RMSNORM}, {"rope", HLLM_OP_ROPE},   {"kv", HLLM_OP_KV_STORE},
-             {"attention", HLLM_OP_ATTENTION}, {"swiglu", HLLM_OP_SWIGLU}, {"add", HLLM_OP_ADD},
-             {"matmul", HLLM_OP_MATMUL}};
-    unsigned m = 0;
-    for (size_t i = 0; e && i < sizeof k / sizeof *k; i++)
-        if (strstr(e, k[i].name)) m |= 1u << k[i].kind;
-    if (m) fprintf(stderr, "hllm: HLLM_CUDA_SKIP=%s: decode steps leave ops out; results are wrong (timing only)\n", e);
-    return m;
-}
-
+int cu_gemv_max_tok = 8; /* tests lower them (hllm_cuda_set_paths) */
+int cu_split_max_tok = 8;
 extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
-    if (gemv_max_tok >= 0) g_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
-    if (split_max_tok >= 0) g_split_max_tok = split_max_tok;
+    if (gemv_max_tok >= 0) cu_gemv_max_tok = gemv_max_tok > 8 ? 8 : gemv_max_tok;
+    if (split_max_tok >= 0) cu_split_max_tok = split_max_tok;
 }
-
-static bool graphs_on(void) {
-    if (g_graphs < 0) {
-        const char *e = getenv("HLLM_CUDA_GRAPHS");
-        g_graphs = e && e[0] == '0' ? 0 : 1;
-    }
-    return g_graphs != 0;
-}
-
-/* Handoffs recorded into steps (cuda_handoff.cu): 0 copy engine and stream memory operations,
- * 1 small copies as kernels, 2 (default) also a copy and the flag operation beside it as one
- * kernel (HLLM_CUDA_HANDOFF). */
-static int g_handoff = -1;
-extern "C" void hllm_cuda_set_handoff(int mode) {
-    if (mode >= 0) g_handoff = mode > 2 ? 2 : mode;
-}
-static int handoff_mode(void) {
-    if (g_handoff < 0) {
-        const char *e = getenv("HLLM_CUDA_HANDOFF");
-        g_handoff = e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : 2;
-    }
-    return g_handoff;
-}
-/* copies up to this size between device and pinned host memory run as kernels; up to the
- * second, one block copies it beside a flag operation */
-#define CU_COPY_KERNEL_MAX ((size_t)1 << 20)
-#define CU_COPY_FUSE_MAX ((size_t)64 << 10)
 
 static int g_attn_mma = -1; /* -1: not decided yet (HLLM_CUDA_ATTN_MMA) */
 extern "C" void hllm_cuda_set_attn_mma(int on) {
@@ -114,143 +65,9 @@ static bool attn_mma_on(void) {
 static int64_t g_tile_elems = CU_TILE_DEFAULT;
 extern "C" void hllm_cuda_set_prompt_tile(long long elems) { g_tile_elems = elems > 0 ? elems : CU_TILE_DEFAULT; }
 
-extern "C" void hllm_cuda_set_graphs(int on) {
-    if (on >= 0) g_graphs = on ? 1 : 0;
-}
-
-extern "C" void hllm_cuda_set_fusion(int on) {
-    if (on >= 0) g_fuse = on > 2 ? 1 : on;
-}
-
 int cu_check(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return 0;
     return hllm_fail("CUDA: %s failed: %s", what, cudaGetErrorString(e));
-}
-
-typedef CUresult(CUDAAPI *pfn_stream_value32)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
-
-struct cu_pending { /* a copy_out to pageable memory, completed by finish() */
-    void *dst;
-    size_t off, bytes;
-};
-
-struct cu_buf {
-    void *p;
-    size_t size;
-};
-
-/* A captured step: the ops it was captured from (pos0 and ids aside, a later step replays it
- * only if it issues the same ops) and the instantiated graph. */
-struct cu_graph {
-    uint64_t shape;
-    int n_tok;
-    cudaGraphExec_t exec; /* NULL: free slot */
-    hllm_op *ops;
-    int n_ops;
-    int handoff; /* the handoff mode it was captured with */
-    long last_use;
-};
-
-#define CU_GRAPHS 4
-#define CU_RING 16
-#define CU_SLOTS 3 /* VRAM slots for host-resident weight tiles of prompts */
-
-/* Step modes between step_begin and step_end. PLAIN: ops run as issued (not a decode shape).
- * RECORD: ops run as issued and are recorded; step_end captures them into a graph. REPLAY: a
- * graph of this shape exists; ops are only recorded, and step_end launches the graph if they
- * match the graph's ops (else runs them and captures anew). */
-enum { STEP_NONE = 0, STEP_PLAIN, STEP_RECORD, STEP_REPLAY };
-
-/* Besides ops, a step records the copies and flag operations issued between them (a split plan
- * issues them mid-step), so they are captured into the graph too. They travel as hllm_op with
- * these kinds: COPY: dst <- src, n_rows bytes; SIGNAL / WAIT: the flag's device address in src2,
- * the value in r0. */
-enum { CU_ACT_COPY = HLLM_OP_COUNT + 1, CU_ACT_SIGNAL, CU_ACT_WAIT };
-
-enum { CU_FLAG_MEMO = 16, CU_PINNED = 64 };
-struct cuda_impl {
-    struct { const volatile uint32_t *h; void *d; } flag_memo[CU_FLAG_MEMO]; /* see flag_device_ptr */
-    int n_flag_memo;
-    /* pinned mapped host allocations made here (asking the driver costs microseconds a pointer,
-     * and a split token asks for every copy) */
-    struct { const char *p; size_t n; } pinned[CU_PINNED];
-    int n_pinned;
-    int dev;
-    cudaStream_t st;
-    cudaDeviceProp prop;
-    cublasHandle_t blas;
-    bool blas_ok;
-    void *blas_ws;
-    pfn_stream_value32 write32, wait32;
-    bool memops; /* stream memory operations usable */
-    cu_buf xq, xh, wt, part, tok, cnt;
-    cu_buf xq2, gcnt; /* fused gate/up + swiglu: its q8_1 output (beside its input's), counters */
-    bool any_quant; /* a quantized matrix is loaded: ops feeding GEMVs also write q8_1 copies */
-    /* step state: device copy, pinned ring of host copies (an event each) */
-    cu_dstate *dstate, *hstate;
-    cudaEvent_t ring_ev[CU_RING];
-    int ring_i;
-    /* while capturing: kernels read pos0 / ids from dstate */
-    bool capturing;
-    const int32_t *dpos, *dtok;
-    int mode;
-    uint64_t shape;
-    int step_ntok, cur;
-    hllm_op *rec;
-    int n_rec, cap_rec;
-    cu_graph graphs[CU_GRAPHS];
-    long use_clock, n_captures, n_replays, n_mismatch, n_fused;
-    size_t last_nodes; /* nodes of the last graph captured (HLLM_CUDA_STATS) */
-    int n_capture_fail; /* captures that failed: after a few, steps are no longer recorded */
-    /* pinned staging for copy_out to pageable memory */
-    char *stage;
-    size_t stage_size, stage_used;
-    cu_pending *pend;
-    int n_pend, cap_pend;
-    /* the activation last quantized for a GEMV, reused by the next matmuls of the same input
-     * (q/k/v, gate/up) until any other op or copy could have changed it */
-    const float *xq_src;
-    int64_t xq_ld, xq_cols;
-    int xq_ntok;
-    /* the same for the f16/bf16 copy of a prompt matmul's input in xh (q, k and v read one) */
-    const float *xh_src;
-    int64_t xh_ld, xh_cols;
-    int xh_ntok;
-    bool xh_bf;
-    bool xq_alt; /* that copy is in xq2 (written by a fused gate/up + swiglu), not in xq */
-    /* prompts over host-resident rows: copy stream, VRAM slots, and per slot an event when its
-     * copy is done and one when the last GEMM reading it is */
-    cudaStream_t cst;
-    cu_buf slot[CU_SLOTS];
-    cudaEvent_t slot_copied[CU_SLOTS], slot_free[CU_SLOTS];
-    int slot_i;
-    bool staging; /* the above exist */
-    char name[96];
-};
-
-static inline cuda_impl *impl_of(hllm_proc *p) { return (cuda_impl *)p->impl; }
-
-/* Every op but a matmul, and every copy in, may write the activations the cached converted
- * inputs (xq, xh) were made from. */
-static inline void act_forget(cuda_impl *c) {
-    c->xq_src = NULL;
-    c->xh_src = NULL;
-}
-
-static void step_interrupt(cuda_impl *c);
-static int run_handoff_pair(cuda_impl *c, const hllm_op *a, const hllm_op *b);
-#define STEP_GUARD(c)                                                   \
-    do {                                                                \
-        if ((c)->mode == STEP_RECORD || (c)->mode == STEP_REPLAY) step_interrupt(c); \
-    } while (0)
-
-/* cudaSetDevice once per thread and device, not once per op (the decode step issues hundreds). */
-static __thread int tl_dev = -1;
-static inline void use_dev(int dev) {
-    if (tl_dev != dev) {
-        cudaSetDevice(dev);
-        tl_dev = dev;
-    }
 }
 
 static int oom(cuda_impl *c, size_t bytes, const char *what) {
@@ -350,8 +167,6 @@ static void cu_free(hllm_proc *p, void *ptr) {
     } else cudaFree(ptr);
 }
 
-static int cu_run(hllm_proc *p, const hllm_op *op);
-
 /* Device memory or pinned host memory: a copy from or to it can be captured. */
 static bool dev_accessible(const void *ptr) {
     cudaPointerAttributes a;
@@ -365,8 +180,7 @@ static bool dev_accessible(const void *ptr) {
 /* An async copy; recorded into the step (and captured) when `capturable`: the caller has
  * checked the host side (the processor's own side is its device memory). dir: COPY_FROM_HOST
  * or COPY_TO_HOST when that side is pinned mapped memory allocated here (a kernel may copy),
- * else 0. */
-enum { COPY_FROM_HOST = 1, COPY_TO_HOST = 2 };
+ * else 0 (cuda_impl.cuh). */
 static int issue_copy(hllm_proc *p, void *dst, const void *src, size_t bytes, bool capturable, int dir) {
     cuda_impl *c = impl_of(p);
     if (capturable && (c->mode == STEP_RECORD || c->mode == STEP_REPLAY)) {
@@ -704,7 +518,7 @@ static int xq_buffer(cuda_impl *c, int n_tok, int64_t cols, cu_qout *qo) {
 /* Ops whose output feeds GEMVs (rmsnorm, swiglu, attention) also write its q8_1 copy when a
  * quantized matrix is loaded, so the matmuls after them skip the quantization kernel. */
 static bool produce_q(const cuda_impl *c, int n_tok, int64_t cols) {
-    return c->any_quant && n_tok >= 1 && n_tok <= g_gemv_max_tok && cols % 32 == 0;
+    return c->any_quant && n_tok >= 1 && n_tok <= cu_gemv_max_tok && cols % 32 == 0;
 }
 
 static void xq_set(cuda_impl *c, const float *src, int64_t ld, int64_t cols, int n_tok) {
@@ -731,11 +545,11 @@ static void clobber_check_h(cuda_impl *c, const hllm_op *op, const hllm_pweight 
     if (c->xh_src && writes_into(op, w, c->xh_src, c->xh_ld, c->xh_ntok, c->xh_cols)) c->xh_src = NULL;
 }
 
-/* The GEMV path of n matmuls of one input (checked: rows held, n_tok <= g_gemv_max_tok) in one
+/* The GEMV path of n matmuls of one input (checked: rows held, n_tok <= cu_gemv_max_tok) in one
  * launch; add: an ADD of the (single) matmul's output fused into it, or NULL. */
 /* The fused gate/up + swiglu's q8_1 output buffer (same layout as xq_buffer's) and its
  * counters (zeroed when they grow; the kernel leaves them zero). */
-static int glu_buffers(cuda_impl *c, int n_tok, int64_t dim, cu_qout *qo) {
+int cu_glu_buffers(cuda_impl *c, int n_tok, int64_t dim, cu_qout *qo) {
     const size_t qb = (size_t)n_tok * (size_t)dim, db = (size_t)n_tok * (size_t)(dim / 32) * sizeof(float2);
     const size_t qpad = (qb + 255) / 256 * 256, nc = (size_t)(dim / 32) * sizeof(unsigned);
     if (ensure(c, &c->xq2, qpad + db, "quantized activations")) return -1;
@@ -763,7 +577,7 @@ static int gemv_input(cuda_impl *c, const hllm_op *op, bool no_alt, int8_t **xq,
     if (!reuse) c->xq_src = NULL;
     cu_qout qo;
     if (reuse && c->xq_alt) {
-        if (glu_buffers(c, n_tok, cols, &qo)) return -1;
+        if (cu_glu_buffers(c, n_tok, cols, &qo)) return -1;
     } else if (xq_buffer(c, n_tok, cols, &qo)) {
         return -1;
     }
@@ -793,7 +607,7 @@ static cu_gseg seg_of(cuda_impl *c, const hllm_op *op) {
 }
 
 /* gate, up, SWIGLU (cu_fuse_match checked them) in one kernel. */
-static int run_glu(cuda_impl *c, const hllm_op *ops) {
+int cu_run_glu(cuda_impl *c, const hllm_op *ops) {
     const hllm_op *sw = &ops[2];
     int8_t *xq;
     float2 *xds;
@@ -801,7 +615,7 @@ static int run_glu(cuda_impl *c, const hllm_op *ops) {
     const cu_gseg g = seg_of(c, &ops[0]), u = seg_of(c, &ops[1]);
     cu_qout qo = {NULL, NULL};
     const bool q = produce_q(c, sw->n_tok, sw->dim);
-    if (glu_buffers(c, sw->n_tok, sw->dim, q ? &qo : NULL)) return -1;
+    if (cu_glu_buffers(c, sw->n_tok, sw->dim, q ? &qo : NULL)) return -1;
     if (cu_gemv_glu(c->st, g, u, xq, xds, sw->n_tok, qo, (unsigned *)c->gcnt.p)) return -1;
     act_forget(c);
     if (q) {
@@ -811,7 +625,7 @@ static int run_glu(cuda_impl *c, const hllm_op *ops) {
     return 0;
 }
 
-static int run_gemv(cuda_impl *c, const hllm_op *ops, int n, const hllm_op *add) {
+int cu_run_gemv(cuda_impl *c, const hllm_op *ops, int n, const hllm_op *add) {
     const hllm_op *op = &ops[0];
     const int n_tok = op->n_tok;
     int8_t *xq;
@@ -839,7 +653,7 @@ static int run_matmul(cuda_impl *c, const hllm_op *op) {
     const float *bias = op->bias ? op->bias->vec : NULL;
     const bool quant = cu_type_quantized(m.type);
     const int n_tok = op->n_tok;
-    if (n_tok <= g_gemv_max_tok) return run_gemv(c, op, 1, NULL);
+    if (n_tok <= cu_gemv_max_tok) return cu_run_gemv(c, op, 1, NULL);
     clobber_check(c, op, w);
     /* prefill: tensor-core GEMM through cuBLAS */
     if (blas_init(c)) return -1;
@@ -925,7 +739,7 @@ static int run_attention(cuda_impl *c, const hllm_op *op) {
         return hllm_fail("CUDA: KV cache type %s is not supported (f16 or f32)", hllm_type_name(op->kv->type));
     if (op->pos0 < 0 || op->pos0 + op->n_tok > op->kv->n_ctx)
         return hllm_fail("CUDA: attention over %d rows at %d exceeds the cache", op->n_tok, op->pos0);
-    if (op->n_tok > g_split_max_tok) {
+    if (op->n_tok > cu_split_max_tok) {
         int r = attn_mma_on() ? cu_attn_mma(c->st, op, c->prop.major) : 1;
         if (r <= 0) return r;
         r = cu_attn_flash(c->st, op, c->prop.sharedMemPerBlockOptin);
@@ -968,11 +782,9 @@ static int run_swiglu(cuda_impl *c, const hllm_op *op) {
 }
 
 /* Issues one op on the stream (or into the graph being captured). */
-static int run_action(cuda_impl *c, const hllm_op *op);
-
-static int run_op(cuda_impl *c, const hllm_op *op) {
+int cu_run_op(cuda_impl *c, const hllm_op *op) {
     if (op->kind != HLLM_OP_MATMUL) act_forget(c);
-    if ((int)op->kind > HLLM_OP_COUNT) return run_action(c, op);
+    if ((int)op->kind > HLLM_OP_COUNT) return cu_run_action(c, op);
     cu_pdl_op = op->n_tok <= 8;
     switch (op->kind) {
     case HLLM_OP_EMBED: return run_embed(c, op);
@@ -992,352 +804,6 @@ static int run_op(cuda_impl *c, const hllm_op *op) {
     }
 }
 
-/* ---- captured decode steps (proc.h step_begin / step_end) ---- */
-
-/* Same op apart from pos0 and the ids (what the step state carries). */
-static bool op_same(const hllm_op *a, const hllm_op *b) {
-    return a->kind == b->kind && a->n_tok == b->n_tok && a->dst == b->dst && a->src == b->src && a->src2 == b->src2 &&
-           a->ld_dst == b->ld_dst && a->ld_src == b->ld_src && a->ld_src2 == b->ld_src2 && a->w == b->w &&
-           a->bias == b->bias && a->r0 == b->r0 && a->r1 == b->r1 && a->dim == b->dim && a->n_rows == b->n_rows &&
-           a->eps == b->eps && a->n_head == b->n_head && a->n_head_kv == b->n_head_kv && a->head_dim == b->head_dim &&
-           a->h0 == b->h0 && a->h1 == b->h1 && a->attn_scale == b->attn_scale && a->n_rot == b->n_rot &&
-           a->rope_type == b->rope_type && a->freq_base == b->freq_base && a->freq_scale == b->freq_scale &&
-           a->freq_factors == b->freq_factors && a->kv == b->kv &&
-           (!a->kv || (a->kv->k == b->kv->k && a->kv->v == b->kv->v && a->kv->type == b->kv->type &&
-                       a->kv->n_ctx == b->kv->n_ctx));
-}
-
-static int record_op(cuda_impl *c, const hllm_op *op) {
-    if (c->n_rec == c->cap_rec) {
-        const int cap = c->cap_rec ? 2 * c->cap_rec : 512;
-        hllm_op *n = (hllm_op *)realloc(c->rec, (size_t)cap * sizeof *n);
-        if (!n) return -1;
-        c->rec = n;
-        c->cap_rec = cap;
-    }
-    c->rec[c->n_rec++] = *op;
-    return 0;
-}
-
-static bool fuse_on(void) {
-    if (g_fuse < 0) {
-        const char *e = getenv("HLLM_CUDA_FUSE");
-        g_fuse = e && e[0] == '0' ? 0 : (e && e[0] == '1' ? 1 : 2);
-    }
-    return g_fuse != 0;
-}
-
-/* Runs the recorded ops of a step (into a capture, or as a replayed step that cannot use its
- * graph), merging neighbours where cuda_fuse.cu allows: the same results as one by one. */
-static int run_recorded(cuda_impl *c) {
-    act_forget(c);
-    const hllm_op *ops = c->rec;
-    for (int i = 0, k = 1; i < c->n_rec; i += k) {
-        if (i + 1 < c->n_rec && (int)ops[i].kind > HLLM_OP_COUNT) { /* a handoff */
-            act_forget(c);
-            cu_pdl_op = true;
-            const int r = run_handoff_pair(c, ops + i, ops + i + 1);
-            if (r < 0) return -1;
-            if (r) {
-                k = 2;
-                continue;
-            }
-        }
-        const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
-        cu_pdl_op = ops[i].n_tok <= 8;
-        int rc;
-        if (g_skip & (1u << ops[i].kind)) {
-            if (ops[i].kind != HLLM_OP_MATMUL) act_forget(c);
-            rc = 0;
-        } else if (f == CU_FUSE_GEMV) {
-            rc = run_gemv(c, ops + i, k, NULL);
-        } else if (f == CU_FUSE_GEMV_ADD) {
-            rc = run_gemv(c, ops + i, 1, ops + i + 1);
-        } else if (f == CU_FUSE_GLU) {
-            rc = run_glu(c, ops + i);
-        } else if (f == CU_FUSE_ROPE_KV) {
-            act_forget(c);
-            rc = cu_rope_kv(c->st, ops + i, ops + i + 1, ops[i].freq_factors ? ops[i].freq_factors->vec : NULL, c->dpos);
-        } else {
-            rc = run_op(c, ops + i);
-        }
-        if (rc) return -1;
-        c->n_fused += k - 1;
-    }
-    return 0;
-}
-
-/* Something other than run() came between step_begin and step_end: a replayed step's ops run
- * now, and this step is not captured. */
-static void step_interrupt(cuda_impl *c) {
-    const int mode = c->mode;
-    c->mode = STEP_PLAIN;
-    if (mode == STEP_REPLAY) run_recorded(c);
-}
-
-/* Captures the recorded ops (which already ran) into a graph for this step's shape. A failed
- * capture is not an error: the step simply stays uncaptured. */
-static void capture(cuda_impl *c) {
-    if (c->n_rec == 0) return;
-    int slot = 0;
-    for (int i = 0; i < CU_GRAPHS; i++) {
-        if (!c->graphs[i].exec) {
-            slot = i;
-            break;
-        }
-        if (c->graphs[i].last_use < c->graphs[slot].last_use) slot = i;
-    }
-    cu_graph *g = &c->graphs[slot];
-    if (g->exec) { /* freed when a launch in flight completes */
-        cudaGraphExecDestroy(g->exec);
-        free(g->ops);
-        *g = cu_graph{};
-    }
-    /* buffers only fused kernels use: sized now, since nothing may grow while capturing */
-    for (int i = 0, k = 1; fuse_on() && i < c->n_rec; i += k)
-        if (cu_fuse_match(c->rec + i, c->n_rec - i, g_gemv_max_tok, g_fuse == 1, &k) == CU_FUSE_GLU &&
-            glu_buffers(c, c->rec[i + 2].n_tok, c->rec[i + 2].dim, NULL))
-            return;
-    hllm_op *ops = (hllm_op *)malloc((size_t)c->n_rec * sizeof *ops);
-    if (!ops) return;
-    memcpy(ops, c->rec, (size_t)c->n_rec * sizeof *ops);
-    if (cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-        cudaGetLastError();
-        free(ops);
-        return;
-    }
-    c->capturing = true;
-    c->dpos = &c->dstate->pos0;
-    c->dtok = c->dstate->tok;
-    int rc = run_recorded(c);
-    cudaGraph_t graph = NULL;
-    const cudaError_t e = cudaStreamEndCapture(c->st, &graph);
-    c->capturing = false;
-    c->dpos = c->dtok = NULL;
-    act_forget(c);
-    cudaGraphExec_t ex = NULL;
-    if (!rc && e == cudaSuccess && graph && cudaGraphInstantiate(&ex, graph, 0) == cudaSuccess) {
-        if (cudaGraphGetNodes(graph, NULL, &c->last_nodes) != cudaSuccess) c->last_nodes = 0;
-        g->shape = c->shape;
-        g->n_tok = c->step_ntok;
-        g->exec = ex;
-        g->ops = ops;
-        g->n_ops = c->n_rec;
-        g->handoff = handoff_mode();
-        g->last_use = ++c->use_clock;
-        c->n_captures++;
-        ops = NULL;
-    } else
-        c->n_capture_fail++;
-    if (graph) cudaGraphDestroy(graph);
-    free(ops);
-    cudaGetLastError();
-}
-
-static int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok) {
-    cuda_impl *c = impl_of(p);
-    use_dev(c->dev);
-    c->mode = STEP_PLAIN; /* also ends a step that never reached step_end (an op failed) */
-    c->n_rec = 0;
-    if (!graphs_on() || n_tok < 1 || n_tok > 8 || n_tok > g_gemv_max_tok || n_tok > g_split_max_tok || pos0 < 0 ||
-        c->n_capture_fail >= 3)
-        return 0;
-    /* the step state, by one async copy from a pinned slot no earlier copy still reads */
-    const int slot = c->ring_i;
-    c->ring_i = (c->ring_i + 1) % CU_RING;
-    if (cudaEventQuery(c->ring_ev[slot]) != cudaSuccess && cu_check(cudaEventSynchronize(c->ring_ev[slot]), "step state"))
-        return -1;
-    cu_dstate *h = &c->hstate[slot];
-    memset(h, 0, sizeof *h);
-    h->pos0 = pos0;
-    h->n_tok = n_tok;
-    if (tokens) memcpy(h->tok, tokens, (size_t)n_tok * sizeof(int32_t));
-    if (cu_check(cudaMemcpyAsync(c->dstate, h, sizeof *h, cudaMemcpyHostToDevice, c->st), "step state") ||
-        cu_check(cudaEventRecord(c->ring_ev[slot], c->st), "step state"))
-        return -1;
-    c->shape = shape;
-    c->step_ntok = n_tok;
-    c->cur = -1;
-    for (int i = 0; i < CU_GRAPHS; i++)
-        if (c->graphs[i].exec && c->graphs[i].shape == shape && c->graphs[i].n_tok == n_tok &&
-            c->graphs[i].handoff == handoff_mode())
-            c->cur = i;
-    c->mode = c->cur >= 0 ? STEP_REPLAY : STEP_RECORD;
-    return c->mode == STEP_REPLAY ? 1 : 0;
-}
-
-static int cu_step_end(hllm_proc *p) {
-    cuda_impl *c = impl_of(p);
-    use_dev(c->dev);
-    const int mode = c->mode;
-    c->mode = STEP_NONE;
-    if (mode == STEP_REPLAY) {
-        cu_graph *g = &c->graphs[c->cur];
-        bool same = g->n_ops == c->n_rec;
-        for (int i = 0; same && i < c->n_rec; i++) same = op_same(&g->ops[i], &c->rec[i]);
-        if (same) {
-            g->last_use = ++c->use_clock;
-            c->n_replays++;
-            act_forget(c);
-            return cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch");
-        }
-        /* other ops than captured (new buffers, say): capture them and launch that; only if the
-         * capture fails, issue them one by one (the queue may then fill while its waits hold) */
-        c->n_mismatch++;
-        const long before = c->n_captures;
-        capture(c);
-        if (c->n_captures > before) {
-            for (int i = 0; i < CU_GRAPHS; i++)
-                if (c->graphs[i].exec && c->graphs[i].last_use == c->use_clock) c->cur = i;
-            c->n_replays++;
-            act_forget(c);
-            return cu_check(cudaGraphLaunch(c->graphs[c->cur].exec, c->st), "graph launch");
-        }
-        return run_recorded(c);
-    }
-    if (mode == STEP_RECORD) capture(c);
-    return 0;
-}
-
-static int cu_run(hllm_proc *p, const hllm_op *op) {
-    cuda_impl *c = impl_of(p);
-    use_dev(c->dev);
-    if (c->mode == STEP_RECORD || c->mode == STEP_REPLAY) {
-        if (record_op(c, op)) {
-            step_interrupt(c); /* out of memory for the record: run this step as issued */
-        } else if (c->mode == STEP_REPLAY) {
-            if (op->kind == HLLM_OP_EMBED && op->w && !op->w->vec)
-                for (int t = 0; t < op->n_tok; t++)
-                    if (op->tokens[t] < op->w->row0 || op->tokens[t] >= op->w->row0 + op->w->rows) {
-                        step_interrupt(c);
-                        return hllm_fail("CUDA: token %d is outside the embedding rows held", op->tokens[t]);
-                    }
-            return 0; /* runs at step_end, in the graph */
-        }
-    }
-    return run_op(c, op);
-}
-
-extern "C" void hllm_cuda_graph_stats(hllm_proc *p, long *captures, long *replays, long *mismatches) {
-    cuda_impl *c = impl_of(p);
-    if (captures) *captures = c->n_captures;
-    if (replays) *replays = c->n_replays;
-    if (mismatches) *mismatches = c->n_mismatch;
-}
-
-extern "C" long hllm_cuda_fused_ops(hllm_proc *p) { return impl_of(p)->n_fused; }
-
-/* ---- synchronization through host flags ---- */
-
-struct host_flag_arg {
-    volatile uint32_t *flag;
-    uint32_t value;
-};
-
-static void CUDART_CB host_signal(void *arg) {
-    host_flag_arg *a = (host_flag_arg *)arg;
-    __atomic_store_n(a->flag, a->value, __ATOMIC_RELEASE);
-    free(a);
-}
-
-static void CUDART_CB host_wait(void *arg) {
-    host_flag_arg *a = (host_flag_arg *)arg;
-    while (__atomic_load_n(a->flag, __ATOMIC_ACQUIRE) < a->value) {
-    }
-    free(a);
-}
-
-static void flag_fallback(cuda_impl *c, volatile uint32_t *flag, uint32_t value, bool wait) {
-    host_flag_arg *a = (host_flag_arg *)malloc(sizeof *a);
-    if (!a) return;
-    a->flag = flag;
-    a->value = value;
-    cudaLaunchHostFunc(c->st, wait ? host_wait : host_signal, a);
-}
-
-/* The device address of a flag in pinned mapped host memory (interior pointers too), or NULL.
- * Remembered per flag: the driver's lookup costs microseconds, and a split decode token issues
- * hundreds of flag operations on a handful of flags (traced: ~1.5 ms a token issuing them). */
-static void *flag_device_ptr(cuda_impl *c, volatile uint32_t *flag) {
-    for (int i = 0; i < c->n_flag_memo; i++)
-        if (c->flag_memo[i].h == flag) return c->flag_memo[i].d;
-    cudaPointerAttributes a;
-    if (cudaPointerGetAttributes(&a, (const void *)flag) != cudaSuccess) {
-        cudaGetLastError();
-        return NULL;
-    }
-    void *d = a.type == cudaMemoryTypeHost ? a.devicePointer : NULL;
-    if (d && c->n_flag_memo < CU_FLAG_MEMO) c->flag_memo[c->n_flag_memo].h = flag, c->flag_memo[c->n_flag_memo++].d = d;
-    return d;
-}
-
-/* A flag operation, recorded into the step (and captured) when the flag is mapped memory. */
-static void flag_op(hllm_proc *p, volatile uint32_t *flag, uint32_t value, int kind) {
-    cuda_impl *c = impl_of(p);
-    use_dev(c->dev);
-    void *dp = flag_device_ptr(c, flag);
-    if (!dp) { /* not mapped memory: a host callback (never captured) */
-        STEP_GUARD(c);
-        if (kind == CU_ACT_WAIT) act_forget(c);
-        flag_fallback(c, flag, value, kind == CU_ACT_WAIT);
-        return;
-    }
-    hllm_op a = {};
-    a.kind = (hllm_op_kind)kind;
-    a.src2 = (const float *)dp;
-    a.r0 = value;
-    cu_run(p, &a);
-}
-
-/* A recorded copy that a kernel makes: small, between this device and pinned host memory. */
-static bool copy_by_kernel(const hllm_op *op) {
-    return handoff_mode() >= 1 && op->kind == (hllm_op_kind)CU_ACT_COPY && op->r1 != 0 &&
-           (size_t)op->n_rows <= CU_COPY_KERNEL_MAX && ((uintptr_t)op->dst & 3u) == 0 && ((uintptr_t)op->src & 3u) == 0 &&
-           (op->n_rows & 3) == 0;
-}
-
-/* Ops i, i + 1 of a step as one handoff kernel: a copy to the host and the signal after it, or
- * a wait and the copy from the host after it. Returns 1 if it launched them, 0 if they do not
- * pair, -1 on error. */
-static int run_handoff_pair(cuda_impl *c, const hllm_op *a, const hllm_op *b) {
-    if (handoff_mode() < 2) return 0;
-    const hllm_op *copy = a->kind == (hllm_op_kind)CU_ACT_COPY ? a : b;
-    if (copy->kind != (hllm_op_kind)CU_ACT_COPY || (size_t)copy->n_rows > CU_COPY_FUSE_MAX) return 0;
-    if (a->kind == (hllm_op_kind)CU_ACT_COPY && b->kind == (hllm_op_kind)CU_ACT_SIGNAL && a->r1 == COPY_TO_HOST &&
-        copy_by_kernel(a))
-        return cu_handoff_copy_signal(c->st, a->dst, a->src, (size_t)a->n_rows, (uint32_t *)b->src2, (uint32_t)b->r0)
-                   ? -1
-                   : 1;
-    if (a->kind == (hllm_op_kind)CU_ACT_WAIT && b->kind == (hllm_op_kind)CU_ACT_COPY && b->r1 == COPY_FROM_HOST &&
-        copy_by_kernel(b))
-        return cu_handoff_wait_copy(c->st, b->dst, b->src, (size_t)b->n_rows, (const uint32_t *)a->src2, (uint32_t)a->r0)
-                   ? -1
-                   : 1;
-    return 0;
-}
-
-static int run_action(cuda_impl *c, const hllm_op *op) {
-    const uint32_t value = (uint32_t)op->r0;
-    CUdeviceptr dp = (CUdeviceptr)(uintptr_t)op->src2;
-    switch ((int)op->kind) {
-    case CU_ACT_COPY:
-        if (copy_by_kernel(op))
-            return cu_handoff_copy(c->st, op->dst, op->src, (size_t)op->n_rows, op->r1 == COPY_FROM_HOST);
-        return cu_check(cudaMemcpyAsync(op->dst, op->src, (size_t)op->n_rows, cudaMemcpyDefault, c->st), "copy");
-    case CU_ACT_SIGNAL:
-        if (c->memops && c->write32((CUstream)c->st, dp, value, CU_STREAM_WRITE_VALUE_DEFAULT) == CUDA_SUCCESS) return 0;
-        return cu_handoff_signal(c->st, (volatile uint32_t *)op->src2, value);
-    case CU_ACT_WAIT: /* another processor may write activations before what follows */
-        act_forget(c);
-        if (c->memops && c->wait32((CUstream)c->st, dp, value, CU_STREAM_WAIT_VALUE_GEQ) == CUDA_SUCCESS) return 0;
-        return cu_handoff_wait(c->st, (volatile uint32_t *)op->src2, value);
-    default: return hllm_fail("CUDA processor: unknown action %d", (int)op->kind);
-    }
-}
-
-static void cu_signal(hllm_proc *p, volatile uint32_t *flag, uint32_t value) { flag_op(p, flag, value, CU_ACT_SIGNAL); }
-
-static void cu_wait(hllm_proc *p, volatile uint32_t *flag, uint32_t value) { flag_op(p, flag, value, CU_ACT_WAIT); }
 
 static int cu_finish(hllm_proc *p) {
     cuda_impl *c = impl_of(p);
@@ -1486,8 +952,7 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
         e = getenv("HLLM_CUDA_PREFETCH_ATTN");
         cu_prefetch_attn = !(e && e[0] == '0');
-        e = getenv("HLLM_CUDA_SKIP");
-        g_skip = skip_mask(e);
+        cu_steps_configure();
     }
     /* the step state of captured decode steps */
     bool ok = cudaMalloc((void **)&c->dstate, sizeof(cu_dstate)) == cudaSuccess &&
