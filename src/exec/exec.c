@@ -439,7 +439,8 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
             if (trace) e->trace_issue += now_s() - t_dev;
             e->ws = &e->walks[1];
             e->issue = ~dev;
-            if (trace) e->trace_step = i_host < last ? i_host : -1;
+            /* the gather of the logits (i_host == last) is booked to the last step */
+            if (trace) e->trace_step = i_host < last ? i_host : last - 1;
             if (!rc) rc = exec_walk_step(e, i_host, tokens, n, pos0);
             e->trace_step = -1;
         }
