@@ -46,14 +46,18 @@ enum { STEP_NONE = 0, STEP_PLAIN, STEP_RECORD, STEP_REPLAY };
  * the value in r0. */
 enum { CU_ACT_COPY = HLLM_OP_COUNT + 1, CU_ACT_SIGNAL, CU_ACT_WAIT };
 
-enum { CU_FLAG_MEMO = 16, CU_PINNED = 64 };
+/* A pinned mapped host allocation made here: where the host and the device see it. */
+struct cu_pinned {
+    const char *p;
+    size_t n;
+    char *d;
+};
+
 struct cuda_impl {
-    struct { const volatile uint32_t *h; void *d; } flag_memo[CU_FLAG_MEMO]; /* see flag_device_ptr */
-    int n_flag_memo;
-    /* pinned mapped host allocations made here (asking the driver costs microseconds a pointer,
-     * and a split token asks for every copy) */
-    struct { const char *p; size_t n; } pinned[CU_PINNED];
-    int n_pinned;
+    /* the pinned mapped allocations made here, sorted by address (asking the driver costs
+     * microseconds a pointer, and a split token asks for every copy and flag it issues) */
+    cu_pinned *pinned;
+    int n_pinned, cap_pinned;
     int dev;
     cudaStream_t st;
     cudaDeviceProp prop;
@@ -138,6 +142,9 @@ enum { COPY_FROM_HOST = 1, COPY_TO_HOST = 2 };
 extern int cu_gemv_max_tok, cu_split_max_tok;
 
 /* cuda_proc.cu */
+/* The device address of [ptr, ptr + bytes) when it lies in a pinned mapped allocation made
+ * here, else NULL. */
+void *cu_pinned_dev(const cuda_impl *c, const void *ptr, size_t bytes);
 int cu_run_op(cuda_impl *c, const hllm_op *op); /* one op on the stream (or into a capture) */
 int cu_run_gemv(cuda_impl *c, const hllm_op *ops, int n, const hllm_op *add);
 int cu_run_glu(cuda_impl *c, const hllm_op *ops);

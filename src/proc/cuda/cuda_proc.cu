@@ -112,6 +112,45 @@ static int ensure(cuda_impl *c, cu_buf *b, size_t need, const char *what) {
 
 /* ---- memory ---- */
 
+/* The last allocation in c->pinned that starts at or before ptr (-1: none). */
+static int pinned_find(const cuda_impl *c, const char *ptr) {
+    int lo = 0, hi = c->n_pinned; /* first entry starting after ptr */
+    while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (c->pinned[mid].p <= ptr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo - 1;
+}
+
+void *cu_pinned_dev(const cuda_impl *c, const void *ptr, size_t bytes) {
+    const char *q = (const char *)ptr;
+    const int i = pinned_find(c, q);
+    if (i < 0 || q + bytes > c->pinned[i].p + c->pinned[i].n) return NULL;
+    return c->pinned[i].d + (q - c->pinned[i].p);
+}
+
+/* Enters a pinned allocation (mapped) in the sorted table; without its device address or room
+ * in the table it stays out, and lookups of it ask the driver. */
+static void pinned_add(cuda_impl *c, void *ptr, size_t bytes) {
+    void *d = NULL;
+    if (cudaHostGetDevicePointer(&d, ptr, 0) != cudaSuccess || !d) {
+        cudaGetLastError();
+        return;
+    }
+    if (c->n_pinned == c->cap_pinned) {
+        const int cap = c->cap_pinned ? 2 * c->cap_pinned : 64;
+        cu_pinned *n = (cu_pinned *)realloc(c->pinned, (size_t)cap * sizeof *n);
+        if (!n) return;
+        c->pinned = n;
+        c->cap_pinned = cap;
+    }
+    const int at = pinned_find(c, (const char *)ptr) + 1;
+    memmove(c->pinned + at + 1, c->pinned + at, (size_t)(c->n_pinned - at) * sizeof *c->pinned);
+    c->pinned[at] = cu_pinned{(const char *)ptr, bytes, (char *)d};
+    c->n_pinned++;
+}
+
 static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
     cuda_impl *c = impl_of(p);
     STEP_GUARD(c);
@@ -125,7 +164,7 @@ static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
             hllm_fail("CUDA: could not allocate %.1f MiB of pinned host memory", (double)bytes / 1048576.0);
             return NULL;
         }
-        if (c->n_pinned < CU_PINNED) c->pinned[c->n_pinned].p = (const char *)ptr, c->pinned[c->n_pinned++].n = bytes;
+        pinned_add(c, ptr, bytes);
         return ptr;
     }
     if (cudaMalloc(&ptr, bytes) != cudaSuccess) {
@@ -133,14 +172,6 @@ static void *cu_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
         return NULL;
     }
     return ptr;
-}
-
-/* [ptr, ptr + bytes) lies in a pinned allocation made here. */
-static bool in_pinned(const cuda_impl *c, const void *ptr, size_t bytes) {
-    const char *q = (const char *)ptr;
-    for (int i = 0; i < c->n_pinned; i++)
-        if (q >= c->pinned[i].p && q + bytes <= c->pinned[i].p + c->pinned[i].n) return true;
-    return false;
 }
 
 static bool is_pinned_host(const void *ptr) {
@@ -160,9 +191,11 @@ static void cu_free(hllm_proc *p, void *ptr) {
     use_dev(c->dev);
     drop_graphs(c); /* they may read or write this buffer */
     if (is_pinned_host(ptr)) {
-        c->n_flag_memo = 0; /* a flag may have lived there */
-        for (int i = 0; i < c->n_pinned; i++)
-            if (c->pinned[i].p == (const char *)ptr) c->pinned[i] = c->pinned[--c->n_pinned];
+        const int i = pinned_find(c, (const char *)ptr);
+        if (i >= 0 && c->pinned[i].p == (const char *)ptr) {
+            memmove(c->pinned + i, c->pinned + i + 1, (size_t)(c->n_pinned - i - 1) * sizeof *c->pinned);
+            c->n_pinned--;
+        }
         cudaFreeHost(ptr);
     } else cudaFree(ptr);
 }
@@ -202,7 +235,7 @@ static int cu_copy_in(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     if (!bytes) return 0;
     use_dev(c->dev);
     const bool stepping = c->mode == STEP_RECORD || c->mode == STEP_REPLAY;
-    if (stepping && in_pinned(c, src, bytes)) return issue_copy(p, dst, src, bytes, true, COPY_FROM_HOST);
+    if (void *d = stepping ? cu_pinned_dev(c, src, bytes) : NULL) return issue_copy(p, dst, d, bytes, true, COPY_FROM_HOST);
     return issue_copy(p, dst, src, bytes, stepping && dev_accessible(src), 0);
 }
 
@@ -218,7 +251,7 @@ static int cu_copy_out(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     cuda_impl *c = impl_of(p);
     if (!bytes) return 0;
     use_dev(c->dev);
-    if (in_pinned(c, dst, bytes)) return issue_copy(p, dst, src, bytes, true, COPY_TO_HOST);
+    if (void *d = cu_pinned_dev(c, dst, bytes)) return issue_copy(p, d, src, bytes, true, COPY_TO_HOST);
     if (is_pinned_host(dst)) return issue_copy(p, dst, src, bytes, true, 0);
     STEP_GUARD(c);
     /* pageable destination: copy into pinned staging now, to the destination at finish() */
@@ -837,6 +870,7 @@ static void cu_destroy(hllm_proc *p) {
     if (c->dstate) cudaFree(c->dstate);
     if (c->hstate) cudaFreeHost(c->hstate);
     free(c->rec);
+    free(c->pinned);
     if (c->blas_ok) cublasDestroy(c->blas);
     if (c->blas_ws) cudaFree(c->blas_ws);
     cudaStreamDestroy(c->st);

@@ -112,9 +112,7 @@ static int run_recorded(cuda_impl *c) {
     act_forget(c);
     const hllm_op *ops = c->rec;
     for (int i = 0, k = 1; i < c->n_rec; i += k) {
-        if (i + 1 < c->n_rec && (int)ops[i].kind > HLLM_OP_COUNT) { /* a handoff */
-            act_forget(c);
-            cu_pdl_op = true;
+        if (i + 1 < c->n_rec && (int)ops[i].kind > HLLM_OP_COUNT) { /* a handoff: maybe two actions as one kernel */
             const int r = run_handoff_pair(c, ops + i, ops + i + 1);
             if (r < 0) return -1;
             if (r) {
@@ -334,20 +332,17 @@ static void flag_fallback(cuda_impl *c, volatile uint32_t *flag, uint32_t value,
     cudaLaunchHostFunc(c->st, wait ? host_wait : host_signal, a);
 }
 
-/* The device address of a flag in pinned mapped host memory (interior pointers too), or NULL.
- * Remembered per flag: the driver's lookup costs microseconds, and a split decode token issues
- * hundreds of flag operations on a handful of flags (traced: ~1.5 ms a token issuing them). */
+/* The device address of a flag in pinned mapped host memory, or NULL. From the processor's own
+ * table when it allocated the memory: a split decode token issues hundreds of flag operations,
+ * and asking the driver costs microseconds each (traced: ~1.5 ms a token). */
 static void *flag_device_ptr(cuda_impl *c, volatile uint32_t *flag) {
-    for (int i = 0; i < c->n_flag_memo; i++)
-        if (c->flag_memo[i].h == flag) return c->flag_memo[i].d;
+    if (void *d = cu_pinned_dev(c, (const void *)flag, sizeof *flag)) return d;
     cudaPointerAttributes a;
     if (cudaPointerGetAttributes(&a, (const void *)flag) != cudaSuccess) {
         cudaGetLastError();
         return NULL;
     }
-    void *d = a.type == cudaMemoryTypeHost ? a.devicePointer : NULL;
-    if (d && c->n_flag_memo < CU_FLAG_MEMO) c->flag_memo[c->n_flag_memo].h = flag, c->flag_memo[c->n_flag_memo++].d = d;
-    return d;
+    return a.type == cudaMemoryTypeHost ? a.devicePointer : NULL;
 }
 
 /* A flag operation, recorded into the step (and captured) when the flag is mapped memory. */
@@ -379,20 +374,17 @@ static bool copy_by_kernel(const hllm_op *op) {
  * a wait and the copy from the host after it. Returns 1 if it launched them, 0 if they do not
  * pair, -1 on error. */
 static int run_handoff_pair(cuda_impl *c, const hllm_op *a, const hllm_op *b) {
-    if (handoff_mode() < 2) return 0;
-    const hllm_op *copy = a->kind == (hllm_op_kind)CU_ACT_COPY ? a : b;
-    if (copy->kind != (hllm_op_kind)CU_ACT_COPY || (size_t)copy->n_rows > CU_COPY_FUSE_MAX) return 0;
-    if (a->kind == (hllm_op_kind)CU_ACT_COPY && b->kind == (hllm_op_kind)CU_ACT_SIGNAL && a->r1 == COPY_TO_HOST &&
-        copy_by_kernel(a))
-        return cu_handoff_copy_signal(c->st, a->dst, a->src, (size_t)a->n_rows, (uint32_t *)b->src2, (uint32_t)b->r0)
-                   ? -1
-                   : 1;
-    if (a->kind == (hllm_op_kind)CU_ACT_WAIT && b->kind == (hllm_op_kind)CU_ACT_COPY && b->r1 == COPY_FROM_HOST &&
-        copy_by_kernel(b))
-        return cu_handoff_wait_copy(c->st, b->dst, b->src, (size_t)b->n_rows, (const uint32_t *)a->src2, (uint32_t)a->r0)
-                   ? -1
-                   : 1;
-    return 0;
+    const hllm_op_kind COPY = (hllm_op_kind)CU_ACT_COPY;
+    const bool out = a->kind == COPY && b->kind == (hllm_op_kind)CU_ACT_SIGNAL && a->r1 == COPY_TO_HOST;
+    const bool in = a->kind == (hllm_op_kind)CU_ACT_WAIT && b->kind == COPY && b->r1 == COPY_FROM_HOST;
+    const hllm_op *copy = out ? a : b;
+    if (handoff_mode() < 2 || !(out || in) || !copy_by_kernel(copy) || (size_t)copy->n_rows > CU_COPY_FUSE_MAX) return 0;
+    act_forget(c); /* the host's data may be new */
+    cu_pdl_op = true;
+    const hllm_op *flag = out ? b : a;
+    const int rc = out ? cu_handoff_copy_signal(c->st, a->dst, a->src, (size_t)a->n_rows, (uint32_t *)flag->src2, (uint32_t)flag->r0)
+                       : cu_handoff_wait_copy(c->st, b->dst, b->src, (size_t)b->n_rows, (const uint32_t *)flag->src2, (uint32_t)flag->r0);
+    return rc ? -1 : 1;
 }
 
 int cu_run_action(cuda_impl *c, const hllm_op *op) {
