@@ -44,6 +44,12 @@ static void fake_model(hllm_model_s *m, hllm_layer_tensors *L, int n_layer) {
     m->layers = L;
 }
 
+/* fake_model and its step graph; false when the graph does not build. */
+static bool fake_graph(hllm_model_s *m, hllm_layer_tensors *L, int n_layer, hllm_graph *g) {
+    fake_model(m, L, n_layer);
+    return hllm_graph_build(m, g) == 0;
+}
+
 static hllm_profile *profile(double cpu, double gdev, double ghost, double conc_cpu, double conc_gpu, double sync_us) {
     hllm_profile *p = hllm_profile_new();
     const int bs[] = {1, 512};
@@ -85,9 +91,8 @@ static double frac_on(const hllm_step_plan *sp, int proc, int mem, int64_t rows)
 static void test_solver(void) {
     hllm_model_s m;
     hllm_layer_tensors L[4];
-    fake_model(&m, L, 4);
     hllm_graph g;
-    CHECK(hllm_graph_build(&m, &g) == 0);
+    CHECK(fake_graph(&m, L, 4, &g));
     hllm_solve_opts o = {.split = HLLM_SPLIT_AUTO, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names};
 
     /* equal processors, everything fits: half / half */
@@ -345,9 +350,8 @@ static void test_solver(void) {
 static void test_blocks(void) {
     hllm_model_s m;
     hllm_layer_tensors L[2];
-    fake_model(&m, L, 2);
     hllm_graph g;
-    CHECK(hllm_graph_build(&m, &g) == 0);
+    CHECK(fake_graph(&m, L, 2, &g));
     hllm_plan *p = hllm_plan_single(&g, 0, 2, "test");
     int q = -1;
     for (int i = 0; i < g.n_steps; i++)
@@ -409,9 +413,8 @@ static void test_slices(void) {
 
     hllm_model_s m;
     hllm_layer_tensors L[4];
-    fake_model(&m, L, 4);
     hllm_graph g;
-    CHECK(hllm_graph_build(&m, &g) == 0);
+    CHECK(fake_graph(&m, L, 4, &g));
     double total = 0;
     for (int i = 0; i < g.n_steps; i++)
         if (g.steps[i].kind == HLLM_OP_MATMUL) total += (double)g.steps[i].w->row_bytes * (double)g.steps[i].rows;
@@ -549,9 +552,8 @@ static void check_heads_prefill(const hllm_plan *q, const hllm_graph *g) {
 static void test_heads_split(void) {
     hllm_model_s m;
     hllm_layer_tensors L[4];
-    fake_model(&m, L, 4);
     hllm_graph g;
-    CHECK(hllm_graph_build(&m, &g) == 0);
+    CHECK(fake_graph(&m, L, 4, &g));
     hllm_profile *pf = profile(100, 3000, 100, 100, 100, 1.0);
     hllm_profile_set(pf, "cpu.matmul.dev.q4_0.b512", 1.5); /* prompts: the GPU's */
     hllm_profile_set(pf, "cuda.matmul.host.q4_0.b512", 40);
@@ -600,9 +602,8 @@ static void test_heads_split(void) {
 static void test_heads_fast_gpu(void) {
     hllm_model_s m;
     hllm_layer_tensors L[4];
-    fake_model(&m, L, 4);
     hllm_graph g;
-    CHECK(hllm_graph_build(&m, &g) == 0);
+    CHECK(fake_graph(&m, L, 4, &g));
     hllm_profile *pf = profile(100, 3000, 50, 90, 45, 4.0);
     char *buf = NULL;
     size_t len = 0;
@@ -623,9 +624,8 @@ static void test_heads_fast_gpu(void) {
 static void test_cols_cost(void) {
     hllm_model_s m;
     hllm_layer_tensors L[2];
-    fake_model(&m, L, 2);
     hllm_graph g;
-    CHECK(hllm_graph_build(&m, &g) == 0);
+    CHECK(fake_graph(&m, L, 2, &g));
     hllm_profile *pf = profile(100, 3000, 50, 100, 100, 1.0);
     hllm_plan *p = hllm_plan_single(&g, 0, 2, "cols");
     const int down = step_at(&g, 0, "ffn_down"), res = down + 1;
