@@ -125,12 +125,14 @@ static inline void act_forget(cuda_impl *c) {
         if ((c)->mode == STEP_RECORD || (c)->mode == STEP_REPLAY) cu_step_interrupt(c); \
     } while (0)
 
-/* cudaSetDevice once per thread and device, not once per op (the decode step issues hundreds). */
-static __thread int tl_dev = -1;
+/* cudaSetDevice once per thread and device, not once per op (the decode step issues hundreds).
+ * One variable for every file of the processor (defined in cuda_proc.cu): a copy per file would
+ * let one file skip the switch back after another moved the thread to another device. */
+extern __thread int cu_tl_dev;
 static inline void use_dev(int dev) {
-    if (tl_dev != dev) {
+    if (cu_tl_dev != dev) {
         cudaSetDevice(dev);
-        tl_dev = dev;
+        cu_tl_dev = dev;
     }
 }
 

@@ -37,6 +37,8 @@ extern "C" {
 #include "core/types.h"
 }
 
+__thread int cu_tl_dev = -1; /* see use_dev */
+
 int cu_gemv_max_tok = 8; /* tests lower them (hllm_cuda_set_paths) */
 int cu_split_max_tok = 8;
 extern "C" void hllm_cuda_set_paths(int gemv_max_tok, int split_max_tok) {
@@ -940,7 +942,7 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
     }
     c->dev = device;
     cudaError_t e = cudaSetDevice(device);
-    tl_dev = device;
+    cu_tl_dev = device;
     if (e == cudaSuccess) e = cudaGetDeviceProperties(&c->prop, device);
     if (e != cudaSuccess) {
         hllm_fail("CUDA: cannot use device %d: %s", device, cudaGetErrorString(e));
