@@ -329,6 +329,50 @@ static void *conc_cpu(void *arg) {
     return NULL;
 }
 
+/* The CPU running GEMVs of cset on its own thread while the GPU reads host memory for `secs`:
+ * GEMVs of gset (weights in host memory: zero-copy reads) or, without gset, copies of nb bytes
+ * at a time from pinned host memory h (hb bytes, walked in turn: beyond the caches, as weights
+ * are) to device memory d (the copy engine). The GPU's work goes in batches,
+ * each followed by a flag, one batch queued ahead; this thread sleeps while it waits, so that it
+ * takes no core from the CPU's threads (a spinning stream synchronize would, as the executor never
+ * does). *cpu_gbs, *gpu_gbs: what each read meanwhile. */
+static int concurrent_reads(hllm_proc *g, mm_set *cset, mm_set *gset, void *d, const char *h, size_t hb, size_t nb,
+                            double secs, double *cpu_gbs, double *gpu_gbs) {
+    volatile uint32_t *done = g->ops->alloc(g, 64, HLLM_MEM_HOST);
+    if (!done) return -1;
+    atomic_int stop;
+    atomic_init(&stop, 0);
+    conc_arg ca = {.s = cset, .stop = &stop};
+    pthread_t th;
+    int rc = -1;
+    *done = 0;
+    const double t0 = now_s();
+    if (pthread_create(&th, NULL, conc_cpu, &ca) == 0) {
+        const struct timespec nap = {0, 50000};
+        uint32_t issued = 0;
+        long calls = 0;
+        double bytes = 0;
+        rc = 0;
+        while (!rc && now_s() - t0 < secs) {
+            for (int i = 0; i < (gset ? 8 : 1) && !rc; i++, calls++) {
+                rc = gset ? mm_run(gset, (int)calls, 1) : g->ops->copy_in(g, d, h + (size_t)calls % (hb / nb) * nb, nb);
+                bytes += gset ? (double)gset->bytes : (double)nb;
+            }
+            g->ops->signal(g, done, ++issued);
+            while (__atomic_load_n(done, __ATOMIC_ACQUIRE) + 1 < issued) nanosleep(&nap, NULL);
+        }
+        while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < issued) nanosleep(&nap, NULL);
+        const double gsec = now_s() - t0;
+        atomic_store(&stop, 1);
+        pthread_join(th, NULL);
+        *cpu_gbs = (double)ca.calls * (double)cset->bytes / ca.secs / 1e9;
+        *gpu_gbs = bytes / gsec / 1e9;
+    }
+    g->ops->finish(g);
+    g->ops->free(g, (void *)done);
+    return rc;
+}
+
 /* One matmul cut between CPU and GPU as the executor runs it in decode, timed against the
  * larger of its two parts alone: the GPU copies the input to the CPU and signals; the CPU waits,
  * computes its rows, signals; the GPU computes its rows, waits, copies the CPU's rows in. What
@@ -694,47 +738,42 @@ int hllm_profile_measure(const hllm_model_s *m, hllm_proc **procs, int n_procs, 
         if (h) g->ops->free(g, h);
         if (d) g->ops->free(g, d);
         if (flags) g->ops->free(g, flags);
-        /* concurrent host reads: CPU GEMV on its weights, GPU GEMV on host-resident weights */
+        /* concurrent host reads: CPU GEMVs on its weights beside the GPU's GEMVs on host-resident
+         * weights (zero-copy, what cut plans do), then beside the GPU's copy engine copying host
+         * memory into VRAM (what staging a decode's host rows through VRAM would do) */
         mm_set sc, sg;
         memset(&sc, 0, sizeof sc);
         memset(&sg, 0, sizeof sg);
-        if (mm_set_init(&sc, c, &sh[big], HLLM_MEM_DEVICE, 1, min_total) == 0 &&
-            mm_set_init(&sg, g, &sh[big], HLLM_MEM_HOST, 1, min_total) == 0) {
-            atomic_int stop;
-            atomic_init(&stop, 0);
-            conc_arg ca = {.s = &sc, .stop = &stop};
-            pthread_t th;
-            double t0 = now_s();
-            long gcalls = 0;
-            /* the GPU's GEMVs go in batches, each followed by a flag, one batch queued ahead;
-             * this thread sleeps while it waits, so that it takes no core from the CPU's threads
-             * (a spinning stream synchronize would, as the executor never does) */
-            volatile uint32_t *done = g->ops->alloc(g, 64, HLLM_MEM_HOST);
-            if (done && pthread_create(&th, NULL, conc_cpu, &ca) == 0) {
-                const struct timespec nap = {0, 50000};
-                uint32_t issued = 0;
-                *done = 0;
-                while (now_s() - t0 < 10 * o.budget_s) {
-                    for (int i = 0; i < 8; i++) mm_run(&sg, (int)gcalls++, 1);
-                    g->ops->signal(g, done, ++issued);
-                    while (__atomic_load_n(done, __ATOMIC_ACQUIRE) + 1 < issued) nanosleep(&nap, NULL);
-                }
-                while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < issued) nanosleep(&nap, NULL);
-                double gsec = now_s() - t0;
-                atomic_store(&stop, 1);
-                pthread_join(th, NULL);
-                double cg = (double)ca.calls * (double)sc.bytes / ca.secs / 1e9, gg = (double)gcalls * (double)sg.bytes / gsec / 1e9;
+        const bool cpu_set = mm_set_init(&sc, c, &sh[big], HLLM_MEM_DEVICE, 1, min_total) == 0;
+        if (cpu_set && mm_set_init(&sg, g, &sh[big], HLLM_MEM_HOST, 1, min_total) == 0) {
+            double cg, gg;
+            if (!concurrent_reads(g, &sc, &sg, NULL, NULL, 0, 0, 10 * o.budget_s, &cg, &gg)) {
                 snprintf(key, sizeof key, "%s.concurrent_host_gbs", c->name);
                 hllm_profile_set(out, key, cg);
                 snprintf(key, sizeof key, "%s.concurrent_host_gbs", g->name);
                 hllm_profile_set(out, key, gg);
                 say(&o, "concurrent host reads: %s %.1f + %s %.1f = %.1f GB/s", c->name, cg, g->name, gg, cg + gg);
             }
-            g->ops->finish(g);
-            if (done) g->ops->free(g, (void *)done);
         } else say(&o, "concurrent host reads: not measured (%s)", hllm_error());
-        mm_set_free(&sc);
         mm_set_free(&sg);
+        const size_t hb = min_total > nb ? min_total / nb * nb : nb;
+        h = cpu_set ? g->ops->alloc(g, hb, HLLM_MEM_HOST) : NULL;
+        d = h ? g->ops->alloc(g, nb, HLLM_MEM_DEVICE) : NULL;
+        if (h && d) {
+            memset(h, 1, hb);
+            double cg, gg;
+            if (!concurrent_reads(g, &sc, NULL, d, h, hb, nb, 10 * o.budget_s, &cg, &gg)) {
+                snprintf(key, sizeof key, "%s.concurrent_h2d_cpu_gbs", c->name);
+                hllm_profile_set(out, key, cg);
+                snprintf(key, sizeof key, "%s.concurrent_h2d_gbs", g->name);
+                hllm_profile_set(out, key, gg);
+                say(&o, "concurrent host reads: %s %.1f + %s copy engine %.1f = %.1f GB/s", c->name, cg, g->name, gg,
+                    cg + gg);
+            }
+        }
+        if (h) g->ops->free(g, h);
+        if (d) g->ops->free(g, d);
+        mm_set_free(&sc);
         const double hand = split_handoff(c, g, &sh[0], HLLM_MEM_DEVICE, 0, &o, out);
         int ffn = -1; /* the largest layer matrix (the FFN's): the bulk of what cut plans share */
         for (int i = 0; i < n_sh; i++)

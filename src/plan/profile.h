@@ -9,6 +9,11 @@
  *   PROC.read_gbs                   reading its own memory (CPU: DRAM; GPU: HBM), via GEMV
  *   PROC.host_read_gbs              GPU reading pinned host memory directly (zero-copy)
  *   PROC.concurrent_host_gbs        its host-read rate while the other processor reads too
+ *                                   (the GPU zero-copy)
+ *   cuda.concurrent_h2d_gbs         the GPU's copy engine copying host memory to VRAM while
+ *   cpu.concurrent_h2d_cpu_gbs      the CPU reads its weights, and the CPU's rate meanwhile
+ *                                   (information: whether staging a decode's host rows through
+ *                                   VRAM would draw more than zero-copy; no plan uses it yet)
  *   PROC.h2d_gbs, PROC.d2h_gbs      copy bandwidth host <-> device (pinned)
  *   PROC.op_us                      cost of issuing one small op
  *   sync.round_trip_us              CPU signal -> GPU wait, GPU signal -> CPU wait
