@@ -4,7 +4,7 @@ PROMPT ?= Once upon a time
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit cli asan peer bench clean
+.PHONY: all build run test unit cli asan peer arm bench clean
 
 all: build
 
@@ -32,11 +32,15 @@ cli: build
 peer: build
 	@bash tests/peer/run.sh
 
-test: unit cli asan peer
+# aarch64 cross build under qemu-user (apt-gets the toolchain when missing; skips without it)
+arm: build
+	@JOBS=$(JOBS) bash tests/arm/run.sh
+
+test: unit cli asan peer arm
 	@echo "all test suites passed"
 
 bench: build
 	@bash bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-arm

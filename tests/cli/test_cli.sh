@@ -2,7 +2,7 @@
 # The CLI as a user meets it: exit codes, one-line errors, stdout holding only the continuation.
 set -u
 cd "$(dirname "$0")/../.."
-HLLM=./build/hllm
+HLLM=${HLLM:-./build/hllm} # HLLM="qemu-aarch64 ... build-arm/base/hllm": the aarch64 build (make arm)
 MODEL=${HLLM_SHARED:-../shared}/models/stories260K.gguf
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -30,6 +30,10 @@ typedef struct {
     int err;
     unsigned seed;
     int max_delay_us;
+    /* weights' own copies, as a device keeps (the executor frees a column cut's rows once a
+     * device has loaded them; the inner CPU reads its weights in place unless it repacks them) */
+    struct qweight { hllm_pweight *w; void *copy; } *wts;
+    int n_wts, cap_wts;
 } qimpl;
 
 static qimpl *impl_of(hllm_proc *p) { return p->impl; }
@@ -98,12 +102,46 @@ static int q_copy(hllm_proc *p, void *dst, const void *src, size_t bytes) {
     return push(impl_of(p), &a);
 }
 static hllm_pweight *q_weight_load(hllm_proc *p, const hllm_tensor *t, int64_t r0, int64_t r1, hllm_mem_kind mem) {
-    hllm_proc *in = impl_of(p)->inner;
-    return in->ops->weight_load(in, t, r0, r1, mem);
+    qimpl *c = impl_of(p);
+    hllm_proc *in = c->inner;
+    if (c->n_wts == c->cap_wts) {
+        int cap = c->cap_wts ? 2 * c->cap_wts : 64;
+        struct qweight *n = realloc(c->wts, (size_t)cap * sizeof *n);
+        if (!n) {
+            hllm_fail("queue processor: out of memory");
+            return NULL;
+        }
+        c->wts = n;
+        c->cap_wts = cap;
+    }
+    /* rows [r0, r1) at their own offsets in a buffer of r1 rows (the inner CPU reads from row r0) */
+    hllm_tensor view = *t;
+    void *copy = malloc((size_t)r1 * t->row_bytes + 1);
+    if (!copy) {
+        hllm_fail("queue processor: out of memory");
+        return NULL;
+    }
+    memcpy((char *)copy + (size_t)r0 * t->row_bytes, (const char *)t->data + (size_t)r0 * t->row_bytes,
+           (size_t)(r1 - r0) * t->row_bytes);
+    view.data = copy;
+    hllm_pweight *w = in->ops->weight_load(in, &view, r0, r1, mem);
+    if (!w) {
+        free(copy);
+        return NULL;
+    }
+    c->wts[c->n_wts++] = (struct qweight){w, copy};
+    return w;
 }
 static void q_weight_free(hllm_proc *p, hllm_pweight *w) {
-    hllm_proc *in = impl_of(p)->inner;
+    qimpl *c = impl_of(p);
+    hllm_proc *in = c->inner;
     in->ops->weight_free(in, w);
+    for (int i = 0; i < c->n_wts; i++)
+        if (c->wts[i].w == w) {
+            free(c->wts[i].copy);
+            c->wts[i] = c->wts[--c->n_wts];
+            break;
+        }
 }
 static int q_run(hllm_proc *p, const hllm_op *op) {
     qaction a = {.kind = QA_OP, .op = *op};
@@ -134,6 +172,8 @@ static void q_destroy(hllm_proc *p) {
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->th, NULL);
     hllm_proc_free(c->inner);
+    for (int i = 0; i < c->n_wts; i++) free(c->wts[i].copy);
+    free(c->wts);
     free(c->q);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->work);

@@ -10,7 +10,7 @@ typedef enum { HLLM_ISA_SCALAR = 0, HLLM_ISA_AVX2 = 1, HLLM_ISA_AVX512 = 2, HLLM
 
 /* Best instruction set this CPU and build support. */
 hllm_isa hllm_cpu_isa_detect(void);
-/* The set in use (defaults to the detected one; HLLM_ISA env var "scalar|avx2|avx512" overrides). */
+/* The set in use (defaults to the detected one; HLLM_ISA env var "scalar|avx2|avx512|neon" overrides). */
 hllm_isa hllm_cpu_isa(void);
 /* Forces a set (tests); returns -1 if this CPU/build cannot run it. */
 int hllm_cpu_set_isa(hllm_isa isa);

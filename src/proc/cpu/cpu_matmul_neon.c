@@ -1,7 +1,12 @@
 /* NEON (aarch64) matmul kernels on the file's row-major layout: F32/F16/BF16 with FMA in f32,
  * Q4_0/Q8_0 against Q8_0 activations with int8 dots (sdot where the build targets it).
  * Each weight block is decoded once and used for up to 4 tokens. K-quants take the scalar
- * path for now. Compile-checked only: no ARM machine is available to the tests. */
+ * path for now. Tested, not measured: `make arm` cross-compiles for aarch64 and runs the unit
+ * tests under qemu-user, twice: -march=armv8-a (the smull/sadalp dots) on an emulated
+ * Cortex-A57, and -march=armv8.2-a+dotprod (sdot) on qemu's "max" CPU. test_matmul runs every
+ * type here against the scalar reference (shapes, token counts, row ranges, one token vs the
+ * tile bit for bit); the executor, model and CLI tests run on these kernels, and stories260K's
+ * greedy text must equal the x86 build's. No ARM hardware has run them: no speed is known. */
 #include "core/fp16.h"
 #include "proc/cpu/cpu_matmul_impl.h"
 #include <arm_neon.h>
