@@ -38,7 +38,7 @@ static void test_rmsnorm(hllm_proc *p) {
         double ss = 0;
         for (int i = 0; i < D; i++) ss += (double)x[t * D + i] * x[t * D + i];
         double s = 1.0 / sqrt(ss / D + 1e-5);
-        for (int i = 0; i < D; i++) err = fmax(err, fabs(y[t * D + i] - x[t * D + i] * s * w[i]));
+        for (int i = 0; i < D; i++) err = test_max_err(err, fabs(y[t * D + i] - x[t * D + i] * s * w[i]));
     }
     CHECKF(err < 1e-5, "rmsnorm error %g", err);
     p->ops->weight_free(p, pw);
@@ -57,7 +57,7 @@ static void test_rmsnorm(hllm_proc *p) {
             double ss = 0;
             for (int i = 0; i < HD; i++) ss += (double)xs[i] * xs[i];
             double s = 1.0 / sqrt(ss / HD + 1e-6);
-            for (int i = 0; i < HD; i++) err = fmax(err, fabs(y[t * D + h * HD + i] - xs[i] * s * wh[i]));
+            for (int i = 0; i < HD; i++) err = test_max_err(err, fabs(y[t * D + h * HD + i] - xs[i] * s * wh[i]));
         }
     CHECKF(err < 1e-5, "per-head rmsnorm error %g", err);
     p->ops->weight_free(p, pw);
@@ -89,9 +89,9 @@ static void test_rope(hllm_proc *p, hllm_rope_type type, bool factors) {
                     double th = (pos0 + t) * fscale * pow(base, -2.0 * i / NROT) / (factors ? ff[i] : 1.0);
                     int i0 = type == HLLM_ROPE_NEOX ? i : 2 * i, i1 = type == HLLM_ROPE_NEOX ? i + NROT / 2 : 2 * i + 1;
                     double r0 = a[i0] * cos(th) - a[i1] * sin(th), r1 = a[i0] * sin(th) + a[i1] * cos(th);
-                    err = fmax(err, fmax(fabs(b[i0] - r0), fabs(b[i1] - r1)));
+                    err = test_max_err(test_max_err(err, fabs(b[i0] - r0)), fabs(b[i1] - r1));
                 }
-                for (int i = NROT; i < HD; i++) err = fmax(err, fabs(b[i] - a[i])); /* past n_rot: untouched */
+                for (int i = NROT; i < HD; i++) err = test_max_err(err, fabs(b[i] - a[i])); /* past n_rot: untouched */
             }
     }
     CHECKF(err < 1e-4, "rope type %d factors %d error %g", (int)type, factors, err);
@@ -142,7 +142,7 @@ static void test_attention_case(hllm_proc *p, int kv_type, int nh, int nkv, int 
             for (int i = 0; i < hd; i++) {
                 double o = 0;
                 for (int j = 0; j < n; j++) o += s[j] / sum * V[j * kvd + g * hd + i];
-                err = fmax(err, fabs(out[(t * nh + h) * hd + i] - o));
+                err = test_max_err(err, fabs(out[(t * nh + h) * hd + i] - o));
             }
         }
     /* against a reference fed the same f16-rounded q, K, V, both cache types are only float
@@ -188,7 +188,7 @@ static void test_swiglu_avx512(void) {
         for (int i = 0; i < n; i++) {
             const double ref = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
             const double err = fabs(y[i] - ref) / fmax(fabs(ref), 1e-30);
-            if (fabs(ref) > 1e-30 && err > worst) worst = err;
+            if (fabs(ref) > 1e-30) worst = test_max_err(worst, err);
         }
     }
     CHECKF(worst < 1e-6, "swiglu avx512: worst relative error %g", worst);
@@ -204,7 +204,7 @@ static void test_swiglu_add(hllm_proc *p) {
     hllm_op op = {.kind = HLLM_OP_SWIGLU, .n_tok = T, .dst = y, .src = g, .src2 = u, .ld_dst = D, .ld_src = D, .ld_src2 = D, .dim = D};
     CHECK(p->ops->run(p, &op) == 0);
     double err = 0;
-    for (int i = 0; i < T * D; i++) err = fmax(err, fabs(y[i] - g[i] / (1.0 + exp(-(double)g[i])) * u[i]));
+    for (int i = 0; i < T * D; i++) err = test_max_err(err, fabs(y[i] - g[i] / (1.0 + exp(-(double)g[i])) * u[i]));
     CHECKF(err < 1e-6, "swiglu error %g", err);
     op.n_tok = 1; /* decode splits columns across threads */
     CHECK(p->ops->run(p, &op) == 0);
@@ -212,7 +212,7 @@ static void test_swiglu_add(hllm_proc *p) {
     op = (hllm_op){.kind = HLLM_OP_ADD, .n_tok = T, .dst = y, .src = x, .ld_dst = D, .ld_src = D, .dim = D};
     CHECK(p->ops->run(p, &op) == 0);
     err = 0;
-    for (int i = 0; i < T * D; i++) err = fmax(err, fabs(y[i] - (y0[i] + x[i])));
+    for (int i = 0; i < T * D; i++) err = test_max_err(err, fabs(y[i] - (y0[i] + x[i])));
     CHECKF(err < 1e-6, "add error %g", err);
 }
 
@@ -303,7 +303,7 @@ static void test_matmul_decode_split(void) {
                 outside += y[r] != 0;
                 continue;
             }
-            err = fmaxf(err, fabsf(y[r] - yref[r]));
+            err = (float)test_max_err(err, fabsf(y[r] - yref[r]));
             mag = fmaxf(mag, fabsf(yref[r]));
         }
         CHECKF(err <= 1e-4f * (1 + mag) && mag > 1, "decode split case %zu (%s, %lld rows, %d threads): max error %g (values up to %g)",

@@ -736,7 +736,7 @@ static void test_graph_type(int type) {
         mm_eval(G, &gw, &ga, tok + steps[i][0], steps[i][1], steps[i][0], 0, ref + (size_t)i * MM_VOCAB);
         mm_eval(C, &cw, &ca, tok + steps[i][0], steps[i][1], steps[i][0], 0, lc);
         const double e = rel_err(ref + (size_t)i * MM_VOCAB, lc, MM_VOCAB);
-        if (e > worst) worst = e;
+        worst = test_max_err(worst, e);
     }
     /* int8 activations on both sides (independently quantized) through two layers; f16 weights:
      * f32 activations on the GPU against the CPU's f16-rounded ones */

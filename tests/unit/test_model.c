@@ -78,9 +78,7 @@ int main(void) {
     float maxd = 0;
     const float *la = hllm_get_logits(a), *lb = hllm_get_logits(b);
     for (int i = 0; i < 512; i++) {
-        float d = la[i] - lb[i];
-        if (d < 0) d = -d;
-        if (d > maxd) maxd = d;
+        maxd = (float)test_max_err(maxd, fabsf(la[i] - lb[i]));
     }
     CHECKF(maxd < 1e-4f, "batch vs one-by-one logits differ by %g", maxd);
 

@@ -152,7 +152,7 @@ static void test_roundtrip(int type, float max_rel_rmse, float max_abs_over_amax
         se += (double)(y[i] - x[i]) * (y[i] - x[i]);
         sx += (double)x[i] * x[i];
         amax = fmax(amax, fabs(x[i]));
-        emax = fmax(emax, fabs(y[i] - x[i]));
+        emax = test_max_err(emax, fabs(y[i] - x[i]));
     }
     const double rel = sqrt(se / sx);
     if (getenv("VERBOSE")) printf("%s rel rmse %.4g max/amax %.4g\n", hllm_type_name(type), rel, emax / amax);

@@ -22,6 +22,13 @@ extern int g_test_pass, g_test_fail;
 #define CHECK_NEAR(a, b, tol) \
     CHECKF(fabs((double)(a) - (double)(b)) <= (tol), "%s = %g, %s = %g, tol %g", #a, (double)(a), #b, (double)(b), (double)(tol))
 
+/* The larger of a running error and a new difference, keeping a NaN (fmax would drop it), so
+ * that a kernel writing NaN fails an `err <= tol` check instead of passing it. */
+static inline double test_max_err(double err, double d) {
+    if (isnan(err) || isnan(d)) return NAN;
+    return d > err ? d : err;
+}
+
 /* Path of a file in ../shared (HLLM_SHARED env var, else ../shared); NULL if it does not exist. */
 const char *test_shared_path(const char *rel);
 /* Whether test group `name` runs: all do unless HLLM_TEST_ONLY lists names (comma-separated),
