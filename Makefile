@@ -4,7 +4,7 @@ PROMPT ?= Once upon a time
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit cli asan peer arm bench clean
+.PHONY: all build run test unit cli asan peer arm bench fuzz clean
 
 all: build
 
@@ -26,6 +26,11 @@ asan:
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (clang): build-fuzz/fuzz_{gguf,tokenizer,vocab}; see tests/fuzz/README.md
+fuzz:
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLLM_FUZZ=ON -DHLLM_CUDA=off >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_gguf fuzz_tokenizer fuzz_vocab
+
 cli: build
 	@bash tests/cli/test_cli.sh
 
@@ -43,4 +48,4 @@ bench: build
 	@bash bench/run.sh
 
 clean:
-	rm -rf build build-asan build-arm
+	rm -rf build build-asan build-arm build-fuzz

@@ -1,6 +1,7 @@
 /* Hyperparameters of the supported architectures, read from <arch>.* metadata keys. */
 #include "model/model.h"
 #include "core/error.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,7 +50,11 @@ int hllm_arch_load_hparams(const hllm_gguf_file *f, const char *arch, hllm_hpara
     hp->n_ctx_train = 2048;
     rc = get_u32(f, arch, "context_length", &v, false);
     if (rc < 0) return -1;
-    if (rc == 0) hp->n_ctx_train = (int)v;
+    if (rc == 0) {
+        if (v == 0 || v > INT32_MAX) /* the default context is min(this, 4096): it must be a positive int */
+            return hllm_fail("%s: %s.context_length %u is out of range (1..%d)", hllm_gguf_path(f), arch, v, INT32_MAX);
+        hp->n_ctx_train = (int)v;
+    }
     if (hp->n_embd <= 0 || hp->n_embd > 65536 || hp->n_layer <= 0 || hp->n_layer > 1024 || hp->n_ff <= 0 ||
         hp->n_ff > 1 << 20 || hp->n_head <= 0 || hp->n_head > 1024 || hp->n_head_kv <= 0 ||
         hp->n_head % hp->n_head_kv)

@@ -243,7 +243,8 @@ static int load_merges(hllm_tokenizer *t, const hllm_vocab_desc *d) {
         /* llama.cpp splits at the first space after the first byte */
         const char *sp = (s && n > 1) ? memchr(s + 1, ' ', n - 1) : NULL;
         if (!sp || sp + 1 == s + n)
-            return hllm_fail("tokenizer: bad merge %lld: '%.64s' is not \"left right\"", (long long)i, s ? s : "");
+            return hllm_fail("tokenizer: bad merge %lld: '%.*s' is not \"left right\"", (long long)i,
+                             s ? (int)(n < 64 ? n : 64) : 0, s ? s : ""); /* hllm_str: not NUL-terminated */
         memcpy(t->merge_text + off, s, n);
         uint32_t slot;
         int64_t prev = map_lookup(&t->merge_map, t, merge_key, s, n, &slot);
