@@ -1,6 +1,7 @@
 /* Hyperparameters of the supported architectures, read from <arch>.* metadata keys. */
 #include "model/model.h"
 #include "core/error.h"
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,9 +89,12 @@ int hllm_arch_load_hparams(const hllm_gguf_file *f, const char *arch, hllm_hpara
                              hllm_gguf_path(f), stype.s);
         float factor = 1.0f;
         if (get_f32(f, arch, "rope.scaling.factor", &factor) < 0) return -1;
-        if (factor > 0) hp->rope_freq_scale = 1.0f / factor;
+        if (!(factor >= 0) || !isfinite(factor))
+            return hllm_fail("%s: bad rope scaling factor %g", hllm_gguf_path(f), factor);
+        if (factor > 0) hp->rope_freq_scale = 1.0f / factor; /* 0: no scaling, as llama.cpp reads it */
     }
-    if (!(hp->rope_base > 0) || !(hp->rms_eps > 0))
+    /* finite and positive, else every logit would be NaN (or the model silently wrong) */
+    if (!(hp->rope_base > 0) || !isfinite(hp->rope_base) || !(hp->rms_eps > 0) || !isfinite(hp->rms_eps))
         return hllm_fail("%s: bad rope base %g or rms epsilon %g", hllm_gguf_path(f), hp->rope_base, hp->rms_eps);
     return 0;
 }
