@@ -86,6 +86,7 @@ const hllm_gguf_tensor *hllm_gguf_tensor_at(const hllm_gguf_file *f, int64_t i);
 const hllm_gguf_tensor *hllm_gguf_find_tensor(const hllm_gguf_file *f, const char *name); /* NULL if absent */
 
 const char *hllm_gguf_vtype_name(hllm_gguf_vtype t);
+size_t hllm_gguf_vtype_size(hllm_gguf_vtype t); /* bytes of one scalar value; 0: a string or an array */
 
 /* ---- writer ---- */
 typedef struct hllm_gguf_writer hllm_gguf_writer;

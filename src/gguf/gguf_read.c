@@ -142,7 +142,7 @@ static int rd_str(rd *r, hllm_str *out, const char *what) {
     return 0;
 }
 
-static size_t vtype_size(uint32_t t) {
+size_t hllm_gguf_vtype_size(hllm_gguf_vtype t) {
     switch (t) {
     case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
     case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
@@ -224,7 +224,7 @@ static int parse_kv(hllm_gguf_file *f, rd *r, int64_t i) {
     if (t == GGUF_TYPE_STRING) return rd_str(r, &kv->v.str, what);
 
     if (t != GGUF_TYPE_ARRAY) {
-        size_t sz = vtype_size(t);
+        size_t sz = hllm_gguf_vtype_size((hllm_gguf_vtype)t);
         if (rd_need(r, sz, what)) return -1;
         const uint8_t *p = f->base + r->pos;
         if (t == GGUF_TYPE_BOOL && p[0] > 1)
@@ -287,7 +287,7 @@ static int parse_kv(hllm_gguf_file *f, rd *r, int64_t i) {
         return 0;
     }
 
-    size_t es = vtype_size(et);
+    size_t es = hllm_gguf_vtype_size((hllm_gguf_vtype)et);
     if (n > rd_left(r) / es)
         return hllm_fail("%s: offset %zu: kv '%s': array of %" PRIu64 " %s (%zu bytes each) runs past the end of the file (%zu bytes remain, file size %zu)",
                          f->name, nat, kv->key.s, n, hllm_gguf_vtype_name(kv->arr_type), es, rd_left(r), f->size);

@@ -35,16 +35,6 @@ static void touch(const void *p, size_t n) {
     g_sink += h;
 }
 
-static size_t vsize(hllm_gguf_vtype t) {
-    switch (t) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 static void walk_kvs(const hllm_gguf_file *f) {
     for (int64_t i = 0; i < hllm_gguf_n_kv(f); i++) {
         const hllm_gguf_kv *kv = hllm_gguf_kv_at(f, i);
@@ -73,7 +63,7 @@ static void walk_kvs(const hllm_gguf_file *f) {
         }
         if (FUZZ_CHECK_RC(hllm_gguf_get_arr(f, k, &et, &data, &n)) == 0) {
             FUZZ_CHECK(et == kv->arr_type && n == kv->arr_n && et != GGUF_TYPE_ARRAY && et < GGUF_TYPE_COUNT);
-            if (et != GGUF_TYPE_STRING) touch(data, (size_t)n * vsize(et));
+            if (et != GGUF_TYPE_STRING) touch(data, (size_t)n * hllm_gguf_vtype_size(et));
         }
         if (FUZZ_CHECK_RC(hllm_gguf_get_arr_str(f, k, &strs, &n)) == 0) {
             for (uint64_t j = 0; j < n; j++) {

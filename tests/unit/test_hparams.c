@@ -44,30 +44,28 @@ static void refused(const char *what, const char *expect) {
     CHECKF(strstr(err, expect) && !strchr(err, '\n'), "%s: error '%s' (expected '%s')", what, err, expect);
 }
 
-static void patch_f32(const char *key, float v, const char *expect) {
-    unsigned char *p = value_of(key, GGUF_TYPE_FLOAT32);
-    CHECKF(p != NULL, "no f32 key %s", key);
+/* Sets key's 4-byte value (of the given type) to *v, checks the refusal, restores the value. */
+static void patch(const char *key, uint32_t type, const void *v, const char *what, const char *expect) {
+    unsigned char *p = value_of(key, type);
+    CHECKF(p != NULL, "no key %s of type %u", key, type);
     if (!p) return;
-    float old;
-    memcpy(&old, p, 4);
-    memcpy(p, &v, 4);
+    unsigned char old[4];
+    memcpy(old, p, 4);
+    memcpy(p, v, 4);
+    refused(what, expect);
+    memcpy(p, old, 4);
+}
+
+static void patch_f32(const char *key, float v, const char *expect) {
     char what[160];
     snprintf(what, sizeof what, "%s = %g", key, v);
-    refused(what, expect);
-    memcpy(p, &old, 4);
+    patch(key, GGUF_TYPE_FLOAT32, &v, what, expect);
 }
 
 static void patch_u32(const char *key, uint32_t v, const char *expect) {
-    unsigned char *p = value_of(key, GGUF_TYPE_UINT32);
-    CHECKF(p != NULL, "no u32 key %s", key);
-    if (!p) return;
-    uint32_t old;
-    memcpy(&old, p, 4);
-    memcpy(p, &v, 4);
     char what[160];
     snprintf(what, sizeof what, "%s = %u", key, v);
-    refused(what, expect);
-    memcpy(p, &old, 4);
+    patch(key, GGUF_TYPE_UINT32, &v, what, expect);
 }
 
 int main(void) {
