@@ -4,6 +4,7 @@
  * u32 type, u64 offset), padding to the alignment, then the tensor data section. */
 #include "gguf/gguf.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -72,12 +73,6 @@ static void *arena_alloc_a(hllm_gguf_file *f, size_t n, size_t align) {
 
 static void *arena_alloc(hllm_gguf_file *f, size_t n) { return arena_alloc_a(f, n, 16); }
 static char *arena_str(hllm_gguf_file *f, size_t n) { return arena_alloc_a(f, n, 1); }
-
-static uint64_t hash_bytes(const char *s, uint64_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (uint64_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
 
 static bool str_eq(hllm_str a, const char *s, size_t n) { return a.n == n && memcmp(a.s, s, n) == 0; }
 
@@ -199,7 +194,7 @@ static int parse_kv(hllm_gguf_file *f, rd *r, int64_t i) {
         return hllm_fail("%s: offset %zu: kv %" PRId64 " key contains a NUL byte", f->name, at, i);
 
     /* Duplicate keys are ambiguous: refuse them. */
-    uint64_t h = hash_bytes(kv->key.s, kv->key.n);
+    uint64_t h = hllm_hash_bytes(kv->key.s, kv->key.n);
     for (uint32_t s = (uint32_t)h & f->kv_mask;; s = (s + 1) & f->kv_mask) {
         uint32_t e = f->kv_slots[s];
         if (!e) {
@@ -318,7 +313,7 @@ static int parse_tensor_info(hllm_gguf_file *f, rd *r, int64_t i, size_t *off_fi
         return hllm_fail("%s: offset %zu: tensor %" PRId64 " name contains a NUL byte", f->name, at, i);
     const char *nm = t->name.s;
 
-    uint64_t h = hash_bytes(nm, t->name.n);
+    uint64_t h = hllm_hash_bytes(nm, t->name.n);
     for (uint32_t s = (uint32_t)h & f->t_mask;; s = (s + 1) & f->t_mask) {
         uint32_t e = f->t_slots[s];
         if (!e) {
@@ -568,7 +563,7 @@ const hllm_gguf_tensor *hllm_gguf_tensor_at(const hllm_gguf_file *f, int64_t i) 
 const hllm_gguf_kv *hllm_gguf_find_kv(const hllm_gguf_file *f, const char *key) {
     if (!f || !key) return NULL;
     size_t n = strlen(key);
-    for (uint32_t s = (uint32_t)hash_bytes(key, n) & f->kv_mask;; s = (s + 1) & f->kv_mask) {
+    for (uint32_t s = (uint32_t)hllm_hash_bytes(key, n) & f->kv_mask;; s = (s + 1) & f->kv_mask) {
         uint32_t e = f->kv_slots[s];
         if (!e) return NULL;
         if (str_eq(f->kvs[e - 1].key, key, n)) return &f->kvs[e - 1];
@@ -578,7 +573,7 @@ const hllm_gguf_kv *hllm_gguf_find_kv(const hllm_gguf_file *f, const char *key) 
 const hllm_gguf_tensor *hllm_gguf_find_tensor(const hllm_gguf_file *f, const char *name) {
     if (!f || !name) return NULL;
     size_t n = strlen(name);
-    for (uint32_t s = (uint32_t)hash_bytes(name, n) & f->t_mask;; s = (s + 1) & f->t_mask) {
+    for (uint32_t s = (uint32_t)hllm_hash_bytes(name, n) & f->t_mask;; s = (s + 1) & f->t_mask) {
         uint32_t e = f->t_slots[s];
         if (!e) return NULL;
         if (str_eq(f->tensors[e - 1].name, name, n)) return &f->tensors[e - 1];

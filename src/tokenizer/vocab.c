@@ -3,6 +3,7 @@
 #include "tokenizer/vocab.h"
 #include "tokenizer/unicode.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +12,6 @@
 /* ---- string hash map ---- */
 
 typedef void (*key_fn)(const void *owner, uint32_t idx, const char **s, size_t *n);
-
-static uint32_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return (uint32_t)(h ^ (h >> 32));
-}
 
 static int map_init(hllm_strmap *m, uint64_t n) {
     uint64_t cap = 16;
@@ -34,7 +26,7 @@ static int map_init(hllm_strmap *m, uint64_t n) {
 /* Returns the stored index, or -1; *slot receives the slot where s is or would go. */
 static int64_t map_lookup(const hllm_strmap *m, const void *owner, key_fn key, const char *s, size_t n,
                           uint32_t *slot) {
-    uint32_t i = hash_bytes(s, n) & m->mask;
+    uint32_t i = (uint32_t)hllm_hash_bytes(s, n) & m->mask;
     for (;;) {
         uint32_t v = m->slots[i];
         if (!v) {
