@@ -5,6 +5,7 @@
 #include "core/quant.h"
 #include "proc/cpu/cpu_hugemem.h"
 #include "proc/cpu/cpu_matmul.h"
+#include "proc/cpu/cpu_matmul_impl.h"
 #include "testutil.h"
 #include <stdint.h>
 #include <stdlib.h>
@@ -132,6 +133,13 @@ static void test_type_isa(const problem *p, hllm_isa isa) {
     CHECK(xs % 64 == 0);
     uint8_t *xq = aligned_alloc(64, xs * MAX_TOK);
     for (int t = 0; t < MAX_TOK; t++) hllm_cpu_quantize_act(&m, p->x + t * p->cols, xq + t * xs);
+#if defined(__aarch64__)
+    if (isa == HLLM_ISA_NEON) { /* every type has a NEON kernel: the comparisons below are not scalar vs scalar */
+        float y0 = SENTINEL;
+        CHECKF(hllm_matmul_neon(&m, 0, 1, xq, 1, &y0, 1) == 1 && y0 != SENTINEL, "%s has no NEON kernel",
+               hllm_type_name(p->type));
+    }
+#endif
     static const int ntoks[] = {1, 2, 3, 7, 16, 33};
     int bad = 0;
     for (size_t i = 0; i < sizeof ntoks / sizeof ntoks[0]; i++) {
