@@ -24,6 +24,13 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 #endif
 }
 
+/* Lanes 0..T-1 of acc (token t0 + t's dot product for one row) to y[t * ldy]. */
+static inline void store_lanes(float32x4_t acc, int T, float *y, int64_t ldy) {
+    float out[4];
+    vst1q_f32(out, acc);
+    for (int t = 0; t < T; t++) y[t * ldy] = out[t];
+}
+
 static void q8_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8_t *xq, int n_tok, float *y,
                     int64_t ldy) {
     hllm_act_geom ag;
@@ -63,9 +70,7 @@ static void q8_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8_t
                 }
                 acc = vfmaq_n_f32(acc, vld1q_f32(s), dw);
             }
-            float out[4];
-            vst1q_f32(out, acc);
-            for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = out[t];
+            store_lanes(acc, T, y + t0 * ldy + r, ldy);
         }
     }
 }
@@ -126,9 +131,7 @@ static void q4_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
                 acc = vfmaq_f32(acc, vmulq_n_f32(dxv, hllm_fp16_to_f32(blk->d)), vld1q_f32(si));
                 acc = vfmsq_f32(acc, vmulq_n_f32(dxv, hllm_fp16_to_f32(blk->dmin)), vld1q_f32(sm));
             }
-            float out[4];
-            vst1q_f32(out, acc);
-            for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = out[t];
+            store_lanes(acc, T, y + t0 * ldy + r, ldy);
         }
     }
 }
@@ -177,9 +180,7 @@ static void q6_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
                 }
                 acc = vfmaq_f32(acc, vmulq_n_f32(vld1q_f32(dx), hllm_fp16_to_f32(blk->d)), vld1q_f32(si));
             }
-            float out[4];
-            vst1q_f32(out, acc);
-            for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = out[t];
+            store_lanes(acc, T, y + t0 * ldy + r, ldy);
         }
     }
 }
