@@ -24,9 +24,16 @@ struct cu_graph {
     uint64_t shape;
     int n_tok;
     cudaGraphExec_t exec; /* NULL: free slot */
+    /* A step that waits on another processor is captured in two graphs: exec holds its ops
+     * before the first wait (ops [0, cut)), launched as soon as a replay reaches that wait, and
+     * exec2 the rest, launched at step_end. So the device starts on what needs nobody else
+     * while the rest is still being issued. cut == 0: one graph. */
+    cudaGraphExec_t exec2;
+    int cut;
     hllm_op *ops;
     int n_ops;
     int handoff; /* the handoff mode it was captured with */
+    bool early;  /* captured with early launches on (hllm_cuda_set_early) */
     long last_use;
 };
 
@@ -79,11 +86,12 @@ struct cuda_impl {
     int mode;
     uint64_t shape;
     int step_ntok, cur;
+    bool early; /* this replay launched the graph's first part (exec) at its cut */
     hllm_op *rec;
     int n_rec, cap_rec;
     cu_graph graphs[CU_GRAPHS];
-    long use_clock, n_captures, n_replays, n_mismatch, n_fused;
-    size_t last_nodes; /* nodes of the last graph captured (HLLM_CUDA_STATS) */
+    long use_clock, n_captures, n_replays, n_mismatch, n_fused, n_early;
+    size_t last_nodes; /* nodes of the last step captured, both graphs (HLLM_CUDA_STATS) */
     int n_capture_fail; /* captures that failed: after a few, steps are no longer recorded */
     /* pinned staging for copy_out to pageable memory */
     char *stage;

@@ -88,6 +88,7 @@ static void drop_graphs(cuda_impl *c) {
      * A graph destroyed while in flight is freed when it completes. */
     for (cu_graph &g : c->graphs) {
         if (g.exec) cudaGraphExecDestroy(g.exec);
+        if (g.exec2) cudaGraphExecDestroy(g.exec2);
         free(g.ops);
         g = cu_graph{};
     }
@@ -852,8 +853,10 @@ static void cu_destroy(hllm_proc *p) {
     if (!p) return;
     cuda_impl *c = impl_of(p);
     if (getenv("HLLM_CUDA_STATS"))
-        fprintf(stderr, "cuda: graphs captured %ld (the last of %zu nodes), replayed %ld, mismatched %ld, failed captures %d\n",
-                c->n_captures, c->last_nodes, c->n_replays, c->n_mismatch, c->n_capture_fail);
+        fprintf(stderr,
+                "cuda: graphs captured %ld (the last of %zu nodes), replayed %ld (%ld started at their first wait), "
+                "mismatched %ld, failed captures %d\n",
+                c->n_captures, c->last_nodes, c->n_replays, c->n_early, c->n_mismatch, c->n_capture_fail);
     use_dev(c->dev);
     cudaStreamSynchronize(c->st);
     drop_graphs(c);

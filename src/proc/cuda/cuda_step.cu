@@ -108,11 +108,11 @@ static bool fuse_on(void) {
 
 /* Runs the recorded ops of a step (into a capture, or as a replayed step that cannot use its
  * graph), merging neighbours where cuda_fuse.cu allows: the same results as one by one. */
-static int run_recorded(cuda_impl *c) {
+static int run_recorded(cuda_impl *c, int from, int to) {
     act_forget(c);
     const hllm_op *ops = c->rec;
-    for (int i = 0, k = 1; i < c->n_rec; i += k) {
-        if (i + 1 < c->n_rec && (int)ops[i].kind > HLLM_OP_COUNT) { /* a handoff: maybe two actions as one kernel */
+    for (int i = from, k = 1; i < to; i += k) {
+        if (i + 1 < to && (int)ops[i].kind > HLLM_OP_COUNT) { /* a handoff: maybe two actions as one kernel */
             const int r = run_handoff_pair(c, ops + i, ops + i + 1);
             if (r < 0) return -1;
             if (r) {
@@ -120,7 +120,7 @@ static int run_recorded(cuda_impl *c) {
                 continue;
             }
         }
-        const int f = fuse_on() ? cu_fuse_match(ops + i, c->n_rec - i, cu_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
+        const int f = fuse_on() ? cu_fuse_match(ops + i, to - i, cu_gemv_max_tok, g_fuse == 1, &k) : (k = 1, CU_FUSE_NONE);
         cu_pdl_op = ops[i].n_tok <= 8;
         int rc;
         if (g_skip & (1u << ops[i].kind)) {
@@ -149,7 +149,62 @@ static int run_recorded(cuda_impl *c) {
 void cu_step_interrupt(cuda_impl *c) {
     const int mode = c->mode;
     c->mode = STEP_PLAIN;
-    if (mode == STEP_REPLAY) run_recorded(c);
+    if (mode == STEP_REPLAY) run_recorded(c, c->early ? c->graphs[c->cur].cut : 0, c->n_rec);
+    c->early = false;
+}
+
+/* HLLM_CUDA_EARLY=0 captures every step as one graph (for measurements). */
+static int g_early = -1;
+extern "C" void hllm_cuda_set_early(int on) { g_early = on != 0; }
+static bool early_on(void) {
+    if (g_early < 0) {
+        const char *e = getenv("HLLM_CUDA_EARLY");
+        g_early = !(e && e[0] == '0');
+    }
+    return g_early == 1;
+}
+
+/* Where a step's ops split into its two graphs (cu_graph): at its first wait on another
+ * processor, when something comes before it; 0 = one graph. */
+static int split_point(const cuda_impl *c) {
+    if (!early_on()) return 0;
+    for (int i = 1; i < c->n_rec; i++)
+        if ((int)c->rec[i].kind == CU_ACT_WAIT) return i;
+    return 0;
+}
+
+static void free_graph(cu_graph *g) {
+    /* a graph destroyed while in flight is freed when it completes */
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    if (g->exec2) cudaGraphExecDestroy(g->exec2);
+    free(g->ops);
+    *g = cu_graph{};
+}
+
+/* Captures recorded ops [from, to) into an instantiated graph (NULL on failure). */
+static cudaGraphExec_t capture_range(cuda_impl *c, int from, int to) {
+    if (cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    c->capturing = true;
+    c->dpos = &c->dstate->pos0;
+    c->dtok = c->dstate->tok;
+    const int rc = run_recorded(c, from, to);
+    cudaGraph_t graph = NULL;
+    const cudaError_t e = cudaStreamEndCapture(c->st, &graph);
+    c->capturing = false;
+    c->dpos = c->dtok = NULL;
+    act_forget(c);
+    cudaGraphExec_t ex = NULL;
+    if (!rc && e == cudaSuccess && graph && cudaGraphInstantiate(&ex, graph, 0) == cudaSuccess) {
+        size_t nodes = 0;
+        if (cudaGraphGetNodes(graph, NULL, &nodes) == cudaSuccess) c->last_nodes += nodes;
+    } else
+        ex = NULL;
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    return ex;
 }
 
 /* Captures the recorded ops (which already ran) into a graph for this step's shape. A failed
@@ -165,11 +220,7 @@ static void capture(cuda_impl *c) {
         if (c->graphs[i].last_use < c->graphs[slot].last_use) slot = i;
     }
     cu_graph *g = &c->graphs[slot];
-    if (g->exec) { /* freed when a launch in flight completes */
-        cudaGraphExecDestroy(g->exec);
-        free(g->ops);
-        *g = cu_graph{};
-    }
+    free_graph(g);
     /* buffers only fused kernels use: sized now, since nothing may grow while capturing */
     for (int i = 0, k = 1; fuse_on() && i < c->n_rec; i += k)
         if (cu_fuse_match(c->rec + i, c->n_rec - i, cu_gemv_max_tok, g_fuse == 1, &k) == CU_FUSE_GLU &&
@@ -178,37 +229,29 @@ static void capture(cuda_impl *c) {
     hllm_op *ops = (hllm_op *)malloc((size_t)c->n_rec * sizeof *ops);
     if (!ops) return;
     memcpy(ops, c->rec, (size_t)c->n_rec * sizeof *ops);
-    if (cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-        cudaGetLastError();
-        free(ops);
-        return;
+    const int cut = split_point(c);
+    c->last_nodes = 0;
+    cudaGraphExec_t ex = capture_range(c, 0, cut ? cut : c->n_rec), ex2 = NULL;
+    if (ex && cut && !(ex2 = capture_range(c, cut, c->n_rec))) {
+        cudaGraphExecDestroy(ex);
+        ex = NULL;
     }
-    c->capturing = true;
-    c->dpos = &c->dstate->pos0;
-    c->dtok = c->dstate->tok;
-    int rc = run_recorded(c);
-    cudaGraph_t graph = NULL;
-    const cudaError_t e = cudaStreamEndCapture(c->st, &graph);
-    c->capturing = false;
-    c->dpos = c->dtok = NULL;
-    act_forget(c);
-    cudaGraphExec_t ex = NULL;
-    if (!rc && e == cudaSuccess && graph && cudaGraphInstantiate(&ex, graph, 0) == cudaSuccess) {
-        if (cudaGraphGetNodes(graph, NULL, &c->last_nodes) != cudaSuccess) c->last_nodes = 0;
+    if (ex) {
         g->shape = c->shape;
         g->n_tok = c->step_ntok;
         g->exec = ex;
+        g->exec2 = ex2;
+        g->cut = cut;
         g->ops = ops;
         g->n_ops = c->n_rec;
         g->handoff = handoff_mode();
+        g->early = early_on();
         g->last_use = ++c->use_clock;
         c->n_captures++;
         ops = NULL;
     } else
         c->n_capture_fail++;
-    if (graph) cudaGraphDestroy(graph);
     free(ops);
-    cudaGetLastError();
 }
 
 int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok) {
@@ -216,6 +259,7 @@ int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens,
     use_dev(c->dev);
     c->mode = STEP_PLAIN; /* also ends a step that never reached step_end (an op failed) */
     c->n_rec = 0;
+    c->early = false;
     if (!graphs_on() || n_tok < 1 || n_tok > 8 || n_tok > cu_gemv_max_tok || n_tok > cu_split_max_tok || pos0 < 0 ||
         c->n_capture_fail >= 3)
         return 0;
@@ -237,40 +281,52 @@ int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens,
     c->cur = -1;
     for (int i = 0; i < CU_GRAPHS; i++)
         if (c->graphs[i].exec && c->graphs[i].shape == shape && c->graphs[i].n_tok == n_tok &&
-            c->graphs[i].handoff == handoff_mode())
+            c->graphs[i].handoff == handoff_mode() && c->graphs[i].early == early_on())
             c->cur = i;
     c->mode = c->cur >= 0 ? STEP_REPLAY : STEP_RECORD;
     return c->mode == STEP_REPLAY ? 1 : 0;
+}
+
+static bool ops_same(const cu_graph *g, const hllm_op *rec, int from, int to) {
+    for (int i = from; i < to; i++)
+        if (!op_same(&g->ops[i], &rec[i])) return false;
+    return true;
+}
+
+/* Launches graph slot i: its first part unless a replay launched it already, then the rest. */
+static int launch(cuda_impl *c, int i, bool first_done) {
+    cu_graph *g = &c->graphs[i];
+    g->last_use = ++c->use_clock;
+    c->n_replays++;
+    act_forget(c);
+    if (!first_done && cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch")) return -1;
+    return g->exec2 ? cu_check(cudaGraphLaunch(g->exec2, c->st), "graph launch") : 0;
 }
 
 int cu_step_end(hllm_proc *p) {
     cuda_impl *c = impl_of(p);
     use_dev(c->dev);
     const int mode = c->mode;
+    const bool early = c->early;
     c->mode = STEP_NONE;
+    c->early = false;
     if (mode == STEP_REPLAY) {
         cu_graph *g = &c->graphs[c->cur];
-        bool same = g->n_ops == c->n_rec;
-        for (int i = 0; same && i < c->n_rec; i++) same = op_same(&g->ops[i], &c->rec[i]);
-        if (same) {
-            g->last_use = ++c->use_clock;
-            c->n_replays++;
-            act_forget(c);
-            return cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch");
+        if (g->n_ops == c->n_rec && ops_same(g, c->rec, early ? g->cut : 0, c->n_rec)) return launch(c, c->cur, early);
+        c->n_mismatch++;
+        if (early) { /* the first part runs already: issue the rest one by one, and capture anew next time */
+            const int rc = run_recorded(c, g->cut, c->n_rec);
+            free_graph(g);
+            return rc;
         }
         /* other ops than captured (new buffers, say): capture them and launch that; only if the
          * capture fails, issue them one by one (the queue may then fill while its waits hold) */
-        c->n_mismatch++;
         const long before = c->n_captures;
         capture(c);
-        if (c->n_captures > before) {
+        if (c->n_captures > before)
             for (int i = 0; i < CU_GRAPHS; i++)
-                if (c->graphs[i].exec && c->graphs[i].last_use == c->use_clock) c->cur = i;
-            c->n_replays++;
-            act_forget(c);
-            return cu_check(cudaGraphLaunch(c->graphs[c->cur].exec, c->st), "graph launch");
-        }
-        return run_recorded(c);
+                if (c->graphs[i].exec && c->graphs[i].last_use == c->use_clock) return launch(c, i, false);
+        return run_recorded(c, 0, c->n_rec);
     }
     if (mode == STEP_RECORD) capture(c);
     return 0;
@@ -289,11 +345,25 @@ int cu_run(hllm_proc *p, const hllm_op *op) {
                         cu_step_interrupt(c);
                         return hllm_fail("CUDA: token %d is outside the embedding rows held", op->tokens[t]);
                     }
+            /* the ops before the graph's first wait on another processor start now */
+            cu_graph *g = &c->graphs[c->cur];
+            if ((int)op->kind == CU_ACT_WAIT && !c->early && g->cut == c->n_rec - 1 && g->n_ops > g->cut &&
+                ops_same(g, c->rec, 0, g->cut)) {
+                act_forget(c);
+                if (cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch")) {
+                    c->mode = STEP_PLAIN;
+                    return -1;
+                }
+                c->early = true;
+                c->n_early++;
+            }
             return 0; /* runs at step_end, in the graph */
         }
     }
     return cu_run_op(c, op);
 }
+
+extern "C" long hllm_cuda_early_launches(hllm_proc *p) { return impl_of(p)->n_early; }
 
 extern "C" void hllm_cuda_graph_stats(hllm_proc *p, long *captures, long *replays, long *mismatches) {
     cuda_impl *c = impl_of(p);
