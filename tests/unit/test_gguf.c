@@ -627,7 +627,38 @@ static void test_stories(void) {
     hllm_gguf_close(f);
 }
 
+/* Errors quote names from files verbatim: the message stays one line of valid UTF-8. */
+static void test_error_line(void) {
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"plain 'name'", "plain 'name'"},
+        {"a\nb\tc\x7f", "a\\x0ab\\x09c\\x7f"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"bad \xff\xfe", "bad \\xff\\xfe"},
+        {"cut \xe2\x82", "cut \\xe2\\x82"},                  /* truncated sequence at the end */
+        {"cut \xe2\x82z", "cut \\xe2\\x82z"},                /* truncated in the middle */
+        {"overlong \xc0\xaf \xe0\x80\xaf", "overlong \\xc0\\xaf \\xe0\\x80\\xaf"},
+        {"surrogate \xed\xa0\x80", "surrogate \\xed\\xa0\\x80"},
+        {"past max \xf4\x90\x80\x80", "past max \\xf4\\x90\\x80\\x80"},
+        {"nel \xc2\x85 ls \xe2\x80\xa8", "nel \\xc2\\x85 ls \\xe2\\x80\\xa8"}, /* line breaks to some terminals */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hllm_fail("%s", cases[i].in);
+        CHECKF(strcmp(hllm_error(), cases[i].want) == 0, "error text %zu: got '%s', want '%s'", i, hllm_error(),
+               cases[i].want);
+    }
+    /* a long message is cut at a character, never inside one */
+    char big[2100];
+    for (int i = 0; i < 700; i++) memcpy(big + 3 * i, "\xe2\x82\xac", 3);
+    big[2100 - 1] = 0;
+    hllm_fail("%s", big);
+    const size_t n = strlen(hllm_error());
+    CHECKF(n > 900 && n % 3 == 0, "long error cut to %zu bytes, inside a character", n);
+}
+
 int main(void) {
+    test_error_line();
     test_corruption();
     test_roundtrip();
     test_big_vocab();
