@@ -168,8 +168,8 @@ static bool early_on(void) {
  * processor, when something comes before it; 0 = one graph. */
 static int split_point(const cuda_impl *c) {
     if (!early_on()) return 0;
-    for (int i = 1; i < c->n_rec; i++)
-        if ((int)c->rec[i].kind == CU_ACT_WAIT) return i;
+    for (int i = 0; i < c->n_rec; i++)
+        if ((int)c->rec[i].kind == CU_ACT_WAIT) return i; /* 0: nothing before it */
     return 0;
 }
 
