@@ -155,6 +155,7 @@ static void test_model(const char *arch, int type, double tol) {
         hllm_cuda_graph_stats(P[1], &cap0, &rep0, &mis0);
         const long early0 = hllm_cuda_early_launches(P[1]);
         hllm_cuda_set_graphs(1);
+        hllm_cuda_set_early(1);
         int rc = run(m, &g, p, tokens, 1, on);
         const long early = hllm_cuda_early_launches(P[1]) - early0;
         hllm_cuda_graph_stats(P[1], &cap1, &rep1, &mis1);
@@ -179,6 +180,7 @@ static void test_model(const char *arch, int type, double tol) {
             hllm_cuda_set_early(0);
             int re = run(m, &g, p, tokens, 1, off);
             hllm_cuda_set_early(1);
+            CHECK(hllm_cuda_early_launches(P[1]) == early0 + early); /* none while off */
             CHECKF(re == 0 && memcmp(on, off, n_log * sizeof(float)) == 0, "%s %s %s: one graph a step differs from two",
                    arch, hllm_type_name(type), p->why);
             CHECKF(worst <= tol, "%s %s %s: logits vs the CPU %.3g (tolerance %.3g)", arch, hllm_type_name(type), p->why,

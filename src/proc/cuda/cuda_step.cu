@@ -153,13 +153,14 @@ void cu_step_interrupt(cuda_impl *c) {
     c->early = false;
 }
 
-/* HLLM_CUDA_EARLY=0 captures every step as one graph (for measurements). */
+/* HLLM_CUDA_EARLY=1 captures a step that waits on another processor as two graphs (cu_graph).
+ * Off by default until it has run on a GPU: written in a session without one. */
 static int g_early = -1;
 extern "C" void hllm_cuda_set_early(int on) { g_early = on != 0; }
 static bool early_on(void) {
     if (g_early < 0) {
         const char *e = getenv("HLLM_CUDA_EARLY");
-        g_early = !(e && e[0] == '0');
+        g_early = e && e[0] == '1';
     }
     return g_early == 1;
 }
