@@ -321,10 +321,11 @@ typedef struct {
 static void *conc_cpu(void *arg) {
     conc_arg *a = arg;
     double t0 = now_s();
-    while (!atomic_load(a->stop)) {
+    /* at least one call: a thread started late (a loaded machine) must not report 0 GB/s */
+    do {
         if (mm_run(a->s, (int)a->calls, 1)) break;
         a->calls++;
-    }
+    } while (!atomic_load(a->stop));
     a->secs = now_s() - t0;
     return NULL;
 }
@@ -353,7 +354,7 @@ static int concurrent_reads(hllm_proc *g, mm_set *cset, mm_set *gset, void *d, c
         long calls = 0;
         double bytes = 0;
         rc = 0;
-        while (!rc && now_s() - t0 < secs) {
+        while (!rc && (calls == 0 || now_s() - t0 < secs)) { /* at least one batch, as above */
             for (int i = 0; i < (gset ? 8 : 1) && !rc; i++, calls++) {
                 rc = gset ? mm_run(gset, (int)calls, 1) : g->ops->copy_in(g, d, h + (size_t)calls % (hb / nb) * nb, nb);
                 bytes += gset ? (double)gset->bytes : (double)nb;
