@@ -11,8 +11,8 @@
 #include <immintrin.h>
 #include <math.h>
 
-#define MAX_GROUP 16
-#define MAX_HD 512
+#define MAX_GROUP HLLM_ATTN_MAX_GROUP
+#define MAX_HD HLLM_ATTN_MAX_HD
 #define BK 8 /* keys a block */
 
 static _Alignas(32) const float zero_row[MAX_HD];
@@ -58,12 +58,6 @@ static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 
     const __m256 t2 = _mm256_hadd_ps(a4, a5), t3 = _mm256_hadd_ps(a6, a7);
     const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-bool hllm_cpu_attention_fast_ok(const hllm_op *op) {
-    const int group = op->n_head / op->n_head_kv;
-    return op->head_dim % 8 == 0 && op->head_dim <= MAX_HD && group <= MAX_GROUP && op->h0 % group == 0 &&
-           op->h1 % group == 0;
 }
 
 void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {

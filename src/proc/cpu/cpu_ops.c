@@ -77,6 +77,12 @@ void hllm_cpu_kv_store_tokens(const hllm_op *op, int t0, int t1) {
     }
 }
 
+bool hllm_cpu_attention_fast_ok(const hllm_op *op) {
+    const int group = op->n_head / op->n_head_kv;
+    return op->head_dim % 8 == 0 && op->head_dim <= HLLM_ATTN_MAX_HD && group <= HLLM_ATTN_MAX_GROUP &&
+           op->h0 % group == 0 && op->h1 % group == 0;
+}
+
 void hllm_cpu_attention_items(const hllm_op *op, int64_t i0, int64_t i1, float *scores) {
     const hllm_kv *kv = op->kv;
     const int hd = op->head_dim;

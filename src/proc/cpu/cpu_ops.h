@@ -10,10 +10,17 @@ void hllm_cpu_rmsnorm_rows(const hllm_op *op, const float *w, int64_t i0, int64_
 void hllm_cpu_rope_tokens(const hllm_op *op, const float *ff, int t0, int t1);
 /* Attention output for work items [i0, i1) of n_tok * (h1 - h0); scratch holds n_ctx floats. */
 void hllm_cpu_attention_items(const hllm_op *op, int64_t i0, int64_t i1, float *scratch);
-#if defined(__x86_64__)
-/* The AVX2 path: work items are (token, kv head) pairs over n_tok * (h1 - h0) / group. */
+/* The SIMD paths (AVX2 on x86-64, NEON on aarch64): work items are (token, kv head) pairs over
+ * n_tok * (h1 - h0) / group. fast_ok: the op fits them (head_dim a multiple of 8, within the
+ * limits of their stack buffers, whole GQA groups in [h0, h1)). */
+#define HLLM_ATTN_MAX_GROUP 16
+#define HLLM_ATTN_MAX_HD 512
 bool hllm_cpu_attention_fast_ok(const hllm_op *op);
+#if defined(__x86_64__)
 void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1);
+#endif
+#if defined(__aarch64__)
+void hllm_cpu_attention_items_neon(const hllm_op *op, int64_t i0, int64_t i1);
 #endif
 void hllm_cpu_kv_store_tokens(const hllm_op *op, int t0, int t1);
 void hllm_cpu_swiglu_tokens(const hllm_op *op, int t0, int t1);

@@ -243,6 +243,11 @@ static void attention_task(void *arg, int ith, int nth) {
             hllm_cpu_attention_items_avx2(op, i0, i1);
             continue;
         }
+#elif defined(__aarch64__)
+        if (tk->fast) {
+            hllm_cpu_attention_items_neon(op, i0, i1);
+            continue;
+        }
 #endif
         hllm_cpu_attention_items(op, i0, i1, scratch);
     }
@@ -456,7 +461,7 @@ static int cpu_run(hllm_proc *p, const hllm_op *op) {
         size_t need = (size_t)cpu->n_threads * (size_t)op->kv->n_ctx * sizeof(float);
         if (ensure((void **)&cpu->scratch, &cpu->scratch_size, need)) return -1;
         int64_t items = (int64_t)op->n_tok * (op->h1 - op->h0);
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
         /* the SIMD path takes (token, kv head) items: a GQA group shares each K/V load */
         tk.fast = hllm_cpu_isa() != HLLM_ISA_SCALAR && hllm_cpu_attention_fast_ok(op);
         if (tk.fast) items /= op->n_head / op->n_head_kv;
