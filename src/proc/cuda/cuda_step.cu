@@ -348,7 +348,7 @@ int cu_run(hllm_proc *p, const hllm_op *op) {
                     }
             /* the ops before the graph's first wait on another processor start now */
             cu_graph *g = &c->graphs[c->cur];
-            if ((int)op->kind == CU_ACT_WAIT && !c->early && g->cut == c->n_rec - 1 && g->n_ops > g->cut &&
+            if ((int)op->kind == CU_ACT_WAIT && !c->early && g->exec2 && g->cut == c->n_rec - 1 && g->n_ops > g->cut &&
                 ops_same(g, c->rec, 0, g->cut)) {
                 act_forget(c);
                 if (cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch")) {
