@@ -355,6 +355,23 @@ void hllm_exec_free(hllm_exec *e) {
  * than that. */
 #define DEVICE_LEAD_STEPS 12
 
+static int g_host_first = -1;
+void hllm_exec_set_host_first(int on) { g_host_first = on != 0; }
+static bool host_first(void) {
+    if (g_host_first < 0) g_host_first = getenv("HLLM_EXEC_HOST_FIRST") && getenv("HLLM_EXEC_HOST_FIRST")[0] == '1';
+    return g_host_first == 1;
+}
+
+/* Every part of step i on host processors (host_only) or on device processors (device_only). */
+static bool parts_on(const hllm_exec *e, int i, bool host) {
+    const hllm_step_plan *sp = &e->cur->plan->steps[i];
+    for (int k = 0; k < sp->n_parts; k++)
+        if (is_host_proc(e->procs[sp->parts[k].proc]) != host) return false;
+    return true;
+}
+static bool host_only(const hllm_exec *e, int i) { return parts_on(e, i, true); }
+static bool device_only(const hllm_exec *e, int i) { return parts_on(e, i, false); }
+
 int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *logits) {
     const hllm_hparams *hp = &e->m->hp;
     const hllm_graph *g = e->g;
@@ -421,8 +438,16 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
             if (r < 0) rc = -1;
             held &= r == 1;
         }
-        int i_dev = 0;
-        for (int i_host = 0; i_host <= last && !rc; i_host++) {
+        int i_dev = 0, i_host = 0;
+        /* HLLM_EXEC_HOST_FIRST=1: with held devices, the host first runs the steps it can before
+         * the devices have run anything (the embedding on the CPU, and the bookkeeping of the
+         * device-only steps after it, which signals its output), so a device that launches the
+         * start of its step early (the CUDA processor's HLLM_CUDA_EARLY) does not wait for it */
+        if (held && host_first() && host_only(e, 0))
+            for (e->ws = &e->walks[1], e->issue = ~dev; i_host < last && !rc && (i_host == 0 || device_only(e, i_host));
+                 i_host++)
+                rc = exec_walk_step(e, i_host, tokens, n, pos0);
+        for (; i_host <= last && !rc; i_host++) {
             e->ws = &e->walks[0];
             e->issue = dev;
             const double t_dev = trace ? now_s() : 0;

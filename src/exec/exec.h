@@ -23,6 +23,12 @@ void hllm_exec_free(hllm_exec *e);
  * token, or for each token when logits_all) to the host buffer `logits`. 0 or -1. */
 int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *logits);
 
+/* 1: when every device holds a step's work until its end (captured graphs), the host first
+ * runs what it can before any device has run (the embedding on a CPU), so a device launching
+ * the start of its step early does not wait for it. 0 (the default, or as the environment's
+ * HLLM_EXEC_HOST_FIRST says): the devices' work is issued first. Same results. Process-wide. */
+void hllm_exec_set_host_first(int on);
+
 /* Accumulated wall time per op kind (seconds) and calls, for --verbose. */
 void hllm_exec_op_times(const hllm_exec *e, double secs[HLLM_OP_COUNT], long calls[HLLM_OP_COUNT]);
 void hllm_exec_set_profiling(hllm_exec *e, bool on);

@@ -166,11 +166,14 @@ static bool early_on(void) {
 }
 
 /* Where a step's ops split into its two graphs (cu_graph): at its first wait on another
- * processor, when something comes before it; 0 = one graph. */
+ * processor that follows work of its own (waits before any work, for the embedding the host
+ * runs before the device walk say, stay in the first graph); 0 = one graph. */
 static int split_point(const cuda_impl *c) {
     if (!early_on()) return 0;
-    for (int i = 0; i < c->n_rec; i++)
-        if ((int)c->rec[i].kind == CU_ACT_WAIT) return i; /* 0: nothing before it */
+    int i = 0;
+    while (i < c->n_rec && (int)c->rec[i].kind == CU_ACT_WAIT) i++;
+    for (; i < c->n_rec; i++)
+        if ((int)c->rec[i].kind == CU_ACT_WAIT) return i;
     return 0;
 }
 
