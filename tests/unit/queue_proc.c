@@ -34,6 +34,15 @@ typedef struct {
      * device has loaded them; the inner CPU reads its weights in place unless it repacks them) */
     struct qweight { hllm_pweight *w; void *copy; } *wts;
     int n_wts, cap_wts;
+    /* held steps (test_queue_proc_set_held), as the CUDA processor's captured graphs: the
+     * actions of a step are collected and queued at step_end (mode 2: those before its first
+     * wait after work of its own, when that wait is issued); a shape's first step runs as issued */
+    int held_mode;
+    bool holding, own_work, launched;
+    qaction *pend;
+    size_t n_pend, cap_pend;
+    uint64_t shapes_seen; /* bit n: a step of n tokens ran */
+    long n_held, n_early;
 } qimpl;
 
 static qimpl *impl_of(hllm_proc *p) { return p->impl; }
@@ -71,7 +80,7 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static int push(qimpl *c, const qaction *a) {
+static int enqueue(qimpl *c, const qaction *a) {
     pthread_mutex_lock(&c->mu);
     if (c->tail == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 256;
@@ -87,6 +96,55 @@ static int push(qimpl *c, const qaction *a) {
     pthread_cond_signal(&c->work);
     pthread_mutex_unlock(&c->mu);
     return 0;
+}
+
+static int launch_pending(qimpl *c) {
+    for (size_t i = 0; i < c->n_pend; i++)
+        if (enqueue(c, &c->pend[i])) return -1;
+    c->n_pend = 0;
+    return 0;
+}
+
+static int push(qimpl *c, const qaction *a) {
+    if (!c->holding) return enqueue(c, a);
+    if (a->kind == QA_WAIT && c->held_mode == 2 && c->own_work && !c->launched) {
+        if (launch_pending(c)) return -1;
+        c->launched = true;
+        c->n_early++;
+    }
+    if (a->kind != QA_WAIT) c->own_work = true;
+    if (c->n_pend == c->cap_pend) {
+        size_t cap = c->cap_pend ? 2 * c->cap_pend : 256;
+        qaction *n = realloc(c->pend, cap * sizeof *n);
+        if (!n) return hllm_fail("queue processor: out of memory");
+        c->pend = n;
+        c->cap_pend = cap;
+    }
+    c->pend[c->n_pend++] = *a;
+    return 0;
+}
+
+static int q_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok) {
+    qimpl *c = impl_of(p);
+    (void)pos0, (void)tokens;
+    c->holding = c->own_work = c->launched = false;
+    c->n_pend = 0;
+    if (!c->held_mode || n_tok < 1 || n_tok > 8 || shape > 63) return 0;
+    const uint64_t bit = 1ull << shape;
+    if (!(c->shapes_seen & bit)) { /* the first step of a shape runs as issued (CUDA: recorded) */
+        c->shapes_seen |= bit;
+        return 0;
+    }
+    c->holding = true;
+    c->n_held++;
+    return 1;
+}
+
+static int q_step_end(hllm_proc *p) {
+    qimpl *c = impl_of(p);
+    const bool was = c->holding;
+    c->holding = false;
+    return was ? launch_pending(c) : 0;
 }
 
 static void *q_alloc(hllm_proc *p, size_t bytes, hllm_mem_kind kind) {
@@ -174,6 +232,7 @@ static void q_destroy(hllm_proc *p) {
     hllm_proc_free(c->inner);
     for (int i = 0; i < c->n_wts; i++) free(c->wts[i].copy);
     free(c->wts);
+    free(c->pend);
     free(c->q);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->work);
@@ -196,6 +255,7 @@ static const hllm_proc_ops k_queue_ops = {
     .finish = q_finish,
     .destroy = q_destroy,
 };
+static hllm_proc_ops k_queue_held_ops; /* the same with step_begin / step_end */
 
 hllm_proc *test_queue_proc_new(int max_delay_us, unsigned seed) {
     hllm_proc *p = calloc(1, sizeof *p);
@@ -221,4 +281,22 @@ hllm_proc *test_queue_proc_new(int max_delay_us, unsigned seed) {
     p->n_threads = 0; /* a device: its work completes after run() returns */
     p->impl = c;
     return p;
+}
+
+void test_queue_proc_set_held(hllm_proc *p, int mode) {
+    qimpl *c = impl_of(p);
+    c->held_mode = mode;
+    c->shapes_seen = 0;
+    if (!k_queue_held_ops.name) {
+        k_queue_held_ops = k_queue_ops;
+        k_queue_held_ops.step_begin = q_step_begin;
+        k_queue_held_ops.step_end = q_step_end;
+    }
+    p->ops = mode ? &k_queue_held_ops : &k_queue_ops;
+}
+
+long test_queue_proc_held_steps(hllm_proc *p, long *early) {
+    qimpl *c = impl_of(p);
+    if (early) *early = c->n_early;
+    return c->n_held;
 }

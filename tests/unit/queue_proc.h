@@ -9,4 +9,12 @@
 /* max_delay_us: each queued action waits 0..max_delay_us microseconds before it runs (0: none). */
 hllm_proc *test_queue_proc_new(int max_delay_us, unsigned seed);
 
+/* Held steps, as a GPU replaying captured graphs: 0 off (the default); 1 a step's actions are
+ * queued at step_end (the first step of each batch size runs as issued); 2 as 1, and the ones
+ * before its first wait that follows work of its own are queued when that wait is issued (the
+ * CUDA processor's HLLM_CUDA_EARLY). */
+void test_queue_proc_set_held(hllm_proc *p, int mode);
+/* Steps held so far; *early: how many of them launched their start early (mode 2). */
+long test_queue_proc_held_steps(hllm_proc *p, long *early);
+
 #endif

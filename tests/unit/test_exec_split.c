@@ -371,6 +371,23 @@ int main(void) {
         fprintf(stderr, "queued processor, delays up to %d us\n", delays[d]);
         test_all();
     }
+    /* the queued processor holding each step until its end, as a GPU replaying captured graphs
+     * does (the executor then issues all of the devices' work first), and launching the part
+     * before its first wait early with the host's own first steps run before the devices' */
+    for (int mode = 1; mode <= 2 && !(quick && quick[0] == '1') && P[1]; mode++) {
+        test_queue_proc_set_held(P[1], mode);
+        hllm_exec_set_host_first(mode == 2);
+        fprintf(stderr, "queued processor holding its steps%s\n", mode == 2 ? ", early launches, the host first" : "");
+        long e0, e1;
+        const long h0 = test_queue_proc_held_steps(P[1], &e0);
+        test_all();
+        const long h1 = test_queue_proc_held_steps(P[1], &e1);
+        fprintf(stderr, "  %ld steps held, %ld launched early\n", h1 - h0, e1 - e0);
+        CHECKF(h1 - h0 >= 100, "only %ld steps held", h1 - h0);
+        CHECKF(mode == 1 ? e1 == e0 : e1 - e0 >= 50, "%ld steps launched early in mode %d", e1 - e0, mode);
+        test_queue_proc_set_held(P[1], 0);
+        hllm_exec_set_host_first(0);
+    }
     hllm_proc_free(P[0]);
     hllm_proc_free(P[1]);
     return test_summary("test_exec_split");
