@@ -6,16 +6,13 @@
  * (one load/store of the accumulator per block). With an F16 cache the block's K and V rows are
  * widened once into buffers shared by the group's heads. Matches the scalar
  * hllm_cpu_attention_items (the reference) up to float reassociation and exp's ~2e-7 error. */
-#include "proc/cpu/cpu_ops.h"
-#include "core/fp16.h"
+#include "proc/cpu/cpu_attn_simd.h"
 #include <immintrin.h>
 #include <math.h>
 
-#define MAX_GROUP HLLM_ATTN_MAX_GROUP
-#define MAX_HD HLLM_ATTN_MAX_HD
-#define BK 8 /* keys a block */
-
-static _Alignas(32) const float zero_row[MAX_HD];
+#define MAX_GROUP ATTN_MAX_GROUP
+#define MAX_HD ATTN_MAX_HD
+#define BK ATTN_BK
 
 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -60,6 +57,11 @@ static inline __m256 hsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+/* 8 f16 values widened to f32 (F16C) */
+static inline void widen8(float *dst, const uint16_t *src) {
+    _mm256_store_ps(dst, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+}
+
 void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {
     const hllm_kv *kv = op->kv;
     const int hd = op->head_dim, group = op->n_head / op->n_head_kv;
@@ -72,34 +74,11 @@ void hllm_cpu_attention_items_avx2(const hllm_op *op, int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; it++) {
         const int t = (int)(it / ng), kvh = g0 + (int)(it % ng);
         const int n_keys = op->pos0 + t + 1;
-        for (int g = 0; g < group; g++) {
-            const float *qs = op->src + (int64_t)t * op->ld_src + (int64_t)(kvh * group + g) * hd;
-            /* with an F16 cache q is rounded to f16, as in the reference (and llama.cpp) */
-            for (int i = 0; i < hd; i++) q[g][i] = (f16 ? hllm_fp16_to_f32(hllm_f32_to_fp16(qs[i])) : qs[i]) * op->attn_scale;
-            for (int i = 0; i < hd; i++) acc[g][i] = 0.0f;
-            m[g] = -INFINITY;
-            l[g] = 0.0f;
-        }
+        attn_item_begin(op, t, kvh, group, f16, q, acc, m, l);
         for (int j0 = 0; j0 < n_keys; j0 += BK) {
             const int nb = n_keys - j0 < BK ? n_keys - j0 : BK;
-            const float *kr[BK], *vr[BK]; /* the block's rows; past the end a row of zeros */
-            for (int j = 0; j < BK; j++) {
-                const int64_t off = (int64_t)(j0 + j) * kv_dim + (int64_t)kvh * hd;
-                if (j >= nb) {
-                    kr[j] = vr[j] = zero_row;
-                } else if (f16) {
-                    const uint16_t *ks = (const uint16_t *)kv->k + off, *vs = (const uint16_t *)kv->v + off;
-                    for (int i = 0; i < hd; i += 8) {
-                        _mm256_store_ps(&kbuf[j][i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ks + i))));
-                        _mm256_store_ps(&vbuf[j][i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vs + i))));
-                    }
-                    kr[j] = kbuf[j];
-                    vr[j] = vbuf[j];
-                } else {
-                    kr[j] = (const float *)kv->k + off;
-                    vr[j] = (const float *)kv->v + off;
-                }
-            }
+            const float *kr[BK], *vr[BK];
+            attn_block_rows(kv, j0, nb, kvh, hd, kv_dim, f16, widen8, kbuf, vbuf, kr, vr);
             /* lanes past the end: score -inf, weight 0 */
             const __m256 live = _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps((float)nb), _CMP_LT_OQ);
             for (int g = 0; g < group; g++) {

@@ -7,16 +7,13 @@
  * group's heads. Matches the scalar hllm_cpu_attention_items (the reference) up to float
  * reassociation and exp's ~2e-7 error. Tested under qemu (make arm), not measured on hardware. */
 #if defined(__aarch64__)
-#include "proc/cpu/cpu_ops.h"
-#include "core/fp16.h"
+#include "proc/cpu/cpu_attn_simd.h"
 #include <arm_neon.h>
 #include <math.h>
 
-#define MAX_GROUP HLLM_ATTN_MAX_GROUP
-#define MAX_HD HLLM_ATTN_MAX_HD
-#define BK 8 /* keys a block */
-
-static _Alignas(16) const float zero_row[MAX_HD];
+#define MAX_GROUP ATTN_MAX_GROUP
+#define MAX_HD ATTN_MAX_HD
+#define BK ATTN_BK
 
 /* exp(x) as exp8 in cpu_attn_avx2.c: 2^n e^r, n = round(x log2 e) (ties to even, as
  * _mm256_round_ps), r = x - n ln 2 (ln 2 in two parts), e^r to r^6; x clamped to [-87, 88] so
@@ -62,34 +59,11 @@ void hllm_cpu_attention_items_neon(const hllm_op *op, int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; it++) {
         const int t = (int)(it / ng), kvh = g0 + (int)(it % ng);
         const int n_keys = op->pos0 + t + 1;
-        for (int g = 0; g < group; g++) {
-            const float *qs = op->src + (int64_t)t * op->ld_src + (int64_t)(kvh * group + g) * hd;
-            /* with an F16 cache q is rounded to f16, as in the reference (and llama.cpp) */
-            for (int i = 0; i < hd; i++) q[g][i] = (f16 ? hllm_fp16_to_f32(hllm_f32_to_fp16(qs[i])) : qs[i]) * op->attn_scale;
-            for (int i = 0; i < hd; i++) acc[g][i] = 0.0f;
-            m[g] = -INFINITY;
-            l[g] = 0.0f;
-        }
+        attn_item_begin(op, t, kvh, group, f16, q, acc, m, l);
         for (int j0 = 0; j0 < n_keys; j0 += BK) {
             const int nb = n_keys - j0 < BK ? n_keys - j0 : BK;
-            const float *kr[BK], *vr[BK]; /* the block's rows; past the end a row of zeros */
-            for (int j = 0; j < BK; j++) {
-                const int64_t off = (int64_t)(j0 + j) * kv_dim + (int64_t)kvh * hd;
-                if (j >= nb) {
-                    kr[j] = vr[j] = zero_row;
-                } else if (f16) {
-                    const uint16_t *ks = (const uint16_t *)kv->k + off, *vs = (const uint16_t *)kv->v + off;
-                    for (int i = 0; i < hd; i += 8) {
-                        widen8(&kbuf[j][i], ks + i);
-                        widen8(&vbuf[j][i], vs + i);
-                    }
-                    kr[j] = kbuf[j];
-                    vr[j] = vbuf[j];
-                } else {
-                    kr[j] = (const float *)kv->k + off;
-                    vr[j] = (const float *)kv->v + off;
-                }
-            }
+            const float *kr[BK], *vr[BK];
+            attn_block_rows(kv, j0, nb, kvh, hd, kv_dim, f16, widen8, kbuf, vbuf, kr, vr);
             /* lanes past the end: score -inf, weight 0 (keys 0-3 in *_lo, 4-7 in *_hi) */
             const uint32x4_t nbv = vdupq_n_u32((uint32_t)nb);
             const uint32x4_t live_lo = vcltq_u32(vld1q_u32(lane_idx), nbv);
