@@ -101,14 +101,8 @@ static void q4_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
                     w[4 * c + 2] = vreinterpretq_s8_u8(vshrq_n_u8(v0, 4));
                     w[4 * c + 3] = vreinterpretq_s8_u8(vshrq_n_u8(v1, 4));
                 }
-                int32_t sc[8];
-                uint8_t mn[8];
-                const uint8_t *q = blk->scales;
-                for (int j = 0; j < 4; j++) {
-                    sc[j] = q[j] & 63, mn[j] = q[j + 4] & 63;
-                    sc[j + 4] = (q[j + 8] & 0x0F) | ((q[j] >> 6) << 4);
-                    mn[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
-                }
+                uint8_t sc[8], mn[8];
+                for (int j = 0; j < 8; j++) hllm_q4_K_get_scale_min(j, blk->scales, &sc[j], &mn[j]);
                 const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
                 float si[4] = {0, 0, 0, 0}, sm[4] = {0, 0, 0, 0}, dx[4] = {0, 0, 0, 0};
                 for (int t = 0; t < T; t++) {

@@ -163,6 +163,9 @@ int cu_glu_buffers(cuda_impl *c, int n_tok, int64_t dim, cu_qout *qo);
 /* cuda_step.cu */
 void cu_steps_configure(void); /* reads the environment's HLLM_CUDA_SKIP */
 void cu_step_interrupt(cuda_impl *c);
+/* Destroys a captured step's graphs and ops (no sync: one in flight is freed when it completes)
+ * and empties its slot. */
+void cu_free_graph(cu_graph *g);
 int cu_run_action(cuda_impl *c, const hllm_op *op); /* a recorded copy, signal or wait */
 int cu_run(hllm_proc *p, const hllm_op *op);
 int cu_step_begin(hllm_proc *p, uint64_t shape, int pos0, const int32_t *tokens, int n_tok);

@@ -84,14 +84,8 @@ static void drop_graphs(cuda_impl *c) {
     bool any = false;
     for (cu_graph &g : c->graphs) any |= g.exec != NULL;
     if (!any) return;
-    /* no stream sync: a split plan's queued work may wait on host flags the host sets later.
-     * A graph destroyed while in flight is freed when it completes. */
-    for (cu_graph &g : c->graphs) {
-        if (g.exec) cudaGraphExecDestroy(g.exec);
-        if (g.exec2) cudaGraphExecDestroy(g.exec2);
-        free(g.ops);
-        g = cu_graph{};
-    }
+    /* no stream sync: a split plan's queued work may wait on host flags the host sets later */
+    for (cu_graph &g : c->graphs) cu_free_graph(&g);
     cudaGetLastError();
 }
 

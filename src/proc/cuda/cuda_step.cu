@@ -177,7 +177,7 @@ static int split_point(const cuda_impl *c) {
     return 0;
 }
 
-static void free_graph(cu_graph *g) {
+void cu_free_graph(cu_graph *g) {
     /* a graph destroyed while in flight is freed when it completes */
     if (g->exec) cudaGraphExecDestroy(g->exec);
     if (g->exec2) cudaGraphExecDestroy(g->exec2);
@@ -224,7 +224,7 @@ static void capture(cuda_impl *c) {
         if (c->graphs[i].last_use < c->graphs[slot].last_use) slot = i;
     }
     cu_graph *g = &c->graphs[slot];
-    free_graph(g);
+    cu_free_graph(g);
     /* buffers only fused kernels use: sized now, since nothing may grow while capturing */
     for (int i = 0, k = 1; fuse_on() && i < c->n_rec; i += k)
         if (cu_fuse_match(c->rec + i, c->n_rec - i, cu_gemv_max_tok, g_fuse == 1, &k) == CU_FUSE_GLU &&
@@ -320,7 +320,7 @@ int cu_step_end(hllm_proc *p) {
         c->n_mismatch++;
         if (early) { /* the first part runs already: issue the rest one by one, and capture anew next time */
             const int rc = run_recorded(c, g->cut, c->n_rec);
-            free_graph(g);
+            cu_free_graph(g);
             return rc;
         }
         /* other ops than captured (new buffers, say): capture them and launch that; only if the
@@ -351,7 +351,7 @@ int cu_run(hllm_proc *p, const hllm_op *op) {
                     }
             /* the ops before the graph's first wait on another processor start now */
             cu_graph *g = &c->graphs[c->cur];
-            if ((int)op->kind == CU_ACT_WAIT && !c->early && g->exec2 && g->cut == c->n_rec - 1 && g->n_ops > g->cut &&
+            if ((int)op->kind == CU_ACT_WAIT && !c->early && g->exec2 && g->cut == c->n_rec - 1 &&
                 ops_same(g, c->rec, 0, g->cut)) {
                 act_forget(c);
                 if (cu_check(cudaGraphLaunch(g->exec, c->st), "graph launch")) {
