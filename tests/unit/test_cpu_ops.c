@@ -323,10 +323,15 @@ static void test_matmul_in_place(hllm_proc *p) {
 
 /* One-token matmuls over a processor's slice of a cut matrix: few 64-row stripes per thread,
  * so the columns are split as well (partial sums per piece, then added). Every case against
- * the scalar ISA running the same op: a wrong column range or a lost piece is off by O(10). */
+ * the scalar ISA running the same op: a wrong column range or a lost piece is off by O(10).
+ * The split's ISA: AVX-512 (Q4_0, Q8_0, Q4_K; the other types run by rows there) or NEON
+ * (every type). */
 static void test_matmul_decode_split(void) {
-    if (hllm_cpu_set_isa(HLLM_ISA_AVX512) != 0) {
-        printf("  skip: decode column split (no AVX-512 on this CPU: the split has no kernel elsewhere)\n");
+    const hllm_isa simd = hllm_cpu_set_isa(HLLM_ISA_AVX512) == 0 ? HLLM_ISA_AVX512
+                          : hllm_cpu_set_isa(HLLM_ISA_NEON) == 0 ? HLLM_ISA_NEON
+                                                                  : HLLM_ISA_SCALAR;
+    if (simd == HLLM_ISA_SCALAR) {
+        printf("  skip: decode column split (neither AVX-512 nor NEON here: the split has no kernel elsewhere)\n");
         return;
     }
     struct { int type, nt; int64_t rows, cols, w0, w1, r0, r1; bool bias; } cs[] = {
@@ -338,6 +343,10 @@ static void test_matmul_decode_split(void) {
         {HLLM_TYPE_Q4_K, 16, 1024, 4096, 0, 330, 0, 330, true},
         {HLLM_TYPE_Q4_0, 2, 256, 4096, 0, 150, 0, 150, false},         /* 3 stripes on 2 threads */
         {HLLM_TYPE_Q4_K, 3, 256, 2048, 0, 200, 0, 200, false},
+        {HLLM_TYPE_Q6_K, 3, 256, 2048, 0, 200, 0, 200, true},
+        {HLLM_TYPE_F16, 2, 256, 1000, 0, 150, 0, 150, false},          /* a ragged last float block */
+        {HLLM_TYPE_F32, 2, 256, 512, 64, 256, 64, 256, true},          /* 3 stripes from row 64 */
+        {HLLM_TYPE_BF16, 2, 256, 640, 0, 150, 0, 150, false},
     };
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
         const int64_t R = cs[ci].rows, K = cs[ci].cols;
@@ -352,8 +361,9 @@ static void test_matmul_decode_split(void) {
         hllm_tensor t = {.name = "w", .type = cs[ci].type, .rows = R, .cols = K, .data = wq, .row_bytes = rb};
         hllm_tensor tb = {.name = "b", .type = HLLM_TYPE_F32, .rows = 1, .cols = R, .data = b, .row_bytes = (size_t)R * 4};
         float err = 0, mag = 0;
-        for (int isa = HLLM_ISA_SCALAR; isa <= HLLM_ISA_AVX512; isa += HLLM_ISA_AVX512 - HLLM_ISA_SCALAR) {
-            hllm_cpu_set_isa((hllm_isa)isa); /* weights are packed for the ISA in use when loaded */
+        for (int pass = 0; pass < 2; pass++) {
+            const hllm_isa isa = pass ? simd : HLLM_ISA_SCALAR;
+            hllm_cpu_set_isa(isa); /* weights are packed for the ISA in use when loaded */
             hllm_proc *p = hllm_proc_cpu_new(cs[ci].nt);
             CHECK(p != NULL);
             if (!p) break;

@@ -6,7 +6,7 @@
  * delays before each of its actions (a stress test of the flag synchronization: a lost or early
  * wake-up gives wrong numbers or a hang). Every plan must give the single-processor run's greedy
  * tokens and logits (the same kernels compute the same dot products per row, so the results are
- * expected bit-identical). */
+ * expected bit-identical, but for the decode column split: see g_tol). */
 #include "testutil.h"
 #include "queue_proc.h"
 #include "split_plans.h"
@@ -85,7 +85,14 @@ static void compare_tol(const run_out *ref, const run_out *got, int nv, const ch
     CHECKF(md <= tol, "%s: max logit difference %g", what, md);
 }
 
-static void compare(const run_out *ref, const run_out *got, int nv, const char *what) { compare_tol(ref, got, nv, what, 1e-5); }
+/* compare's tolerance. A CPU's decode slice of a few row stripes may be cut by columns too
+ * (partial sums added: another summation order than the whole matrix on one processor). With
+ * quantized weights the activations' quantization before each matmul kept that within 1e-5 in every
+ * plan here; float activations carry it to the logits (up to 7e-5 seen with F16 on NEON, which
+ * splits float matrices), far below what a lost or early wake-up gives. */
+static double g_tol;
+
+static void compare(const run_out *ref, const run_out *got, int nv, const char *what) { compare_tol(ref, got, nv, what, g_tol); }
 
 /* The executor refuses the plan, saying `why`. */
 static void refused(const hllm_model_s *m, const hllm_graph *g, const hllm_plan *p, const char *why) {
@@ -126,6 +133,7 @@ static void test_model(const char *arch, int type) {
     }
     hllm_graph g;
     CHECK(hllm_graph_build(m, &g) == 0);
+    g_tol = hllm_type_info(type)->block_size > 1 ? 1e-5 : 5e-4;
     const int nv = m->hp.n_vocab, nl = m->hp.n_layer;
     /* references per prompt batch size: batched and token-by-token prompts may round differently */
     run_out ref = {.logits = malloc((size_t)(N_GEN + 1) * nv * sizeof(float))};

@@ -213,6 +213,106 @@ static void test_one_token(const problem *p, hllm_isa isa) {
     hllm_cpu_mat_free(&m);
 }
 
+/* The decode column split (hllm_cpu_gemv_partial) where this ISA has it: every NEON type, and
+ * Q4_0 / Q8_0 / Q4_K on AVX-512. For odd row ranges: all blocks give the one-token product
+ * bit for bit (the same integer sums and float steps in the same order),
+ * and nothing outside the rows is written; any block range equals the scalar reference over
+ * just those columns; the pieces of a cut row, added, give the whole product up to summation
+ * order. Negative control: the pieces with their last block left out must fail that check. */
+static void test_gemv_split(const problem *p, hllm_isa isa) {
+    hllm_cpu_mat m;
+    CHECK(hllm_cpu_mat_init(&m, p->type, p->rows, p->cols, p->wq) == 0);
+    const int64_t kb = hllm_cpu_gemv_kblocks(&m), R = p->rows, K = p->cols;
+    const int64_t blk = hllm_type_info(p->type)->block_size, fblk = blk > 1 ? blk : 32; /* columns a block */
+    if (isa == HLLM_ISA_NEON)
+        CHECKF(kb == (K + fblk - 1) / fblk, "%s: %lld column blocks on NEON for %lld columns", hllm_type_name(p->type),
+               (long long)kb, (long long)K);
+    if (kb == 0) {
+        hllm_cpu_mat_free(&m);
+        return;
+    }
+    const size_t xs = hllm_cpu_act_row_bytes(&m);
+    uint8_t *xq = aligned_alloc(64, xs);
+    hllm_cpu_quantize_act(&m, p->x, xq);
+    const int vt = hllm_vec_dot_type(p->type);
+    float *xd = malloc(sizeof(float) * (size_t)K); /* the activation as the kernels see it */
+    hllm_dequantize_row(vt, xq, xd, K);
+    float *full = malloc(sizeof(float) * (size_t)R), *y = malloc(sizeof(float) * (size_t)(R + 1));
+    float *sum = malloc(sizeof(float) * (size_t)R), *drop = malloc(sizeof(float) * (size_t)R);
+    hllm_cpu_matmul_rows(&m, 0, R, xq, 1, full, R);
+    const int64_t ranges[][2] = {{0, R}, {3, R - 2}, {17, 18}, {R / 2, R / 2 + 1}, {15, 33}, {R - 1, R}};
+    int bad = 0, exact = 0, outside = 0, caught = 0, ctl = 0;
+    for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+        const int64_t r0 = ranges[ri][0], r1 = ranges[ri][1];
+        if (r0 < 0 || r1 > R || r0 >= r1) continue;
+        /* all blocks */
+        for (int64_t r = 0; r <= R; r++) y[r] = SENTINEL;
+        hllm_cpu_gemv_partial(&m, r0, r1, 0, kb, xq, y);
+        for (int64_t r = 0; r <= R; r++) {
+            if (r < r0 || r >= r1) {
+                outside += y[r] != SENTINEL;
+                continue;
+            }
+            if (!(fabs(y[r] - full[r]) <= 1e-5 * p->mag[r] + 1e-30) && bad++ < 3)
+                fprintf(stderr, "  %s %s split: rows [%lld,%lld) all blocks r %lld: got %.9g, one-token product %.9g\n",
+                        hllm_type_name(p->type), hllm_isa_name(isa), (long long)r0, (long long)r1, (long long)r, y[r], full[r]);
+            exact += memcmp(&y[r], &full[r], sizeof(float)) != 0;
+        }
+        /* block ranges that are not the whole row, against the scalar dot of those columns */
+        const int64_t kbr[][2] = {{0, 1}, {1, kb}, {kb / 2, kb}, {kb / 3, kb - kb / 3}, {kb - 1, kb}};
+        for (size_t ki = 0; ki < sizeof kbr / sizeof kbr[0]; ki++) {
+            const int64_t kb0 = kbr[ki][0], kb1 = kbr[ki][1];
+            if (kb0 >= kb1) continue;
+            const int64_t c0 = kb0 * fblk, c1 = kb1 * fblk < K ? kb1 * fblk : K;
+            for (int64_t r = 0; r <= R; r++) y[r] = SENTINEL;
+            hllm_cpu_gemv_partial(&m, r0, r1, kb0, kb1, xq, y);
+            for (int64_t r = 0; r <= R; r++) {
+                if (r < r0 || r >= r1) {
+                    outside += y[r] != SENTINEL;
+                    continue;
+                }
+                const size_t wrb = hllm_row_bytes(p->type, K);
+                const uint8_t *w = (const uint8_t *)p->wq + (size_t)r * wrb + hllm_row_bytes(p->type, c0);
+                const double ref = hllm_vec_dot_ref(p->type, w, xq + hllm_row_bytes(vt, c0), c1 - c0);
+                double mag = 0;
+                for (int64_t k = c0; k < c1; k++) mag += fabs((double)p->wd[r * K + k] * xd[k]);
+                if (!(fabs(y[r] - ref) <= 1e-5 * mag + 1e-30) && bad++ < 3)
+                    fprintf(stderr, "  %s %s split: rows [%lld,%lld) blocks [%lld,%lld) r %lld: got %.9g, scalar %.9g\n",
+                            hllm_type_name(p->type), hllm_isa_name(isa), (long long)r0, (long long)r1, (long long)kb0,
+                            (long long)kb1, (long long)r, y[r], ref);
+            }
+        }
+        /* a row cut into s pieces as the processor cuts it, added in order */
+        for (int64_t s = 2; s <= 5 && s <= kb; s++) {
+            for (int64_t r = r0; r < r1; r++) sum[r] = drop[r] = 0;
+            for (int64_t j = 0; j < s; j++) {
+                const int64_t kb0 = kb * j / s, kb1 = kb * (j + 1) / s;
+                hllm_cpu_gemv_partial(&m, r0, r1, kb0, kb1, xq, y);
+                for (int64_t r = r0; r < r1; r++) sum[r] += y[r];
+                if (j == s - 1) hllm_cpu_gemv_partial(&m, r0, r1, kb0, kb1 - 1, xq, y); /* control: last block lost */
+                for (int64_t r = r0; r < r1; r++) drop[r] += y[r];
+            }
+            for (int64_t r = r0; r < r1; r++) {
+                const double tol = 1e-5 * p->mag[r] + 1e-30;
+                if (!(fabs(sum[r] - p->ref[r]) <= tol) && bad++ < 3)
+                    fprintf(stderr, "  %s %s split: rows [%lld,%lld) in %lld pieces r %lld: got %.9g, scalar %.9g\n",
+                            hllm_type_name(p->type), hllm_isa_name(isa), (long long)r0, (long long)r1, (long long)s,
+                            (long long)r, sum[r], p->ref[r]);
+                ctl++;
+                caught += !(fabs(drop[r] - p->ref[r]) <= tol);
+            }
+        }
+    }
+    CHECKF(bad == 0 && outside == 0 && exact == 0,
+           "%s on %s, %lld x %lld, %lld blocks: %d mismatches, %d rows outside the range written, %d not the one-token bits",
+           hllm_type_name(p->type), hllm_isa_name(isa), (long long)R, (long long)K, (long long)kb, bad, outside, exact);
+    /* every piece's sum moves when a block is lost (nearly: a block's dot may happen to be tiny) */
+    CHECKF(caught >= ctl * 9 / 10, "%s on %s split: a lost block went unnoticed in %d of %d rows", hllm_type_name(p->type),
+           hllm_isa_name(isa), ctl - caught, ctl);
+    free(xq), free(xd), free(full), free(y), free(sum), free(drop);
+    hllm_cpu_mat_free(&m);
+}
+
 static void test_isa_api(void) {
     /* The environment override is read on first use. */
     setenv("HLLM_ISA", "scalar", 1);
@@ -307,6 +407,7 @@ int main(void) {
                 for (int i = 0; i < n_isa; i++) {
                     hllm_cpu_set_isa(isas[i]);
                     test_type_isa(&p, isas[i]);
+                    test_gemv_split(&p, isas[i]);
                 }
                 problem_free(&p);
             }
@@ -323,6 +424,7 @@ int main(void) {
                 for (int i = 0; i < n_isa; i++) {
                     hllm_cpu_set_isa(isas[i]);
                     test_one_token(&p, isas[i]);
+                    test_gemv_split(&p, isas[i]);
                 }
                 problem_free(&p);
             }

@@ -328,17 +328,32 @@ void hllm_cpu_matmul_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const v
 }
 
 int64_t hllm_cpu_gemv_kblocks(const hllm_cpu_mat *m) {
+    (void)m; /* unused on a build with neither kernel */
+    switch (hllm_cpu_isa()) {
 #ifdef HLLM_X86
-    if (hllm_cpu_isa() == HLLM_ISA_AVX512) return hllm_gemv_avx512_kblocks(m);
+    case HLLM_ISA_AVX512: return hllm_gemv_avx512_kblocks(m);
 #endif
-    (void)m;
-    return 0;
+#if defined(__aarch64__)
+    case HLLM_ISA_NEON: return hllm_gemv_neon_kblocks(m);
+#endif
+    default: return 0;
+    }
 }
 
 void hllm_cpu_gemv_partial(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y) {
-#ifdef HLLM_X86
-    if (hllm_cpu_isa() == HLLM_ISA_AVX512 && hllm_gemv_avx512(m, r0, r1, kb0, kb1, xq, y)) return;
-#endif
     (void)m, (void)r0, (void)r1, (void)kb0, (void)kb1, (void)xq, (void)y;
+    switch (hllm_cpu_isa()) {
+#ifdef HLLM_X86
+    case HLLM_ISA_AVX512:
+        if (hllm_gemv_avx512(m, r0, r1, kb0, kb1, xq, y)) return;
+        break;
+#endif
+#if defined(__aarch64__)
+    case HLLM_ISA_NEON:
+        if (hllm_gemv_neon(m, r0, r1, kb0, kb1, xq, y)) return;
+        break;
+#endif
+    default: break;
+    }
     hllm_fail("internal: a column-split product on a matrix without a split kernel");
 }

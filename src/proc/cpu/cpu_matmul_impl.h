@@ -150,6 +150,10 @@ int64_t hllm_gemv_avx512_kblocks(const hllm_cpu_mat *m);
 void hllm_quantize_q8_K_avx512(const float *x, void *dst, int64_t nb);
 int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                      int64_t ldy);
+/* The NEON counterparts of hllm_gemv_avx512 / _kblocks on the file's layout (every type of
+ * hllm_matmul_neon; cpu_matmul_gemv_neon.c). */
+int hllm_gemv_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y);
+int64_t hllm_gemv_neon_kblocks(const hllm_cpu_mat *m);
 
 /* Software prefetch distance of the decode kernels, bytes ahead in the stripe stream (the
  * float tiles, reading 4 group streams, use a quarter in each); 0 = off. HLLM_PREFETCH=bytes overrides it (a tuning knob for the device host). */

@@ -8,21 +8,10 @@
  * test_matmul checks that every type has a kernel here and runs it against the scalar
  * reference (shapes, token counts, row ranges, one token vs the tile bit for bit); the
  * executor, model and CLI tests run on these kernels, and stories260K's greedy text must equal
- * the x86 build's. No ARM hardware has run them: no speed is known. */
-#include "core/fp16.h"
+ * the x86 build's. No ARM hardware has run them: no speed is known. The block decodes and
+ * integer sums are cpu_neon_inl.h's, shared with the decode column split (cpu_matmul_gemv_neon.c). */
 #include "proc/cpu/cpu_matmul_impl.h"
-#include <arm_neon.h>
-
-static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return vdotq_s32(acc, a, b);
-#else
-    /* pairs of |products| <= 128 * 127 fit int16 */
-    int16x8_t p = vmull_s8(vget_low_s8(a), vget_low_s8(b));
-    p = vmlal_s8(p, vget_high_s8(a), vget_high_s8(b));
-    return vpadalq_s16(acc, p);
-#endif
-}
+#include "proc/cpu/cpu_neon_inl.h"
 
 /* Lanes 0..T-1 of acc (token t0 + t's dot product for one row) to y[t * ldy]. */
 static inline void store_lanes(float32x4_t acc, int T, float *y, int64_t ldy) {
@@ -44,29 +33,14 @@ static void q8_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8_t
             float32x4_t acc = vdupq_n_f32(0); /* lane t = token t0 + t */
             for (int64_t b = 0; b < nb; b++) {
                 int8x16_t w0, w1;
-                float dw;
-                if (q4) {
-                    const hllm_block_q4_0 *blk = (const hllm_block_q4_0 *)row + b;
-                    const uint8x16_t v = vld1q_u8(blk->qs);
-                    const int8x16_t eight = vdupq_n_s8(8);
-                    w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), eight);
-                    w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-                    dw = hllm_fp16_to_f32(blk->d);
-                } else {
-                    const hllm_block_q8_0 *blk = (const hllm_block_q8_0 *)row + b;
-                    w0 = vld1q_s8(blk->qs);
-                    w1 = vld1q_s8(blk->qs + 16);
-                    dw = hllm_fp16_to_f32(blk->d);
-                }
+                const float dw = q8_block_w(row, b, q4, &w0, &w1);
                 float s[4] = {0, 0, 0, 0};
                 for (int t = 0; t < T; t++) {
                     const uint8_t *xt = xq + (size_t)(t0 + t) * ag.row_bytes;
                     const hllm_block_q8_0 *xb = (const hllm_block_q8_0 *)xt + b;
-                    int32x4_t i = dot16(vdupq_n_s32(0), w0, vld1q_s8(xb->qs));
-                    i = dot16(i, w1, vld1q_s8(xb->qs + 16));
                     float dx;
                     memcpy(&dx, xt + ag.ext + 4 * b, 4);
-                    s[t] = (float)vaddvq_s32(i) * dx;
+                    s[t] = (float)q8_block_dot(w0, w1, xb->qs) * dx;
                 }
                 acc = vfmaq_n_f32(acc, vld1q_f32(s), dw);
             }
@@ -85,7 +59,6 @@ static void q4_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
     const int64_t nb = m->cols / 256;
-    const uint8x16_t m4 = vdupq_n_u8(15);
     for (int64_t r = r0; r < r1; r++) {
         const hllm_block_q4_K *row = (const hllm_block_q4_K *)((const uint8_t *)m->data + (size_t)r * m->row_bytes);
         for (int t0 = 0; t0 < n_tok; t0 += 4) {
@@ -94,31 +67,17 @@ static void q4_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
             for (int64_t b = 0; b < nb; b++) {
                 const hllm_block_q4_K *blk = row + b;
                 int8x16_t w[16];
-                for (int c = 0; c < 4; c++) {
-                    const uint8x16_t v0 = vld1q_u8(blk->qs + 32 * c), v1 = vld1q_u8(blk->qs + 32 * c + 16);
-                    w[4 * c + 0] = vreinterpretq_s8_u8(vandq_u8(v0, m4));
-                    w[4 * c + 1] = vreinterpretq_s8_u8(vandq_u8(v1, m4));
-                    w[4 * c + 2] = vreinterpretq_s8_u8(vshrq_n_u8(v0, 4));
-                    w[4 * c + 3] = vreinterpretq_s8_u8(vshrq_n_u8(v1, 4));
-                }
-                uint8_t sc[8], mn[8];
-                for (int j = 0; j < 8; j++) hllm_q4_K_get_scale_min(j, blk->scales, &sc[j], &mn[j]);
-                const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
+                uint8_t sc[8];
+                int16x8_t mins;
+                q4_K_block_w(blk, w, sc, &mins);
                 float si[4] = {0, 0, 0, 0}, sm[4] = {0, 0, 0, 0}, dx[4] = {0, 0, 0, 0};
                 for (int t = 0; t < T; t++) {
                     const uint8_t *xt = xq + (size_t)(t0 + t) * ag.row_bytes;
                     const hllm_block_q8_K *xb = (const hllm_block_q8_K *)xt + b;
-                    int32x4_t isum = vdupq_n_s32(0);
-                    for (int j = 0; j < 8; j++) {
-                        int32x4_t i = dot16(vdupq_n_s32(0), w[2 * j], vld1q_s8(xb->qs + 32 * j));
-                        i = dot16(i, w[2 * j + 1], vld1q_s8(xb->qs + 32 * j + 16));
-                        isum = vmlaq_n_s32(isum, i, sc[j]);
-                    }
-                    const int16x8_t bs = vld1q_s16((const int16_t *)(xt + ag.ext) + 8 * b);
-                    const int32x4_t ms = vmlal_s16(vmull_s16(vget_low_s16(mins), vget_low_s16(bs)), vget_high_s16(mins),
-                                                   vget_high_s16(bs));
-                    si[t] = (float)vaddvq_s32(isum);
-                    sm[t] = (float)vaddvq_s32(ms);
+                    int32_t sumi, summ;
+                    q4_K_block_sums(w, sc, mins, xb->qs, (const int16_t *)(xt + ag.ext) + 8 * b, &sumi, &summ);
+                    si[t] = (float)sumi;
+                    sm[t] = (float)summ;
                     dx[t] = xb->d;
                 }
                 const float32x4_t dxv = vld1q_f32(dx);
@@ -131,16 +90,13 @@ static void q4_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
 }
 
 /* Q6_K against Q8_K: a block's 256 6-bit values are decoded once into 16 vectors of q - 32
- * (-32..31, vector j = sub-block j of 16 columns, in the file's order: ql low / high nibbles
- * and qh bit pairs per 32-column quarter of each 128-column half) and dotted with each token's
- * int8 values; sumi = sum_j scale_j * dot_j is exact, then acc += dx * d * sumi per token lane. */
+ * (q6_K_block_w) and dotted with each token's int8 values; sumi = sum_j scale_j * dot_j is
+ * exact, then acc += dx * d * sumi per token lane. */
 static void q6_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8_t *xq, int n_tok, float *y,
                       int64_t ldy) {
     hllm_act_geom ag;
     hllm_act_geometry(m->type, m->cols, &ag);
     const int64_t nb = m->cols / 256;
-    const uint8x16_t m4 = vdupq_n_u8(15), m3 = vdupq_n_u8(3);
-    const int8x16_t off = vdupq_n_s8(32);
     for (int64_t r = r0; r < r1; r++) {
         const hllm_block_q6_K *row = (const hllm_block_q6_K *)((const uint8_t *)m->data + (size_t)r * m->row_bytes);
         for (int t0 = 0; t0 < n_tok; t0 += 4) {
@@ -149,27 +105,11 @@ static void q6_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
             for (int64_t b = 0; b < nb; b++) {
                 const hllm_block_q6_K *blk = row + b;
                 int8x16_t w[16];
-                for (int h = 0; h < 2; h++)
-                    for (int e = 0; e < 2; e++) { /* columns 128h + 16e + 32 * quarter + 0..15 */
-                        const uint8x16_t l0 = vld1q_u8(blk->ql + 64 * h + 16 * e);
-                        const uint8x16_t l1 = vld1q_u8(blk->ql + 64 * h + 32 + 16 * e);
-                        const uint8x16_t qh = vld1q_u8(blk->qh + 32 * h + 16 * e);
-                        const uint8x16_t q0 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(qh, m3), 4));
-                        const uint8x16_t q1 = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(qh, 2), m3), 4));
-                        const uint8x16_t q2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(qh, 4), m3), 4));
-                        const uint8x16_t q3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(qh, 6), 4));
-                        w[8 * h + 0 + e] = vsubq_s8(vreinterpretq_s8_u8(q0), off);
-                        w[8 * h + 2 + e] = vsubq_s8(vreinterpretq_s8_u8(q1), off);
-                        w[8 * h + 4 + e] = vsubq_s8(vreinterpretq_s8_u8(q2), off);
-                        w[8 * h + 6 + e] = vsubq_s8(vreinterpretq_s8_u8(q3), off);
-                    }
+                q6_K_block_w(blk, w);
                 float si[4] = {0, 0, 0, 0}, dx[4] = {0, 0, 0, 0};
                 for (int t = 0; t < T; t++) {
                     const hllm_block_q8_K *xb = (const hllm_block_q8_K *)(xq + (size_t)(t0 + t) * ag.row_bytes) + b;
-                    int32x4_t isum = vdupq_n_s32(0);
-                    for (int j = 0; j < 16; j++)
-                        isum = vmlaq_n_s32(isum, dot16(vdupq_n_s32(0), w[j], vld1q_s8(xb->qs + 16 * j)), blk->scales[j]);
-                    si[t] = (float)vaddvq_s32(isum);
+                    si[t] = (float)q6_K_block_sumi(w, blk->scales, xb->qs);
                     dx[t] = xb->d;
                 }
                 acc = vfmaq_f32(acc, vmulq_n_f32(vld1q_f32(dx), hllm_fp16_to_f32(blk->d)), vld1q_f32(si));
@@ -177,13 +117,6 @@ static void q6_K_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const uint8
             store_lanes(acc, T, y + t0 * ldy + r, ldy);
         }
     }
-}
-
-static inline float32x4_t load4(const uint8_t *p, int type) {
-    if (type == HLLM_TYPE_F32) return vld1q_f32((const float *)p);
-    const uint16x4_t h = vld1_u16((const uint16_t *)p);
-    if (type == HLLM_TYPE_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
-    return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); /* bf16 */
 }
 
 static void float_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const float *x, int n_tok, float *y,
@@ -201,16 +134,7 @@ static void float_rows(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const floa
             }
             for (int t = 0; t < T; t++) {
                 float s = vaddvq_f32(acc[t]);
-                for (int64_t k = kv; k < m->cols; k++) {
-                    float wk;
-                    if (m->type == HLLM_TYPE_F32) memcpy(&wk, row + 4 * k, 4);
-                    else {
-                        uint16_t h;
-                        memcpy(&h, row + 2 * k, 2);
-                        wk = m->type == HLLM_TYPE_F16 ? hllm_fp16_to_f32(h) : hllm_bf16_to_f32(h);
-                    }
-                    s += wk * x[(t0 + t) * xs + k];
-                }
+                for (int64_t k = kv; k < m->cols; k++) s += load1(row, k, m->type) * x[(t0 + t) * xs + k];
                 y[(t0 + t) * ldy + r] = s;
             }
         }
