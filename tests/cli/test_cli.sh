@@ -67,6 +67,8 @@ if [ -f "$MODEL" ]; then
     check "profile quick" expect_rc 0 $HLLM profile -m "$MODEL" --quick --working-set 4M -t 1 -o "$TMP/p.profile"
     check "profile has the model's shapes" bash -c "grep -q '^cpu.matmul.dev.f32.*b1.us = ' '$TMP/p.profile' && grep -q '^cpu.op_us = ' '$TMP/p.profile'"
     check "plan reads the profile" expect_rc 0 $HLLM plan -m "$MODEL" --gpu-mem 50% --profile "$TMP/p.profile"
+    check "plan with a VRAM budget" expect_rc 0 $HLLM plan -m "$MODEL" --gpu-mem 50%
+    check "plan gives the decode bound" grep -Eq '^decode bound: [0-9.]+ [MG]iB .* = [0-9.]+ ms a token; the chosen plan is predicted at [0-9]+% of it$' "$TMP/out"
     check "profile bad working set" expect_rc 2 $HLLM profile -m "$MODEL" --working-set lots
     check "info" expect_rc 0 $HLLM info -m "$MODEL"
     check "info lists tensors" grep -q "blk.0.attn_q.weight" "$TMP/out"
