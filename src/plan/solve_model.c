@@ -245,8 +245,8 @@ static bool has_part_on(const hllm_step_plan *sp, int q) {
 /* What the CPU saves on decode matmul step i because it runs its part in one parallel region
  * with the previous step's (exec_sched marks matmuls of one input `more`; cpu_proc groups them
  * when type and columns agree): the fixed part of a matrix's time (thread start, the first
- * trips to memory, the tail), paid once per region. 0 when they are not grouped, or unless
- * HLLM_SOLVE_GROUP=1: it moved the one measured plan's prediction (H200 host, 50%) from within
+ * trips to memory, the tail), paid once per region. 0 when they are not grouped, and always
+ * without HLLM_SOLVE_GROUP=1: it moved the one measured plan's prediction (H200 host, 50%) from within
  * 0.5% to 2-3% under, so it stays an experiment until spread plans are measured against it. */
 static double grouped_saving(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, int i, const hllm_step_plan *sp,
                              int n_tok) {
