@@ -151,7 +151,7 @@ void hllm_quantize_q8_K_avx512(const float *x, void *dst, int64_t nb);
 int hllm_matmul_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, const void *xq, int n_tok, float *y,
                      int64_t ldy);
 /* The NEON counterparts of hllm_gemv_avx512 / _kblocks on the file's layout (every type of
- * hllm_matmul_neon; cpu_matmul_gemv_neon.c). */
+ * hllm_matmul_neon, which runs over a range of blocks for them). */
 int hllm_gemv_neon(const hllm_cpu_mat *m, int64_t r0, int64_t r1, int64_t kb0, int64_t kb1, const void *xq, float *y);
 int64_t hllm_gemv_neon_kblocks(const hllm_cpu_mat *m);
 

@@ -1,7 +1,6 @@
-/* NEON helpers shared by the aarch64 matmul kernels (include from *_neon.c only): the int8 dot,
- * each weight type's block decode and integer block sums, so that the multi-token kernels
- * (cpu_matmul_neon.c) and the decode column split (cpu_matmul_gemv_neon.c) compute the same
- * integers from the same vectors. All read the file's row-major layout. */
+/* NEON helpers of the aarch64 matmul kernels (cpu_matmul_neon.c; include from *_neon.c only):
+ * the int8 dot, each weight type's block decode and integer block sums, on the file's row-major
+ * layout. */
 #ifndef HLLM_CPU_NEON_INL_H
 #define HLLM_CPU_NEON_INL_H
 #include "core/fp16.h"
