@@ -567,15 +567,9 @@ static void explain_steps(const model_ctx *c, const hllm_graph *g, const hllm_pl
 /* The decode bound a VRAM budget leaves (the issue's yardstick for a split): the matmul bytes
  * beyond the budget, read from host memory by CPU and GPU together at the profile's pooled
  * rate (each one's rate while both read), the VRAM part assumed to run alongside. */
-static void explain_bound(const hllm_graph *g, const hllm_profile *prof, const hllm_solve_opts *o, double pred_s) {
-    if (o->gpu < 0 || o->cpu < 0 || o->gpu_mem < 0) return;
-    char k[96];
-    snprintf(k, sizeof k, "%s.concurrent_host_gbs", solve_pname(o, o->cpu));
-    const double gc = hllm_profile_get(prof, k, 0);
-    snprintf(k, sizeof k, "%s.concurrent_host_gbs", solve_pname(o, o->gpu));
-    const double gg = hllm_profile_get(prof, k, 0);
-    const double host = total_gpu_bytes(g, false) - o->gpu_mem;
-    if (host <= 0 || gc <= 0 || gg <= 0 || pred_s <= 0) return;
+static void explain_bound(const model_ctx *c, const hllm_graph *g, const hllm_solve_opts *o, double pred_s) {
+    const double gc = c->conc_cpu_gbs, gg = c->conc_gpu_gbs, host = total_gpu_bytes(g, false) - o->gpu_mem;
+    if (o->gpu < 0 || o->cpu < 0 || o->gpu_mem < 0 || host <= 0 || gc <= 0 || gg <= 0 || pred_s <= 0) return;
     const double bound_s = host / ((gc + gg) * 1e9);
     const bool gib = host >= 1073741824.0;
     fprintf(o->explain, "decode bound: %.2f %s of weights beyond VRAM / %.1f GB/s of CPU + GPU host reads (%.1f + %.1f) = %.3f ms"
@@ -633,7 +627,7 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
                 fprintf(o.explain, "  %s %-72s decode %8.3f ms  prefill %9.1f ms  [%.2f / %.2f / %.2f]\n", k == best ? "*" : " ",
                         cand[k]->why, pr[k].decode_s * 1e3, pr[k].prefill_s * 1e3, pr[k].gpu_dev_bytes / 1073741824.0,
                         pr[k].gpu_host_bytes / 1073741824.0, pr[k].cpu_bytes / 1073741824.0);
-        explain_bound(g, prof, &o, pr[best].decode_s);
+        explain_bound(&c, g, &o, pr[best].decode_s);
         if (o.gpu >= 0 && o.cpu >= 0) explain_steps(&c, g, cand[best], o.explain);
     }
     hllm_plan *p = cand[best];

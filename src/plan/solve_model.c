@@ -22,6 +22,7 @@ void solve_ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_opt
     c->cpu_op_s = c->gpu_op_s = c->gpu_step_op_s = 2e-6;
     c->h2d = c->d2h = 20;
     c->conc_cpu = c->conc_gpu = 1;
+    c->conc_cpu_gbs = c->conc_gpu_gbs = 0;
     c->split_s = 0;
     const char *grp = getenv("HLLM_SOLVE_GROUP");
     c->cpu_group = grp && grp[0] == '1';
@@ -47,11 +48,11 @@ void solve_ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_opt
             char k2[96];
             snprintf(key, sizeof key, "%s.concurrent_host_gbs", solve_pname(o, o->cpu));
             snprintf(k2, sizeof k2, "%s.read_gbs", solve_pname(o, o->cpu));
-            double a = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
+            double a = c->conc_cpu_gbs = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
             if (a > 0 && b > 0) c->conc_cpu = a / b < 1 ? a / b : 1;
             snprintf(key, sizeof key, "%s.concurrent_host_gbs", gn);
             snprintf(k2, sizeof k2, "%s.host_read_gbs", gn);
-            a = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
+            a = c->conc_gpu_gbs = hllm_profile_get(prof, key, 0), b = hllm_profile_get(prof, k2, 0);
             if (a > 0 && b > 0) c->conc_gpu = a / b < 1 ? a / b : 1;
             /* measured inside a cut as the executor runs it, when profiled: the lower rules */
             const double f = hllm_profile_get(prof, "split.gpu_host_factor", 0);
