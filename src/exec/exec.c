@@ -358,7 +358,7 @@ void hllm_exec_free(hllm_exec *e) {
 static int g_host_first = -1;
 void hllm_exec_set_host_first(int on) { g_host_first = on != 0; }
 static bool host_first(void) {
-    if (g_host_first < 0) g_host_first = getenv("HLLM_EXEC_HOST_FIRST") && getenv("HLLM_EXEC_HOST_FIRST")[0] == '1';
+    if (g_host_first < 0) g_host_first = !(getenv("HLLM_EXEC_HOST_FIRST") && getenv("HLLM_EXEC_HOST_FIRST")[0] == '0');
     return g_host_first == 1;
 }
 
@@ -439,7 +439,7 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
             held &= r == 1;
         }
         int i_dev = 0, i_host = 0;
-        /* HLLM_EXEC_HOST_FIRST=1: with held devices, the host first runs the steps it can before
+        /* Host first (HLLM_EXEC_HOST_FIRST=0 turns it off): with held devices, the host first runs the steps it can before
          * the devices have run anything (the embedding on the CPU, and the bookkeeping of the
          * device-only steps after it, which signals its output), so a device that launches the
          * start of its step early (the CUDA processor's HLLM_CUDA_EARLY) does not wait for it */

@@ -25,8 +25,8 @@ int hllm_exec_eval(hllm_exec *e, const int32_t *tokens, int n, int pos0, float *
 
 /* 1: when every device holds a step's work until its end (captured graphs), the host first
  * runs what it can before any device has run (the embedding on a CPU), so a device launching
- * the start of its step early does not wait for it. 0 (the default, or as the environment's
- * HLLM_EXEC_HOST_FIRST says): the devices' work is issued first. Same results. Process-wide. */
+ * the start of its step early does not wait for it (the default, unless the environment has
+ * HLLM_EXEC_HOST_FIRST=0). 0: the devices' work is issued first. Same results. Process-wide. */
 void hllm_exec_set_host_first(int on);
 
 /* Accumulated wall time per op kind (seconds) and calls, for --verbose. */

@@ -50,7 +50,7 @@ void hllm_cuda_graph_stats(struct hllm_proc *p, long *captures, long *replays, l
  * launched while the rest was still being issued, since the processor was created. */
 long hllm_cuda_early_launches(struct hllm_proc *p);
 /* 1: a step that waits on another processor is captured in two graphs and the first launched
- * at that wait; 0 (the default, or as the environment's HLLM_CUDA_EARLY says): one graph.
+ * at that wait (the default, unless the environment has HLLM_CUDA_EARLY=0); 0: one graph.
  * Results are the same bit for bit. Process-wide; applies to steps captured afterwards. */
 void hllm_cuda_set_early(int on);
 /* Ops that ran inside another op's kernel (fusions), since the processor was created. */

@@ -153,14 +153,15 @@ void cu_step_interrupt(cuda_impl *c) {
     c->early = false;
 }
 
-/* HLLM_CUDA_EARLY=1 captures a step that waits on another processor as two graphs (cu_graph).
- * Off by default until it has run on a GPU: written in a session without one. */
+/* Early launch (HLLM_CUDA_EARLY=0 turns it off) captures a step that waits on another processor
+ * as two graphs (cu_graph). With host-first (exec.c) it measured +5% at a 50% VRAM cap and +3%
+ * at 75% on an H100 host (llama3-8b q4_0 split decode, bench/hetero/notes.md session 12). */
 static int g_early = -1;
 extern "C" void hllm_cuda_set_early(int on) { g_early = on != 0; }
 static bool early_on(void) {
     if (g_early < 0) {
         const char *e = getenv("HLLM_CUDA_EARLY");
-        g_early = e && e[0] == '1';
+        g_early = !(e && e[0] == '0');
     }
     return g_early == 1;
 }
