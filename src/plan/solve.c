@@ -115,6 +115,29 @@ static int vram_layer_count(const hllm_graph *g, int n_layer, double budget) {
     return n == 0 || n == n_layer ? -1 : n;
 }
 
+/* Bytes of layer l's attention projections. */
+static double layer_attn_bytes(const hllm_graph *g, int l) {
+    double b = 0;
+    for (int i = 0; i < g->n_steps; i++)
+        if (g->steps[i].layer == l && is_attn_matmul(&g->steps[i])) b += solve_step_bytes(&g->steps[i], 0, g->steps[i].rows);
+    return b;
+}
+
+/* VRAM_ATTN_LAYERS: whole layers from the first on, as many as fit beside the attention
+ * projections of all the others; -1 when those projections do not fit, or every layer does. */
+static int vram_attn_layer_count(const hllm_graph *g, int n_layer, double budget) {
+    double used = 0;
+    for (int l = 0; l < n_layer; l++) used += layer_attn_bytes(g, l);
+    if (used <= 0 || used > budget) return -1;
+    int n = 0;
+    for (; n < n_layer; n++) {
+        const double ffn = layer_bytes(g, n) - layer_attn_bytes(g, n);
+        if (used + ffn > budget) break;
+        used += ffn;
+    }
+    return n == n_layer ? -1 : n;
+}
+
 /* Bytes of the attention projections when they fit in `budget` with room for more, else -1. */
 static double vram_attn_bytes(const hllm_graph *g, double budget, double total) {
     double attn = 0;
@@ -128,6 +151,8 @@ typedef enum {
     VRAM_UNIFORM, /* the same fraction of every matrix's rows */
     VRAM_ATTN,    /* the attention projections wholly, the rest spread over the other matrices */
     VRAM_LAYERS,  /* whole layers from the first on (as layer-level), the other layers' rows cut */
+    VRAM_ATTN_LAYERS, /* the attention projections of every layer, then whole layers from the
+                       * first on; the other layers' FFN matrices (and the head) on the host */
 } vram_fill;
 
 /* With HLLM_SPLIT_SWIGLU=1 (an experiment, off by default): where the CPU has rows of the matmul
@@ -206,8 +231,10 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
     const double total = total_gpu_bytes(g, false);
     double f = o->gpu_mem < 0 || total <= 0 ? 1.0 : o->gpu_mem / total, f_attn = f;
     if (f > 1) f = f_attn = 1;
-    int n_vram_layers = -1; /* VRAM_LAYERS: layers [0, n) wholly in VRAM */
+    int n_vram_layers = -1; /* VRAM_LAYERS, VRAM_ATTN_LAYERS: layers [0, n) wholly in VRAM */
     if (fill == VRAM_LAYERS && (f >= 1 || (n_vram_layers = vram_layer_count(g, n_layer, o->gpu_mem)) < 0)) return NULL;
+    if (fill == VRAM_ATTN_LAYERS && (f >= 1 || (n_vram_layers = vram_attn_layer_count(g, n_layer, o->gpu_mem)) < 0))
+        return NULL;
     if (attn_first) {
         const double attn = f >= 1 ? -1 : vram_attn_bytes(g, o->gpu_mem, total);
         if (attn < 0) return NULL;
@@ -222,11 +249,15 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
         if (s->kind != HLLM_OP_MATMUL) continue;
         double fs = is_attn_matmul(s) ? f_attn : f;
         if (n_vram_layers >= 0) fs = s->layer >= 0 && s->layer < n_vram_layers ? 1 : 0;
+        if (fill == VRAM_ATTN_LAYERS && is_attn_matmul(s)) fs = 1;
         const int64_t rows = s->rows, dev_max = fs >= 1 ? rows : align_down((int64_t)(fs * (double)rows), o->align);
         p->steps[i] = balanced_cut(c, g, o, i, dev_max);
     }
     replicate_swiglu(c, g, o, p);
-    if (n_vram_layers >= 0)
+    if (fill == VRAM_ATTN_LAYERS)
+        snprintf(p->why, sizeof p->why, "tensor-level row-cut of the host FFNs: attention projections and %d whole layers in VRAM",
+                 n_vram_layers);
+    else if (n_vram_layers >= 0)
         snprintf(p->why, sizeof p->why, "tensor-level row-cut of the host layers: layers 0-%d in VRAM", n_vram_layers - 1);
     else if (attn_first)
         snprintf(p->why, sizeof p->why, "tensor-level row-cut, attention projections in VRAM, %.0f%% of the other rows", 100 * f);
@@ -385,10 +416,10 @@ static bool heads_splittable(const hllm_graph *g, int n_layer) {
     return n_layer > 0;
 }
 
-/* HLLM_VRAM_FILL=uniform|attn|layers keeps only the tensor-level candidates that fill VRAM so
+/* HLLM_VRAM_FILL=uniform|attn|layers|attn-layers keeps only the tensor-level candidates that fill VRAM so
  * (to compare them on a machine). */
 static bool fill_wanted(vram_fill f) {
-    static const char *const names[] = {"uniform", "attn", "layers"};
+    static const char *const names[] = {"uniform", "attn", "layers", "attn-layers"};
     const char *env = getenv("HLLM_VRAM_FILL");
     return !env || !env[0] || strcmp(env, names[f]) == 0;
 }
@@ -425,6 +456,10 @@ static hllm_plan *cand_heads(const model_ctx *c, const hllm_graph *g, const hllm
     } else if (fill == VRAM_LAYERS) {
         if (f >= 1 || (n_vram_layers = vram_layer_count(g, n_layer, o->gpu_mem)) < 0) return NULL;
         h.f_attn = h.f_ffn = 0;
+    } else if (fill == VRAM_ATTN_LAYERS) {
+        if (f >= 1 || (n_vram_layers = vram_attn_layer_count(g, n_layer, o->gpu_mem)) < 0) return NULL;
+        h.f_attn = 1;
+        h.f_ffn = 0;
     }
     hllm_plan *p = hllm_plan_single(g, o->gpu, n_procs, "tensor-level, heads");
     if (!p) return NULL;
@@ -447,9 +482,10 @@ static hllm_plan *cand_heads(const model_ctx *c, const hllm_graph *g, const hllm
         heads += (double)hg / (n_layer - n_vram_layers);
         ffn += (double)fg / (double)g->steps[idx[L_GATE]].rows / (n_layer - n_vram_layers);
     }
-    const char *vram = fill == VRAM_ATTN ? "attention projections in VRAM" : fill == VRAM_LAYERS ? "" : "VRAM spread";
-    char lay[64] = "";
+    const char *vram = fill == VRAM_ATTN ? "attention projections in VRAM" : fill == VRAM_LAYERS || fill == VRAM_ATTN_LAYERS ? "" : "VRAM spread";
+    char lay[96] = "";
     if (fill == VRAM_LAYERS) snprintf(lay, sizeof lay, "layers 0-%d in VRAM", n_vram_layers - 1);
+    if (fill == VRAM_ATTN_LAYERS) snprintf(lay, sizeof lay, "attention projections and %d whole layers in VRAM", n_vram_layers);
     snprintf(p->why, sizeof p->why, "tensor-level, heads and FFN columns split (GPU %d of %d heads, %.0f%% of the FFN), %s%s",
              (int)lround(heads), g->n_head, 100 * ffn, vram, lay);
     return p;
@@ -592,7 +628,7 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
         if (g->steps[i].layer + 1 > n_layer) n_layer = g->steps[i].layer + 1;
     model_ctx c;
     solve_ctx_init(&c, prof, &o);
-    hllm_plan *cand[9] = {0};
+    hllm_plan *cand[3 + 2 * (VRAM_ATTN_LAYERS + 1)] = {0};
     int n = 0;
     const bool both = o.gpu >= 0 && o.cpu >= 0, auto_ = o.split == HLLM_SPLIT_AUTO;
     /* a forced kind that needs both processors falls back to one processor without them */
@@ -602,14 +638,14 @@ hllm_plan *hllm_solve(const hllm_graph *g, const hllm_profile *prof, const hllm_
     if (both && (auto_ || o.split == HLLM_SPLIT_LAYER)) cand[n++] = cand_layers(g, &o, n_procs, n_layer);
     if (both && (auto_ || o.split == HLLM_SPLIT_TENSOR)) {
         const int hm = heads_mode();
-        for (int fill = VRAM_UNIFORM; fill <= VRAM_LAYERS; fill++) {
+        for (int fill = VRAM_UNIFORM; fill <= VRAM_ATTN_LAYERS; fill++) {
             if (!fill_wanted((vram_fill)fill)) continue;
             if (hm != 2) cand[n++] = cand_tensor(&c, g, &o, n_procs, n_layer, (vram_fill)fill);
             if (hm != 0) cand[n++] = cand_heads(&c, g, &o, n_procs, n_layer, (vram_fill)fill);
         }
     }
     int best = -1;
-    hllm_prediction pr[9];
+    hllm_prediction pr[3 + 2 * (VRAM_ATTN_LAYERS + 1)];
     for (int k = 0; k < n; k++) {
         if (!cand[k]) continue;
         pr[k] = hllm_plan_predict(cand[k], g, prof, &o);

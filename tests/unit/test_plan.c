@@ -263,6 +263,39 @@ static void test_solver(void) {
         CHECKF(p->prefill == NULL || p->prefill_min >= 2, "half VRAM: prompt plan from %d tokens", p->prefill_min);
     }
     hllm_plan_free(p);
+    /* the attention projections of every layer and then whole layers from the first on: the
+     * layers after them keep only their FFN matrices on the host, and no further layer fits */
+    setenv("HLLM_VRAM_FILL", "attn-layers", 1);
+    setenv("HLLM_SPLIT_HEADS", "0", 1);
+    {
+        hllm_solve_opts ot = o;
+        ot.split = HLLM_SPLIT_TENSOR;
+        p = hllm_solve(&g, pf, &ot, &pr);
+        int n_whole = -1;
+        const char *at = p ? strstr(p->why, "attention projections and ") : NULL;
+        CHECKF(at && sscanf(at, "attention projections and %d whole layers", &n_whole) == 1 && n_whole >= 0 && n_whole < 4,
+               "attn-layers fill: %s", p ? p->why : hllm_error());
+        double attn = 0, ffn[4] = {0};
+        for (int i = 0; p && n_whole >= 0 && i < g.n_steps; i++) {
+            const hllm_step *s = &g.steps[i];
+            if (s->kind != HLLM_OP_MATMUL || s->layer < 0) continue;
+            const bool is_attn = !strncmp(s->label, "attn_", 5);
+            const double rb = (double)s->w->row_bytes * (double)s->rows, fd = frac_on(&p->steps[i], 1, HLLM_MEM_DEVICE, s->rows);
+            if (is_attn) attn += rb;
+            else ffn[s->layer] += rb;
+            const double want = is_attn || s->layer < n_whole ? 1.0 : 0.0;
+            CHECKF(fd == want, "attn-layers fill (%d whole layers): layer %d %s in VRAM %.3f, want %.0f", n_whole, s->layer, s->label,
+                   fd, want);
+        }
+        double used = attn;
+        for (int l = 0; l < n_whole; l++) used += ffn[l];
+        CHECKF(p && pr.gpu_dev_bytes <= o.gpu_mem * 1.001 && used <= o.gpu_mem && (n_whole < 0 || used + ffn[n_whole] > o.gpu_mem),
+               "attn-layers fill: %.0f bytes in VRAM (%.0f counted), budget %.0f, next layer's FFN %.0f", pr.gpu_dev_bytes, used,
+               o.gpu_mem, n_whole >= 0 ? ffn[n_whole] : -1.0);
+        hllm_plan_free(p);
+    }
+    unsetenv("HLLM_SPLIT_HEADS");
+    unsetenv("HLLM_VRAM_FILL");
     /* when cutting a matmul costs much more than its parts (a measured handoff of 5 ms), the
      * solver stops cutting: whole layers or the GPU alone */
     hllm_profile_set(pf, "split.handoff_us", 5000);
