@@ -416,8 +416,8 @@ static bool heads_splittable(const hllm_graph *g, int n_layer) {
     return n_layer > 0;
 }
 
-/* HLLM_VRAM_FILL=uniform|attn|layers|attn-layers keeps only the tensor-level candidates that fill VRAM so
- * (to compare them on a machine). */
+/* HLLM_VRAM_FILL=uniform|attn|layers|attn-layers keeps only the tensor-level candidates that
+ * fill VRAM so (to compare them on a machine). */
 static bool fill_wanted(vram_fill f) {
     static const char *const names[] = {"uniform", "attn", "layers", "attn-layers"};
     const char *env = getenv("HLLM_VRAM_FILL");
@@ -482,7 +482,9 @@ static hllm_plan *cand_heads(const model_ctx *c, const hllm_graph *g, const hllm
         heads += (double)hg / (n_layer - n_vram_layers);
         ffn += (double)fg / (double)g->steps[idx[L_GATE]].rows / (n_layer - n_vram_layers);
     }
-    const char *vram = fill == VRAM_ATTN ? "attention projections in VRAM" : fill == VRAM_LAYERS || fill == VRAM_ATTN_LAYERS ? "" : "VRAM spread";
+    const char *vram = fill == VRAM_ATTN     ? "attention projections in VRAM"
+                       : fill == VRAM_UNIFORM ? "VRAM spread"
+                                              : "";
     char lay[96] = "";
     if (fill == VRAM_LAYERS) snprintf(lay, sizeof lay, "layers 0-%d in VRAM", n_vram_layers - 1);
     if (fill == VRAM_ATTN_LAYERS) snprintf(lay, sizeof lay, "attention projections and %d whole layers in VRAM", n_vram_layers);
