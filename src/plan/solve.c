@@ -124,8 +124,10 @@ static double layer_attn_bytes(const hllm_graph *g, int l) {
 }
 
 /* VRAM_ATTN_LAYERS: whole layers from the first on, as many as fit beside the attention
- * projections of all the others; -1 when those projections do not fit, or every layer does. */
-static int vram_attn_layer_count(const hllm_graph *g, int n_layer, double budget) {
+ * projections of all the others; -1 when those projections do not fit, or every layer does.
+ * *f_rest: the fraction of the remaining matrices (the other layers' FFNs, the head) that the
+ * budget left over holds. */
+static int vram_attn_layer_count(const hllm_graph *g, int n_layer, double budget, double total, double *f_rest) {
     double used = 0;
     for (int l = 0; l < n_layer; l++) used += layer_attn_bytes(g, l);
     if (used <= 0 || used > budget) return -1;
@@ -135,6 +137,7 @@ static int vram_attn_layer_count(const hllm_graph *g, int n_layer, double budget
         if (used + ffn > budget) break;
         used += ffn;
     }
+    *f_rest = total > used ? (budget - used) / (total - used) : 0;
     return n == n_layer ? -1 : n;
 }
 
@@ -152,7 +155,8 @@ typedef enum {
     VRAM_ATTN,    /* the attention projections wholly, the rest spread over the other matrices */
     VRAM_LAYERS,  /* whole layers from the first on (as layer-level), the other layers' rows cut */
     VRAM_ATTN_LAYERS, /* the attention projections of every layer, then whole layers from the
-                       * first on; the other layers' FFN matrices (and the head) on the host */
+                       * first on; the other layers' FFN matrices and the head on the host but
+                       * for the budget's last bytes, spread over them */
 } vram_fill;
 
 /* With HLLM_SPLIT_SWIGLU=1 (an experiment, off by default): where the CPU has rows of the matmul
@@ -233,7 +237,9 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
     if (f > 1) f = f_attn = 1;
     int n_vram_layers = -1; /* VRAM_LAYERS, VRAM_ATTN_LAYERS: layers [0, n) wholly in VRAM */
     if (fill == VRAM_LAYERS && (f >= 1 || (n_vram_layers = vram_layer_count(g, n_layer, o->gpu_mem)) < 0)) return NULL;
-    if (fill == VRAM_ATTN_LAYERS && (f >= 1 || (n_vram_layers = vram_attn_layer_count(g, n_layer, o->gpu_mem)) < 0))
+    double f_rest = 0; /* VRAM_ATTN_LAYERS: the fraction of the other matrices in VRAM */
+    if (fill == VRAM_ATTN_LAYERS &&
+        (f >= 1 || (n_vram_layers = vram_attn_layer_count(g, n_layer, o->gpu_mem, total, &f_rest)) < 0))
         return NULL;
     if (attn_first) {
         const double attn = f >= 1 ? -1 : vram_attn_bytes(g, o->gpu_mem, total);
@@ -248,7 +254,7 @@ static hllm_plan *cand_tensor(const model_ctx *c, const hllm_graph *g, const hll
         if (s->kind == HLLM_OP_EMBED) p->steps[i].parts[0].proc = o->cpu;
         if (s->kind != HLLM_OP_MATMUL) continue;
         double fs = is_attn_matmul(s) ? f_attn : f;
-        if (n_vram_layers >= 0) fs = s->layer >= 0 && s->layer < n_vram_layers ? 1 : 0;
+        if (n_vram_layers >= 0) fs = s->layer >= 0 && s->layer < n_vram_layers ? 1 : fill == VRAM_ATTN_LAYERS ? f_rest : 0;
         if (fill == VRAM_ATTN_LAYERS && is_attn_matmul(s)) fs = 1;
         const int64_t rows = s->rows, dev_max = fs >= 1 ? rows : align_down((int64_t)(fs * (double)rows), o->align);
         p->steps[i] = balanced_cut(c, g, o, i, dev_max);
@@ -457,9 +463,8 @@ static hllm_plan *cand_heads(const model_ctx *c, const hllm_graph *g, const hllm
         if (f >= 1 || (n_vram_layers = vram_layer_count(g, n_layer, o->gpu_mem)) < 0) return NULL;
         h.f_attn = h.f_ffn = 0;
     } else if (fill == VRAM_ATTN_LAYERS) {
-        if (f >= 1 || (n_vram_layers = vram_attn_layer_count(g, n_layer, o->gpu_mem)) < 0) return NULL;
+        if (f >= 1 || (n_vram_layers = vram_attn_layer_count(g, n_layer, o->gpu_mem, total, &h.f_ffn)) < 0) return NULL;
         h.f_attn = 1;
-        h.f_ffn = 0;
     }
     hllm_plan *p = hllm_plan_single(g, o->gpu, n_procs, "tensor-level, heads");
     if (!p) return NULL;
