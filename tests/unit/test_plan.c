@@ -307,19 +307,13 @@ static void test_solver(void) {
         hllm_plan_free(p);
     }
     unsetenv("HLLM_SPLIT_HEADS");
-    /* weighed only when asked for (not yet run on a GPU): =all has it win here, the default not */
+    unsetenv("HLLM_VRAM_FILL");
+    /* with every candidate weighed, it wins here (as it measured at a 75% cap on the device) */
     {
-        hllm_prediction pa, pd;
-        setenv("HLLM_VRAM_FILL", "all", 1);
+        hllm_prediction pa;
         hllm_plan *pall = hllm_solve(&g, pf, &o, &pa);
-        unsetenv("HLLM_VRAM_FILL");
-        hllm_plan *pdef = hllm_solve(&g, pf, &o, &pd);
-        CHECKF(pall && pdef && strstr(pall->why, "attention projections and") && !strstr(pdef->why, "attention projections and") &&
-                   pa.decode_s < pd.decode_s,
-               "fills: all %s (%.3f ms), default %s (%.3f ms)", pall ? pall->why : "-", pall ? pa.decode_s * 1e3 : -1,
-               pdef ? pdef->why : "-", pdef ? pd.decode_s * 1e3 : -1);
+        CHECKF(pall && strstr(pall->why, "attention projections and"), "default fill: %s", pall ? pall->why : hllm_error());
         hllm_plan_free(pall);
-        hllm_plan_free(pdef);
     }
     /* when cutting a matmul costs much more than its parts (a measured handoff of 5 ms), the
      * solver stops cutting: whole layers or the GPU alone */
