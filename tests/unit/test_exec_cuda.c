@@ -100,12 +100,14 @@ static hllm_plan *gpu_first_plan(const hllm_graph *g, int nl) {
     return hllm_plan_layers(g, lp, 1, 1, 2, "GPU first layers and head, CPU the rest");
 }
 
-/* The split by heads and FFN columns: the GPU's share from VRAM and from host memory, the CPU's;
- * with a prompt plan, prompts run the attention whole on the GPU (reading the CPU's slice of the
+/* The split by heads and FFN columns: the GPU's share from VRAM and from host memory, the CPU's
+ * (all_heads: every query head on the GPU, as the solver's attention-in-VRAM fills choose, the
+ * CPU's share then only FFN columns); with a prompt plan, prompts run the attention whole on the GPU (reading the CPU's slice of the
  * KV cache from pinned host memory) and the CPU's matmul parts from host memory on the GPU. */
-static hllm_plan *heads_plan(const hllm_graph *g, int64_t n_ff, bool with_prompt_plan) {
+static hllm_plan *heads_plan(const hllm_graph *g, int64_t n_ff, bool with_prompt_plan, bool all_heads) {
     const int grp = g->n_head / g->n_head_kv, mems[2] = {HLLM_MEM_DEVICE, HLLM_MEM_HOST};
-    hllm_plan *p = test_plan_heads(g, g->n_head / 2 / grp * grp, n_ff / 2, 1, 0, 2, mems, "heads and FFN columns");
+    hllm_plan *p = test_plan_heads(g, all_heads ? g->n_head : g->n_head / 2 / grp * grp, n_ff / 2, 1, 0, 2, mems,
+                                   all_heads ? "every head on the GPU, FFN columns" : "heads and FFN columns");
     if (with_prompt_plan) {
         p->prefill = hllm_plan_clone(p);
         for (int i = 0; i < g->n_steps; i++) {
@@ -147,9 +149,10 @@ static void test_model(const char *arch, int type, double tol) {
     hllm_plan *pc = hllm_plan_single(&g, 0, 2, "CPU only");
     CHECK(run(m, &g, pc, tokens, 0, ref) == 0);
     hllm_plan_free(pc);
-    for (int pp = 0; pp < 5; pp++) {
-        hllm_plan *p = pp < 2 ? split_plan(&g, m->hp.n_layer, pp == 1)
-                       : pp < 4 ? heads_plan(&g, m->hp.n_ff, pp == 3)
+    for (int pp = 0; pp < 6; pp++) {
+        hllm_plan *p = pp < 2   ? split_plan(&g, m->hp.n_layer, pp == 1)
+                       : pp < 4 ? heads_plan(&g, m->hp.n_ff, pp == 3, false)
+                       : pp == 5 ? heads_plan(&g, m->hp.n_ff, false, true)
                                 : gpu_first_plan(&g, m->hp.n_layer);
         long cap0, rep0, mis0, cap1, rep1, mis1;
         hllm_cuda_graph_stats(P[1], &cap0, &rep0, &mis0);
