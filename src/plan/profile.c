@@ -153,10 +153,8 @@ double hllm_profile_matmul_shape_gbs(const hllm_profile *p, const char *proc, in
     return best > 0 ? best : dflt;
 }
 
-/* The line through the profile's slice timing (r, t_r) and whole-matrix timing (rows, t_full)
- * of one shape: a fixed part and a part per row, in microseconds; -1 without them. */
-static int slice_line(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols, double *fixed_us,
-                      double *per_row_us) {
+double hllm_profile_matmul_slice_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
+                                   int64_t n_rows) {
     char full[128], pre[112];
     const char *ms = mem == HLLM_MEM_HOST ? "host" : "dev";
     snprintf(full, sizeof full, "%s.matmul.%s.%s.%lldx%lld.b1.us", proc, ms, hllm_type_name(type), (long long)rows, (long long)cols);
@@ -170,25 +168,13 @@ static int slice_line(const hllm_profile *p, const char *proc, int mem, int type
         if (strncmp(p->kv[i].key, pre, pl) || sscanf(p->kv[i].key + pl, "%lld.%7s", &r, tail) != 2 || strcmp(tail, "us") ||
             r <= 0 || r >= rows || p->kv[i].val <= 0)
             continue;
+        /* the line through (r, t_r) and (rows, t_full): a fixed part and a part per row */
         const double tr = p->kv[i].val, per_row = (tf - tr) / (double)(rows - r);
         const double fixed = tr - per_row * (double)r;
-        *per_row_us = per_row > 0 ? per_row : 0;
-        *fixed_us = fixed > 0 ? fixed : 0;
-        return 0;
+        const double t = (per_row > 0 ? per_row : 0) * (double)n_rows + (fixed > 0 ? fixed : 0);
+        return t * 1e-6;
     }
     return -1;
-}
-
-double hllm_profile_matmul_slice_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
-                                   int64_t n_rows) {
-    double fixed, per_row;
-    if (slice_line(p, proc, mem, type, rows, cols, &fixed, &per_row)) return -1;
-    return (per_row * (double)n_rows + fixed) * 1e-6;
-}
-
-double hllm_profile_matmul_fixed_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols) {
-    double fixed, per_row;
-    return slice_line(p, proc, mem, type, rows, cols, &fixed, &per_row) ? -1 : fixed * 1e-6;
 }
 
 /* ---------------- measurement ---------------- */

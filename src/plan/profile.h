@@ -51,8 +51,6 @@ double hllm_profile_matmul_gbs(const hllm_profile *p, const char *proc, int mem,
  * and slice timings of that shape (a fixed part plus a part per row), or -1 without them. */
 double hllm_profile_matmul_slice_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,
                                    int64_t n_rows);
-/* That line's fixed part in seconds (what one more matrix costs beyond its rows), or -1. */
-double hllm_profile_matmul_fixed_s(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols);
 /* The same for one matrix shape (rows x cols) when the profile measured it (nearest batch),
  * else dflt: small matrices run below a type's average speed. */
 double hllm_profile_matmul_shape_gbs(const hllm_profile *p, const char *proc, int mem, int type, int64_t rows, int64_t cols,

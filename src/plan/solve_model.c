@@ -24,8 +24,6 @@ void solve_ctx_init(model_ctx *c, const hllm_profile *prof, const hllm_solve_opt
     c->conc_cpu = c->conc_gpu = 1;
     c->conc_cpu_gbs = c->conc_gpu_gbs = 0;
     c->split_s = 0;
-    const char *grp = getenv("HLLM_SOLVE_GROUP");
-    c->cpu_group = grp && grp[0] == '1';
     if (o->cpu >= 0) {
         snprintf(key, sizeof key, "%s.op_us", solve_pname(o, o->cpu));
         c->cpu_op_s = hllm_profile_get(prof, key, 2.0) * 1e-6;
@@ -237,31 +235,6 @@ static void written(const hllm_step *s, const hllm_step_plan *sp, unsigned holde
     if (s->kind == HLLM_OP_ROPE) holder[s->src2] = h;
 }
 
-static bool has_part_on(const hllm_step_plan *sp, int q) {
-    for (int k = 0; k < sp->n_parts; k++)
-        if (sp->parts[k].proc == q) return true;
-    return false;
-}
-
-/* What the CPU saves on decode matmul step i because it runs its part in one parallel region
- * with the previous step's (exec_sched marks matmuls of one input `more`; cpu_proc groups them
- * when type and columns agree): the fixed part of a matrix's time (thread start, the first
- * trips to memory, the tail), paid once per region. 0 when they are not grouped, and always
- * without HLLM_SOLVE_GROUP=1: it moved the one measured plan's prediction (H200 host, 50%) from within
- * 0.5% to 2-3% under, so it stays an experiment until spread plans are measured against it. */
-static double grouped_saving(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, int i, const hllm_step_plan *sp,
-                             int n_tok) {
-    const int cpu = c->o->cpu;
-    if (!c->cpu_group || !p || cpu < 0 || n_tok != 1 || i < 1 || sp->cut == HLLM_CUT_COLS) return 0;
-    const hllm_step *s = &g->steps[i], *a = &g->steps[i - 1];
-    const hllm_step_plan *ap = &p->steps[i - 1];
-    if (a->kind != HLLM_OP_MATMUL || a->src != s->src || !a->w || !s->w || a->w->type != s->w->type ||
-        a->w->cols != s->w->cols || ap->cut == HLLM_CUT_COLS || !has_part_on(ap, cpu) || !has_part_on(sp, cpu))
-        return 0;
-    const double f = hllm_profile_matmul_fixed_s(c->prof, solve_pname(c->o, cpu), HLLM_MEM_DEVICE, s->w->type, s->w->rows, s->w->cols);
-    return f > 0 ? f : 0;
-}
-
 /* Time of step i run as sp, n tokens; holder[] tracks which processors hold each activation
  * whole. p: the plan it belongs to, for what steps around it do (NULL: the step alone). */
 double solve_step_time(const model_ctx *c, const hllm_graph *g, const hllm_plan *p, int i, const hllm_step_plan *sp, int n,
@@ -273,10 +246,6 @@ double solve_step_time(const model_ctx *c, const hllm_graph *g, const hllm_plan 
     if (s->kind == HLLM_OP_MATMUL) { /* the slowest processor */
         double per[HLLM_MAX_PROCS];
         solve_matmul_per_proc(c, s, sp, n_tok, per);
-        if (c->o->cpu >= 0) {
-            const double save = grouped_saving(c, g, p, i, sp, n_tok);
-            per[c->o->cpu] = per[c->o->cpu] > save ? per[c->o->cpu] - save : 0;
-        }
         t += max_of(per, HLLM_MAX_PROCS);
         const double cut = cut_secs(c, g, p, i, sp, n_tok);
         if (cut > 0) t += cut;

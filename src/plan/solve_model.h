@@ -11,7 +11,6 @@ typedef struct {
     double sync_s, cpu_op_s, gpu_op_s, h2d, d2h;
     double gpu_step_op_s; /* a GPU op in decode, where steps are captured and replayed */
     double split_s; /* measured cost of cutting a matmul between CPU and GPU beyond its modeled crossings */
-    bool cpu_group; /* HLLM_SOLVE_GROUP=1: the CPU's grouped matmuls pay a fixed cost once (grouped_saving) */
     double conc_cpu, conc_gpu; /* factors (<= 1) on host-read speeds when both read host memory */
     double conc_cpu_gbs, conc_gpu_gbs; /* those speeds as profiled (GB/s; 0: not profiled) */
 } model_ctx;

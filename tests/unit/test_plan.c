@@ -731,55 +731,7 @@ static void test_heads_refused(void) {
     }
 }
 
-/* With HLLM_SOLVE_GROUP=1, decode matmuls of one input the CPU runs in one parallel region
- * (q/k/v) pay a matrix's fixed cost once: attn_k and attn_v after attn_q are predicted at their
- * per-row part only; without it, each its whole time. */
-static void test_grouped_cpu_matmuls(void) {
-    hllm_profile *pf = profile(112, 3100, 50, 93, 42, 4.0);
-    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.4096x4096.b1.us", 60);
-    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.4096x4096.b1.r1024.us", 24); /* fixed 12 us, 3/256 us a row */
-    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.1024x4096.b1.us", 20);
-    hllm_profile_set(pf, "cpu.matmul.dev.q4_0.1024x4096.b1.r256.us", 10); /* fixed 6.67 us */
-    CHECK_NEAR(hllm_profile_matmul_fixed_s(pf, "cpu", HLLM_MEM_DEVICE, HLLM_TYPE_Q4_0, 1024, 4096) * 1e6, 20.0 / 3.0, 1e-6);
-    CHECK(hllm_profile_matmul_fixed_s(pf, "cpu", HLLM_MEM_DEVICE, HLLM_TYPE_Q4_0, 14336, 4096) < 0); /* not profiled */
-    hllm_model_s m;
-    hllm_layer_tensors L[2];
-    hllm_graph g;
-    CHECK(fake_graph(&m, L, 2, &g));
-    hllm_solve_opts o = {.split = HLLM_SPLIT_AUTO, .gpu_mem = -1, .cpu = 0, .gpu = 1, .names = k_names};
-    double *secs = calloc((size_t)g.n_steps, sizeof *secs);
-    hllm_plan *cp = hllm_plan_single(&g, 0, 2, "CPU only");
-    if (cp && secs) { /* the switch off (the default) */
-        hllm_plan_predict_steps(cp, &g, pf, &o, 1, secs);
-        CHECK_NEAR(secs[step_at(&g, 1, "attn_k")] * 1e6, 20.0 + 0.5, 1e-6);
-    }
-    hllm_plan_free(cp);
-    setenv("HLLM_SOLVE_GROUP", "1", 1);
-    for (int q = 0; q < 2; q++) {
-        hllm_plan *p = hllm_plan_single(&g, q, 2, "one processor");
-        CHECK(p != NULL && secs != NULL);
-        if (!p || !secs) break;
-        hllm_plan_predict_steps(p, &g, pf, &o, 1, secs);
-        const int iq = step_at(&g, 1, "attn_q"), ik = step_at(&g, 1, "attn_k"), iv = step_at(&g, 1, "attn_v");
-        CHECK(iq >= 0 && ik == iq + 1 && iv == ik + 1);
-        if (q == 0) { /* the CPU: q whole, k and v without their fixed part (plus an op each) */
-            CHECK_NEAR(secs[iq] * 1e6, 60.0 + 0.5, 1e-6);
-            CHECK_NEAR(secs[ik] * 1e6, 20.0 - 20.0 / 3.0 + 0.5, 1e-6);
-            CHECK_NEAR(secs[iv] * 1e6, 20.0 - 20.0 / 3.0 + 0.5, 1e-6);
-        } else { /* the GPU's matmuls are not the CPU's regions */
-            CHECK_NEAR(secs[ik], secs[iv], 1e-12);
-            CHECKF(secs[ik] * 1e6 > 0.5, "GPU attn_k %.3f us", secs[ik] * 1e6);
-        }
-        hllm_plan_free(p);
-    }
-    unsetenv("HLLM_SOLVE_GROUP");
-    free(secs);
-    hllm_graph_free(&g);
-    hllm_profile_free(pf);
-}
-
 int main(void) {
-    test_grouped_cpu_matmuls();
     test_blocks();
     test_solver();
     test_slices();
