@@ -115,11 +115,12 @@ static int vram_layer_count(const hllm_graph *g, int n_layer, double budget) {
     return n == 0 || n == n_layer ? -1 : n;
 }
 
-/* Bytes of layer l's attention projections. */
-static double layer_attn_bytes(const hllm_graph *g, int l) {
+/* Bytes of layer l's attention projections; l < 0: of every layer's. */
+static double attn_bytes(const hllm_graph *g, int l) {
     double b = 0;
     for (int i = 0; i < g->n_steps; i++)
-        if (g->steps[i].layer == l && is_attn_matmul(&g->steps[i])) b += solve_step_bytes(&g->steps[i], 0, g->steps[i].rows);
+        if ((l < 0 || g->steps[i].layer == l) && is_attn_matmul(&g->steps[i]))
+            b += solve_step_bytes(&g->steps[i], 0, g->steps[i].rows);
     return b;
 }
 
@@ -128,12 +129,11 @@ static double layer_attn_bytes(const hllm_graph *g, int l) {
  * *f_rest: the fraction of the remaining matrices (the other layers' FFNs, the head) that the
  * budget left over holds. */
 static int vram_attn_layer_count(const hllm_graph *g, int n_layer, double budget, double total, double *f_rest) {
-    double used = 0;
-    for (int l = 0; l < n_layer; l++) used += layer_attn_bytes(g, l);
+    double used = attn_bytes(g, -1);
     if (used <= 0 || used > budget) return -1;
     int n = 0;
     for (; n < n_layer; n++) {
-        const double ffn = layer_bytes(g, n) - layer_attn_bytes(g, n);
+        const double ffn = layer_bytes(g, n) - attn_bytes(g, n);
         if (used + ffn > budget) break;
         used += ffn;
     }
@@ -143,9 +143,7 @@ static int vram_attn_layer_count(const hllm_graph *g, int n_layer, double budget
 
 /* Bytes of the attention projections when they fit in `budget` with room for more, else -1. */
 static double vram_attn_bytes(const hllm_graph *g, double budget, double total) {
-    double attn = 0;
-    for (int i = 0; i < g->n_steps; i++)
-        if (is_attn_matmul(&g->steps[i])) attn += solve_step_bytes(&g->steps[i], 0, g->steps[i].rows);
+    const double attn = attn_bytes(g, -1);
     return attn <= 0 || attn > budget || total <= attn ? -1 : attn;
 }
 
