@@ -321,11 +321,14 @@ int main(int argc, char **argv) {
     for (int s : {3, 4}) {
         const mat &m = mats[s == 4 ? mats.size() - 1 : 3];
         vs[0].f(st, m, xq, xds, yref);
+        CK(cudaStreamSynchronize(st)); /* st does not wait for the default stream's copies, nor they for it */
         std::vector<float> a(m.rows), b(m.rows);
         CK(cudaMemcpy(a.data(), yref, m.rows * 4, cudaMemcpyDeviceToHost));
         for (int v = 1; v < nv; v++) {
             CK(cudaMemset(y, 0, m.rows * 4));
+            CK(cudaDeviceSynchronize());
             vs[v].f(st, m, xq, xds, y);
+            CK(cudaStreamSynchronize(st));
             CK(cudaMemcpy(b.data(), y, m.rows * 4, cudaMemcpyDeviceToHost));
             int bad = 0;
             for (int i = 0; i < m.rows; i++)

@@ -52,30 +52,59 @@ template <int TYPE>
 static __device__ __forceinline__ void decode_unit(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0, float &a1,
                                                    float &b);
 
+/* The raw bytes of one Q4_0 / Q8_0 unit, loaded apart from their decoding so that a GEMV can
+ * ask for its first units before its PDL wait: the weights never depend on the kernel before. */
+struct unit_raw {
+    int4 v0, v1; /* Q4_0: v0 only */
+    __half d;
+};
+
+template <int TYPE>
+static __device__ __forceinline__ void load_raw(const cu_mat &m, int64_t r, int64_t u, unit_raw &x) {
+    if (TYPE == HLLM_TYPE_Q4_0) {
+        x.v0 = ld16(m.data + r * m.row_bytes + u * 16);
+    } else {
+        const uint8_t *p = m.data + r * m.row_bytes + u * 32;
+        x.v0 = ld16(p);
+        x.v1 = ld16(p + 16);
+    }
+    x.d = m.d[r * m.nb + u];
+}
+
+template <int TYPE>
+static __device__ __forceinline__ void decode_raw(const unit_raw &x, int w[8], float &a0, float &a1, float &b) {
+    const int4 v = x.v0;
+    const float d = __half2float(x.d);
+    a0 = a1 = d;
+    if (TYPE == HLLM_TYPE_Q4_0) {
+        const int vi[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            w[i] = vi[i] & 0x0F0F0F0F;
+            w[4 + i] = (vi[i] >> 4) & 0x0F0F0F0F;
+        }
+        b = 8.0f * d;
+    } else {
+        w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+        w[4] = x.v1.x, w[5] = x.v1.y, w[6] = x.v1.z, w[7] = x.v1.w;
+        b = 0.0f;
+    }
+}
+
 template <>
 __device__ __forceinline__ void decode_unit<HLLM_TYPE_Q4_0>(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0,
                                                             float &a1, float &b) {
-    const int4 v = ld16(m.data + r * m.row_bytes + u * 16);
-    const int vi[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        w[i] = vi[i] & 0x0F0F0F0F;
-        w[4 + i] = (vi[i] >> 4) & 0x0F0F0F0F;
-    }
-    const float d = __half2float(m.d[r * m.nb + u]);
-    a0 = a1 = d;
-    b = 8.0f * d;
+    unit_raw x;
+    load_raw<HLLM_TYPE_Q4_0>(m, r, u, x);
+    decode_raw<HLLM_TYPE_Q4_0>(x, w, a0, a1, b);
 }
 
 template <>
 __device__ __forceinline__ void decode_unit<HLLM_TYPE_Q8_0>(const cu_mat &m, int64_t r, int64_t u, int w[8], float &a0,
                                                             float &a1, float &b) {
-    const uint8_t *p = m.data + r * m.row_bytes + u * 32;
-    const int4 v0 = ld16(p), v1 = ld16(p + 16);
-    w[0] = v0.x, w[1] = v0.y, w[2] = v0.z, w[3] = v0.w;
-    w[4] = v1.x, w[5] = v1.y, w[6] = v1.z, w[7] = v1.w;
-    a0 = a1 = __half2float(m.d[r * m.nb + u]);
-    b = 0.0f;
+    unit_raw x;
+    load_raw<HLLM_TYPE_Q8_0>(m, r, u, x);
+    decode_raw<HLLM_TYPE_Q8_0>(x, w, a0, a1, b);
 }
 
 template <>
@@ -201,6 +230,7 @@ int cu_n_sm = 132;
 bool cu_pdl = false;
 bool cu_pdl_op = false;
 bool cu_prefetch = true;
+bool cu_preload = true;
 bool cu_prefetch_attn = true;
 
 struct gsegs_k {
@@ -208,6 +238,7 @@ struct gsegs_k {
     int wpr[CU_MAX_SEGS];
     unsigned blk0[CU_MAX_SEGS]; /* first block of each segment */
     int n;
+    int preload; /* the first units of each lane loaded before the PDL wait (k_gemv_q) */
 };
 
 static __device__ __forceinline__ void pf_l2(const uint8_t *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
@@ -281,6 +312,30 @@ static __device__ __forceinline__ void row_store(const cu_gseg &g, int64_t r, co
  * Every quantized GEMV kernel accumulates through this one function (same order, same
  * arithmetic), so a row computed by any of them is the same bit for bit. */
 template <int TYPE, int NT>
+static __device__ __forceinline__ void dot_one(const int w[8], float a0, float a1, float b, int64_t u, int64_t nb,
+                                               int64_t cols, const int8_t *__restrict__ xq,
+                                               const float2 *__restrict__ xds, float acc[NT]) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const int8_t *xp = xq + t * cols + u * 32;
+        const int4 x0 = ld16(xp), x1 = ld16(xp + 16);
+        const float2 ds = __ldg(xds + t * nb + u);
+        int s0 = __dp4a(w[0], x0.x, 0);
+        s0 = __dp4a(w[1], x0.y, s0);
+        s0 = __dp4a(w[2], x0.z, s0);
+        s0 = __dp4a(w[3], x0.w, s0);
+        int s1 = __dp4a(w[4], x1.x, 0);
+        s1 = __dp4a(w[5], x1.y, s1);
+        s1 = __dp4a(w[6], x1.z, s1);
+        s1 = __dp4a(w[7], x1.w, s1);
+        acc[t] += ds.x * (a0 * (float)s0 + a1 * (float)s1) - b * ds.y;
+    }
+}
+
+/* acc[t] += the dot of units u0, u0 + step, ... of local row r with token t's q8_1 activation.
+ * Every quantized GEMV kernel accumulates through dot_one (same order, same arithmetic), so a
+ * row computed by any of them is the same bit for bit. */
+template <int TYPE, int NT>
 static __device__ __forceinline__ void dot_units(const cu_mat &m, int64_t r, int64_t u0, int64_t step, bool live,
                                                  const int8_t *__restrict__ xq, const float2 *__restrict__ xds,
                                                  float acc[NT]) {
@@ -290,41 +345,71 @@ static __device__ __forceinline__ void dot_units(const cu_mat &m, int64_t r, int
         int w[8];
         float a0, a1, b;
         decode_unit<TYPE>(m, r, u, w, a0, a1, b);
+        dot_one<TYPE, NT>(w, a0, a1, b, u, nb, cols, xq, xds, acc);
+    }
+}
+
+/* Units a lane of a one-token GEMV loads before its PDL wait (HLLM_CUDA_PRELOAD): 64 bytes of
+ * weights a lane; 0 for the K-quants, whose units are read in pieces. */
+template <int TYPE>
+static __host__ __device__ constexpr int gemv_preload() {
+    return TYPE == HLLM_TYPE_Q4_0 ? 4 : TYPE == HLLM_TYPE_Q8_0 ? 2 : 0;
+}
+
+template <int TYPE, int NT>
+static __device__ __forceinline__ void gemv_q(const gsegs_k &S, const int8_t *__restrict__ xq,
+                                              const float2 *__restrict__ xds) {
+    int wpr;
+    int64_t rfirst;
+    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
+    const int64_t r = rfirst + warp / wpr;
+    const bool live = r < g.lr1;
+    const int64_t u0 = lane + 32 * sub, step = 32 * wpr;
+    constexpr int P = NT == 1 ? gemv_preload<TYPE>() : 0; /* one token: the registers are there */
+    const int pre = S.preload ? P : 0;
+    unit_raw raw[P > 0 ? P : 1];
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            const int8_t *xp = xq + t * cols + u * 32;
-            const int4 x0 = ld16(xp), x1 = ld16(xp + 16);
-            const float2 ds = __ldg(xds + t * nb + u);
-            int s0 = __dp4a(w[0], x0.x, 0);
-            s0 = __dp4a(w[1], x0.y, s0);
-            s0 = __dp4a(w[2], x0.z, s0);
-            s0 = __dp4a(w[3], x0.w, s0);
-            int s1 = __dp4a(w[4], x1.x, 0);
-            s1 = __dp4a(w[5], x1.y, s1);
-            s1 = __dp4a(w[6], x1.z, s1);
-            s1 = __dp4a(w[7], x1.w, s1);
-            acc[t] += ds.x * (a0 * (float)s0 + a1 * (float)s1) - b * ds.y;
+    for (int i = 0; i < P; i++)
+        if (i < pre && live && u0 + i * step < g.m.nb) load_raw<TYPE>(g.m, r, u0 + i * step, raw[i]);
+    cu_pdl_wait();
+    if (wpr == 1 && !live) return;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < P; i++) {
+        const int64_t u = u0 + i * step;
+        if (i < pre && live && u < g.m.nb) {
+            int w[8];
+            float a0, a1, b;
+            decode_raw<TYPE>(raw[i], w, a0, a1, b);
+            dot_one<TYPE, NT>(w, a0, a1, b, u, g.m.nb, g.m.cols, xq, xds, acc);
         }
     }
+    dot_units<TYPE, NT>(g.m, r, u0 + pre * step, step, live, xq, xds, acc);
+    row_reduce<NT>(acc, wpr, warp, lane);
+    if (live && sub == 0) row_store<NT>(g, r, acc, lane);
 }
 
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(128) k_gemv_q(const __grid_constant__ gsegs_k S, const int8_t *__restrict__ xq,
                                                 const float2 *__restrict__ xds) {
-    int wpr;
-    int64_t rfirst;
-    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
-    cu_pdl_wait();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
-    const int64_t r = rfirst + warp / wpr;
-    const bool live = r < g.lr1;
-    if (wpr == 1 && !live) return;
-    float acc[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    dot_units<TYPE, NT>(g.m, r, lane + 32 * sub, 32 * wpr, live, xq, xds, acc);
-    row_reduce<NT>(acc, wpr, warp, lane);
-    if (live && sub == 0) row_store<NT>(g, r, acc, lane);
+    gemv_q<TYPE, NT>(S, xq, xds);
+}
+
+/* One token: blocks an SM must hold, which caps the registers at what the kernel used before
+ * the preload's (Q4_0 / Q8_0 40: 12 blocks; Q4_K 48; Q6_K 56). */
+template <int TYPE>
+static __host__ __device__ constexpr int gemv1_blocks() {
+    return TYPE == HLLM_TYPE_Q4_K ? 10 : TYPE == HLLM_TYPE_Q6_K ? 9 : 12;
+}
+
+template <int TYPE>
+__global__ void __launch_bounds__(128, gemv1_blocks<TYPE>()) k_gemv_q1(const __grid_constant__ gsegs_k S,
+                                                                      const int8_t *__restrict__ xq,
+                                                                      const float2 *__restrict__ xds) {
+    gemv_q<TYPE, 1>(S, xq, xds);
 }
 
 /* ---- gate/up GEMV + SwiGLU (+ q8_1 of the result) in one kernel ----
@@ -558,10 +643,22 @@ static void launch_gemv(cudaStream_t st, const gsegs_k &S, unsigned blocks, cons
     bool vec = ((uintptr_t)x % 16) == 0 && ldx % 4 == 0;
     for (int i = 0; i < S.n; i++) vec = vec && S.s[i].m.cols % 8 == 0 && S.s[i].m.row_bytes % 16 == 0;
     switch (m.type) {
-    case HLLM_TYPE_Q4_0: cu_launch(k_gemv_q<HLLM_TYPE_Q4_0, NT>, blocks, 128, 0, st, S, xq, xds); break;
-    case HLLM_TYPE_Q8_0: cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, blocks, 128, 0, st, S, xq, xds); break;
-    case HLLM_TYPE_Q4_K: cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
-    case HLLM_TYPE_Q6_K: cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, blocks, 128, 0, st, S, xq, xds); break;
+    case HLLM_TYPE_Q4_0:
+        if constexpr (NT == 1) cu_launch(k_gemv_q1<HLLM_TYPE_Q4_0>, blocks, 128, 0, st, S, xq, xds);
+        else cu_launch(k_gemv_q<HLLM_TYPE_Q4_0, NT>, blocks, 128, 0, st, S, xq, xds);
+        break;
+    case HLLM_TYPE_Q8_0:
+        if constexpr (NT == 1) cu_launch(k_gemv_q1<HLLM_TYPE_Q8_0>, blocks, 128, 0, st, S, xq, xds);
+        else cu_launch(k_gemv_q<HLLM_TYPE_Q8_0, NT>, blocks, 128, 0, st, S, xq, xds);
+        break;
+    case HLLM_TYPE_Q4_K:
+        if constexpr (NT == 1) cu_launch(k_gemv_q1<HLLM_TYPE_Q4_K>, blocks, 128, 0, st, S, xq, xds);
+        else cu_launch(k_gemv_q<HLLM_TYPE_Q4_K, NT>, blocks, 128, 0, st, S, xq, xds);
+        break;
+    case HLLM_TYPE_Q6_K:
+        if constexpr (NT == 1) cu_launch(k_gemv_q1<HLLM_TYPE_Q6_K>, blocks, 128, 0, st, S, xq, xds);
+        else cu_launch(k_gemv_q<HLLM_TYPE_Q6_K, NT>, blocks, 128, 0, st, S, xq, xds);
+        break;
 /* one token: 4 loads in flight per lane (llama3-8b F16 tg128 on H100: 2 160.0, 4 160.8, 8 159.1 tok/s) */
 #define F_CASE(T)                                                                                   \
     case T:                                                                                         \
@@ -582,13 +679,17 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
     if (n_segs < 1 || n_segs > CU_MAX_SEGS) return hllm_fail("CUDA: gemv of %d matrices", n_segs);
     gsegs_k S;
     memset(&S, 0, sizeof S);
+    /* one token of Q4_0 / Q8_0: the first units go to registers before the PDL wait, and the
+     * L2 prefetch is left out (with both, llama3-8b tg128 on H100 lost 2%; preload alone won
+     * 1% on q4_0 and 7.5% on q8_0 against the prefetch alone) */
+    S.preload = cu_preload && n_tok == 1 && (segs[0].m.type == HLLM_TYPE_Q4_0 || segs[0].m.type == HLLM_TYPE_Q8_0);
     unsigned blocks = 0;
     for (int i = 0; i < n_segs; i++) {
         const cu_gseg &g = segs[i];
         if (g.m.type != segs[0].m.type) return hllm_fail("CUDA: one gemv launch over matrices of different types");
         const int64_t units = cu_type_quantized(g.m.type) ? g.m.nb : (int64_t)(g.m.row_bytes / 16);
         S.s[S.n] = g;
-        S.s[S.n].pf = g.pf && cu_prefetch;
+        S.s[S.n].pf = g.pf && cu_prefetch && !S.preload;
         S.wpr[S.n] = gemv_wpr(g.lr1 - g.lr0, units);
         /* float weights: rows are 2-4x longer in bytes than quantized ones; 4 warps a row keep
          * more loads in flight per row (F16 decode on H100, llama3-8b: 1-2 warps 135.6 tok/s,
