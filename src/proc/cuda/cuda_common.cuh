@@ -170,7 +170,7 @@ struct cu_gseg {
     int64_t lr0, lr1, grow0, ldy, ldadd;
     float *y, *yadd;
     const float *bias;
-    int pf;
+    int pf; /* VRAM rows: the GEMV may ask L2 for them early, or load them before its PDL wait */
 };
 #define CU_MAX_SEGS 3
 /* Gate and up matmuls of one input followed by SWIGLU in place on the gate output, in one

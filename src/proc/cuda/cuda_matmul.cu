@@ -238,7 +238,7 @@ struct gsegs_k {
     int wpr[CU_MAX_SEGS];
     unsigned blk0[CU_MAX_SEGS]; /* first block of each segment */
     int n;
-    int preload; /* the first units of each lane loaded before the PDL wait (k_gemv_q) */
+    bool pre[CU_MAX_SEGS]; /* each lane's first units loaded before the PDL wait (k_gemv_q) */
 };
 
 static __device__ __forceinline__ void pf_l2(const uint8_t *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
@@ -361,13 +361,14 @@ static __device__ __forceinline__ void gemv_q(const gsegs_k &S, const int8_t *__
                                               const float2 *__restrict__ xds) {
     int wpr;
     int64_t rfirst;
-    const cu_gseg &g = S.s[gemv_block(S, &wpr, &rfirst)];
+    const int si = gemv_block(S, &wpr, &rfirst);
+    const cu_gseg &g = S.s[si];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = warp % wpr;
     const int64_t r = rfirst + warp / wpr;
     const bool live = r < g.lr1;
     const int64_t u0 = lane + 32 * sub, step = 32 * wpr;
     constexpr int P = NT == 1 ? gemv_preload<TYPE>() : 0; /* one token: the registers are there */
-    const int pre = S.preload ? P : 0;
+    const int pre = S.pre[si] ? P : 0;
     unit_raw raw[P > 0 ? P : 1];
 #pragma unroll
     for (int i = 0; i < P; i++)
@@ -679,17 +680,19 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
     if (n_segs < 1 || n_segs > CU_MAX_SEGS) return hllm_fail("CUDA: gemv of %d matrices", n_segs);
     gsegs_k S;
     memset(&S, 0, sizeof S);
-    /* one token of Q4_0 / Q8_0: the first units go to registers before the PDL wait, and the
-     * L2 prefetch is left out (with both, llama3-8b tg128 on H100 lost 2%; preload alone won
-     * 1% on q4_0 and 7.5% on q8_0 against the prefetch alone) */
-    S.preload = cu_preload && n_tok == 1 && (segs[0].m.type == HLLM_TYPE_Q4_0 || segs[0].m.type == HLLM_TYPE_Q8_0);
+    /* one token of Q4_0 / Q8_0 in VRAM: the first units go to registers before the PDL wait, and
+     * the L2 prefetch is left out (with both, llama3-8b tg128 on H100 lost 2%; preload alone won
+     * 1% on q4_0 and 7.5% on q8_0 against the prefetch alone). Host rows (g.pf false: read over
+     * PCIe) keep their measured path, neither. */
+    const bool preload = cu_preload && n_tok == 1 && (segs[0].m.type == HLLM_TYPE_Q4_0 || segs[0].m.type == HLLM_TYPE_Q8_0);
     unsigned blocks = 0;
     for (int i = 0; i < n_segs; i++) {
         const cu_gseg &g = segs[i];
         if (g.m.type != segs[0].m.type) return hllm_fail("CUDA: one gemv launch over matrices of different types");
         const int64_t units = cu_type_quantized(g.m.type) ? g.m.nb : (int64_t)(g.m.row_bytes / 16);
         S.s[S.n] = g;
-        S.s[S.n].pf = g.pf && cu_prefetch && !S.preload;
+        S.pre[S.n] = preload && g.pf;
+        S.s[S.n].pf = g.pf && cu_prefetch && !S.pre[S.n];
         S.wpr[S.n] = gemv_wpr(g.lr1 - g.lr0, units);
         /* float weights: rows are 2-4x longer in bytes than quantized ones; 4 warps a row keep
          * more loads in flight per row (F16 decode on H100, llama3-8b: 1-2 warps 135.6 tok/s,
