@@ -13,6 +13,7 @@
  * Thread (qi = tid / 4, sub = tid % 4) owns query row qi, keys sub + 4jj of each tile, and
  * output dims sub + 4c. */
 #include "proc/cuda/cuda_attn.cuh"
+#include "proc/cuda/cuda_pass.cuh"
 #include <math.h>
 
 template <bool F16>
@@ -53,7 +54,7 @@ __global__ void __launch_bounds__(128) k_attn_split(const attn_p a, const int32_
                 asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)a.vc + e * (F16 ? 2 : 4) + o));
             }
     }
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     float *qs = sm, *sc = qs + ((hd + 3) & ~3), *pv = sc + chunk, *red = pv + 512;
     const int c = blockIdx.x, hi = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
     const int h = a.h0 + hi, kvh = h / a.group;
@@ -380,3 +381,5 @@ int cu_attn_flash(cudaStream_t st, const hllm_op *op, size_t smem_optin) {
     if (a.hd <= 128) return f16 ? launch_flash<128, true>(st, a, smem) : launch_flash<128, false>(st, a, smem);
     return f16 ? launch_flash<256, true>(st, a, smem) : launch_flash<256, false>(st, a, smem);
 }
+
+bool cu_pass_set_attn(bool on) { return cu_pass_upload(on); }

@@ -190,6 +190,11 @@ extern bool cu_prefetch;
 extern bool cu_preload;
 /* HLLM_CUDA_PREFETCH_ATTN=0 turns the decode attention's L2 prefetch of the KV cache off. */
 extern bool cu_prefetch_attn;
+/* HLLM_CUDA_PASS=1: the small decode kernels trigger the next launch before their PDL wait
+ * (cuda_pass.cuh); one setter per translation unit holding such kernels. */
+bool cu_pass_set_ops(bool on);
+bool cu_pass_set_attn(bool on);
+bool cu_pass_set_matmul(bool on);
 /* Warps per SM a GEMV launch aims for when choosing warps per row (HLLM_CUDA_GEMV_WARPS, for
  * measurements; default 16). */
 extern int cu_gemv_warps;

@@ -15,6 +15,7 @@
  *
  * Prefill (n_tok > 8) dequantizes row tiles to f16 (cu_dequant_rows) for cuBLAS; see cuda_proc.cu. */
 #include "proc/cuda/cuda_common.cuh"
+#include "proc/cuda/cuda_pass.cuh"
 #include <string.h>
 
 /* ---- loads ---- */
@@ -198,7 +199,7 @@ __device__ __forceinline__ void deq_unit<HLLM_TYPE_Q6_K>(const cu_mat &m, int64_
 
 __global__ void k_quantize_q8_1(const float *__restrict__ x, int64_t ldx, int64_t cols, int8_t *__restrict__ xq,
                                 float2 *__restrict__ xds) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     const int64_t nb = cols / 32;
     const int64_t u = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     const int t = blockIdx.y, lane = threadIdx.x & 31;
@@ -821,7 +822,7 @@ int cu_convert_act(cudaStream_t st, const float *x, int64_t ldx, int n_tok, int6
 }
 
 __global__ void k_add_bias(float *y, int64_t ldy, int64_t c0, int64_t n, int n_tok, const float *__restrict__ bias) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= n) return;
     for (int t = blockIdx.y; t < n_tok; t += gridDim.y) y[(int64_t)t * ldy + c0 + c] += bias[c0 + c];
@@ -883,3 +884,5 @@ int cu_embed(cudaStream_t st, const cu_mat &m, int64_t row0, const int32_t *toke
     }
     return CU_LAUNCHED("embed");
 }
+
+bool cu_pass_set_matmul(bool on) { return cu_pass_upload(on); }

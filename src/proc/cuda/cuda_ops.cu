@@ -2,6 +2,7 @@
  * KV store, SwiGLU, residual add. Semantics follow cpu_ops.c exactly (same formulas, same
  * order of the rope angle products); only summation order differs. */
 #include "proc/cuda/cuda_common.cuh"
+#include "proc/cuda/cuda_pass.cuh"
 #include <math.h>
 
 /* ---- RMS norm: one warp per row for short rows, one 256-thread block per row otherwise ---- */
@@ -10,7 +11,7 @@ template <int THREADS, bool Q> /* threads per row: 32 (four rows per 128-thread 
 __global__ void __launch_bounds__(THREADS == 32 ? 128 : THREADS) k_rmsnorm(const float *src, int64_t ld_src, float *dst,
                                                      int64_t ld_dst, const float *__restrict__ w, int64_t dim,
                                                      int64_t n_rows, int64_t per_tok, float eps, cu_qout qo) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     const int rows_per_block = THREADS == 32 ? 4 : 1;
     const int lane = THREADS == 32 ? (threadIdx.x & 31) : threadIdx.x;
     const int64_t i = (int64_t)blockIdx.x * rows_per_block + (THREADS == 32 ? (threadIdx.x >> 5) : 0);
@@ -57,7 +58,7 @@ __global__ void __launch_bounds__(1024) k_rmsnorm_row(const float *src, int64_t 
 #pragma unroll
         for (int k = 0; k < EPT; k++) wv[k] = tid + (int64_t)k * nt < dim ? __ldg(w + tid + (int64_t)k * nt) : 0.0f;
     }
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     if (EPT > 0) {
 #pragma unroll
         for (int k = 0; k < EPT; k++) xv[k] = tid + (int64_t)k * nt < dim ? x[tid + (int64_t)k * nt] : 0.0f;
@@ -146,7 +147,7 @@ static __device__ __forceinline__ void rope_pair(float *v, int i0, int i1, float
 __global__ void k_rope(float *q, int64_t ldq, float *k, int64_t ldk, int n_tok, int n_head, int n_head_kv, int head_dim,
                        int n_rot, int neox, int pos0, const int32_t *dpos, float theta_scale, float freq_scale,
                        const float *__restrict__ ff) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     if (dpos) pos0 = *dpos;
     const int half = n_rot / 2;
     const int64_t n = (int64_t)n_tok * (n_head + n_head_kv) * half;
@@ -175,7 +176,7 @@ template <bool F16>
 __global__ void k_rope_kv(float *q, int64_t ldq, float *k, int64_t ldk, const float *__restrict__ v, int64_t ldv,
                           void *kc, void *vc, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot, int neox,
                           int pos0, const int32_t *dpos, float theta_scale, float freq_scale, const float *__restrict__ ff) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     if (dpos) pos0 = *dpos;
     const int hp = head_dim / 2, half = n_rot / 2, nh = n_head + 2 * n_head_kv;
     const int64_t n = (int64_t)n_tok * nh * hp;
@@ -248,7 +249,7 @@ int cu_rope(cudaStream_t st, const hllm_op *op, const float *ff, const int32_t *
 template <bool F16>
 __global__ void k_kv_store(const float *__restrict__ k, int64_t ldk, const float *__restrict__ v, int64_t ldv, void *kc,
                            void *vc, int64_t kv_dim, int64_t n, int pos0, const int32_t *dpos) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     if (dpos) pos0 = *dpos;
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n) return;
@@ -284,7 +285,7 @@ int cu_kv_store(cudaStream_t st, const hllm_op *op, const int32_t *dpos) {
 template <bool Q>
 __global__ void k_swiglu(float *dst, int64_t ldd, const float *g, int64_t ldg, const float *__restrict__ u,
                          int64_t ldu, int64_t dim, int n_tok, cu_qout qo) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= dim) return; /* with Q, dim is a multiple of 32: whole warps leave */
     for (int t = blockIdx.y; t < n_tok; t += gridDim.y) {
@@ -307,7 +308,7 @@ int cu_swiglu(cudaStream_t st, const hllm_op *op, cu_qout qo) {
 }
 
 __global__ void k_add(float *dst, int64_t ldd, const float *__restrict__ x, int64_t ldx, int64_t dim, int n_tok) {
-    cu_pdl_wait();
+    cu_pdl_wait_pass();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= dim) return;
     for (int t = blockIdx.y; t < n_tok; t += gridDim.y) dst[(int64_t)t * ldd + i] += x[(int64_t)t * ldx + i];
@@ -318,3 +319,5 @@ int cu_add(cudaStream_t st, const hllm_op *op) {
     cu_launch(k_add, cu_rows_grid(op->dim, op->n_tok, 256), 256, 0, st, op->dst, op->ld_dst, op->src, op->ld_src, op->dim, op->n_tok);
     return CU_LAUNCHED("add");
 }
+
+bool cu_pass_set_ops(bool on) { return cu_pass_upload(on); }

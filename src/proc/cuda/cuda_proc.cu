@@ -987,6 +987,12 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
         e = getenv("HLLM_CUDA_PREFETCH_ATTN");
         cu_prefetch_attn = !(e && e[0] == '0');
+        e = getenv("HLLM_CUDA_PASS");
+        const bool pass = e && e[0] == '1';
+        if (!(cu_pass_set_ops(pass) && cu_pass_set_attn(pass) && cu_pass_set_matmul(pass))) {
+            cudaGetLastError();
+            if (pass) fprintf(stderr, "hllm: HLLM_CUDA_PASS=1 ignored: its flag could not be set on the device\n");
+        }
         cu_steps_configure();
     }
     /* the step state of captured decode steps */

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One device call for the decode launch experiments of session 13 (run from the repo root):
+# GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger the next launch before their wait) and
+# at the defaults, greedy text with and without it, then llama3-8b tg128 alternated: the
+# preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, and PASS=1.
+# Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
+# Env: TYPES (q4_0 q8_0), REPS (2), W (/tmp/w), OUT.
+set -u
+TYPES=${TYPES:-q4_0 q8_0} REPS=${REPS:-2} W=${W:-/tmp/w} OUT=${OUT:-/tmp/out}
+B=build-dev
+T0=$(date +%s)
+el() { echo "[$(($(date +%s) - T0))s]"; }
+mkdir -p "$W" "$OUT"
+if ! [ -x $B/test_cuda ] || ! $B/hllm --version >/dev/null 2>&1; then
+    cmake -S . -B $B -DHLLM_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log" 2>&1 &&
+        cmake --build $B -j"$(nproc)" >"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+fi
+echo "$(el) $($B/hllm --version | head -1) on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
+(for t in $TYPES; do [ -s "$W/l8-$t.gguf" ] || $B/hllm synth --preset llama3-8b --type "$t" -o "$W/l8-$t.gguf" -q; done
+    echo ok >"$W/synth.done") >"$W/synth.log" 2>&1 &
+for env in "HLLM_CUDA_PASS=1" "HLLM_CUDA_PASS=0"; do
+    for t in test_cuda test_cuda_fuse test_exec_cuda; do
+        env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
+        echo "$(el) $env $t rc=$?: $(tail -1 "$OUT/$t.log")"
+        grep '^FAIL' "$OUT/$t.log" | head -5
+    done
+done
+for i in $(seq 1 90); do [ -f "$W/synth.done" ] && break; sleep 2; done
+S="Once upon a time"
+M0=../shared/models/stories260K.gguf
+[ -f $M0 ] || M0=.carry/stories260K.gguf
+$B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cpu >/tmp/s0.txt 2>/dev/null
+HLLM_CUDA_PASS=1 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cuda >/tmp/s1.txt 2>/dev/null
+cmp -s /tmp/s0.txt /tmp/s1.txt && echo "stories260K cpu vs cuda (PASS=1): SAME" || echo "stories260K cpu vs cuda (PASS=1): DIFF"
+for t in $TYPES; do
+    M=$W/l8-$t.gguf
+    for p in 0 1; do HLLM_CUDA_PASS=$p timeout 60 $B/hllm run -m "$M" -p "$S" --temp 0 -n 32 --proc cuda >/tmp/t-$p.txt 2>/dev/null; done
+    cmp -s /tmp/t-0.txt /tmp/t-1.txt && echo "$t PASS 0 vs 1: SAME text" || echo "$t PASS 0 vs 1: DIFF"
+    for rep in $(seq 1 "$REPS"); do
+        for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1"; do
+            r=$(env $cfg timeout 60 $B/hllm bench -m "$M" --proc cuda -p 0 -n 128 -r 3 2>/dev/null | grep tg128)
+            echo "$(el) $t $cfg: $(echo "$r" | awk -F'|' '{print $(NF-1)}')"
+        done
+    done
+done
+echo "$(el) end"
