@@ -4,10 +4,12 @@
 # call (~2.5 min for one type and two caps with a carried build-dev/hllm; add ~35 s to build).
 # Run from the repo root:  bash bench/hetero/fill_ab.sh
 # Env: TYPES (q4_0), CAPS (50 75), FILLS (layers attn-layers), REPS (2), TH (16), PRESET
-# (llama3-8b), W (/tmp/hetero: models and profiles, kept while the machine stays warm), OUT.
+# (llama3-8b), W (/tmp/hetero: models and profiles, kept while the machine stays warm), OUT,
+# ENVS ("-": none; else settings alternated within each fill, e.g. "HLLM_CUDA_PRELOAD=1
+# HLLM_CUDA_PRELOAD=2").
 # Prints one line per run: type, cap, fill, tok/s, and the host's trace (HLLM_EXEC_TRACE=1).
 set -u
-TYPES=${TYPES:-q4_0} CAPS=${CAPS:-50 75} FILLS=${FILLS:-layers attn-layers} REPS=${REPS:-2} TH=${TH:-16}
+TYPES=${TYPES:-q4_0} CAPS=${CAPS:-50 75} FILLS=${FILLS:-layers attn-layers} REPS=${REPS:-2} TH=${TH:-16} ENVS=${ENVS:--}
 PRESET=${PRESET:-llama3-8b} W=${W:-/tmp/hetero} OUT=${OUT:-/tmp/out}
 B=build-dev
 T0=$(date +%s)
@@ -30,12 +32,13 @@ for t in $TYPES; do
             >"$OUT/plan-$t-$cap.txt"
         grep -E "^ \*|bound" "$OUT/plan-$t-$cap.txt"
         for rep in $(seq 1 "$REPS"); do
-            for f in $FILLS; do
-                e="$OUT/run-$t-$cap-$f-$rep.err"
-                r=$(HLLM_VRAM_FILL=$f HLLM_EXEC_TRACE=1 timeout 60 $B/hllm bench -m "$M" -t "$TH" -p 0 -n 64 -r 2 --gpu-mem "$cap%" \
-                    --split tensor --profile "$P" 2>"$e" | grep tg64)
-                echo "$(el) $t $cap% $f: $(echo "$r" | awk -F'|' '{print $8}') | $(grep -o 'per token.*' "$e" | head -1)"
-            done
+            for f in $FILLS; do for v in $ENVS; do
+                tag=$(printf '%s' "${v#-}" | tr -c 'A-Za-z0-9' '_')
+                e="$OUT/run-$t-$cap-$f-$rep${tag:+-$tag}.err"
+                r=$(env ${v#-} HLLM_VRAM_FILL=$f HLLM_EXEC_TRACE=1 timeout 60 $B/hllm bench -m "$M" -t "$TH" -p 0 -n 64 -r 2 \
+                    --gpu-mem "$cap%" --split tensor --profile "$P" 2>"$e" | grep tg64)
+                echo "$(el) $t $cap% $f ${v#-}: $(echo "$r" | awk -F'|' '{print $8}') | $(grep -o 'per token.*' "$e" | head -1)"
+            done; done
         done
         # the solver's own choice: its greedy tokens against the CPU alone's
         timeout 60 $B/hllm run -m "$M" -t "$TH" -p "Once upon a time" --temp 0 -n 24 --gpu-mem "$cap%" --profile "$P" \

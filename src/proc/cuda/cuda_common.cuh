@@ -185,9 +185,9 @@ int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const i
                 cu_qout qo, unsigned *cnt);
 /* HLLM_CUDA_PREFETCH=0 turns the GEMV's L2 prefetch off (for measurements). */
 extern bool cu_prefetch;
-/* One-token Q4_0 / Q8_0 GEMVs load their first weights before the PDL wait (HLLM_CUDA_PRELOAD=0
- * turns it off, and their L2 prefetch back on). */
-extern bool cu_preload;
+/* One-token Q4_0 / Q8_0 GEMVs load their first weights before the PDL wait: 1 (default) rows in
+ * VRAM, 2 host rows too (experiment), 0 none (their L2 prefetch back on): HLLM_CUDA_PRELOAD. */
+extern int cu_preload;
 /* HLLM_CUDA_PREFETCH_ATTN=0 turns the decode attention's L2 prefetch of the KV cache off. */
 extern bool cu_prefetch_attn;
 /* HLLM_CUDA_PASS=1: the small decode kernels trigger the next launch before their PDL wait

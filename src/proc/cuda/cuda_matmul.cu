@@ -231,7 +231,7 @@ int cu_n_sm = 132;
 bool cu_pdl = false;
 bool cu_pdl_op = false;
 bool cu_prefetch = true;
-bool cu_preload = true;
+int cu_preload = 1;
 bool cu_prefetch_attn = true;
 
 struct gsegs_k {
@@ -684,7 +684,7 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
     /* one token of Q4_0 / Q8_0 in VRAM: the first units go to registers before the PDL wait, and
      * the L2 prefetch is left out (with both, llama3-8b tg128 on H100 lost 2%; preload alone won
      * 1% on q4_0 and 7.5% on q8_0 against the prefetch alone). Host rows (g.pf false: read over
-     * PCIe) keep their measured path, neither. */
+     * PCIe) keep their measured path, neither, unless HLLM_CUDA_PRELOAD=2 (not yet measured). */
     const bool preload = cu_preload && n_tok == 1 && (segs[0].m.type == HLLM_TYPE_Q4_0 || segs[0].m.type == HLLM_TYPE_Q8_0);
     unsigned blocks = 0;
     for (int i = 0; i < n_segs; i++) {
@@ -692,7 +692,7 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
         if (g.m.type != segs[0].m.type) return hllm_fail("CUDA: one gemv launch over matrices of different types");
         const int64_t units = cu_type_quantized(g.m.type) ? g.m.nb : (int64_t)(g.m.row_bytes / 16);
         S.s[S.n] = g;
-        S.pre[S.n] = preload && g.pf;
+        S.pre[S.n] = preload && (g.pf || cu_preload == 2);
         S.s[S.n].pf = g.pf && cu_prefetch && !S.pre[S.n];
         S.wpr[S.n] = gemv_wpr(g.lr1 - g.lr0, units);
         /* float weights: rows are 2-4x longer in bytes than quantized ones; 4 warps a row keep
