@@ -157,6 +157,9 @@ static void test_matmul(void) {
         } else {
             cols_list[nc++] = blk;
             cols_list[nc++] = blk == 32 ? 32 * 37 : 256 * 3;
+            /* long rows: 2-4 warps a row, and lanes whose units before the PDL wait (the
+             * one-token preload) run past the row's end */
+            if (blk == 32) cols_list[nc++] = 32 * 200;
         }
         for (int ci = 0; ci < nc; ci++)
             for (size_t k = 0; k < sizeof toks / sizeof *toks; k++) {
