@@ -6,7 +6,9 @@
  *
  *   nvcc -O3 -arch=sm_90 -o gemv_lab bench/cuda/gemv_lab.cu && ./gemv_lab
  *
- * Prints, per variant, ms per step and GB/s of weights, beside a plain read of the same bytes. */
+ * Prints, per variant, ms per step and GB/s of weights, beside a plain read of the same bytes.
+ * The "+small" variants put a small kernel between each two GEMVs (two after q/k/v), as a
+ * decode step does, to see what those boundaries cost and what HLLM_CUDA_PASS's order saves. */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -161,6 +163,26 @@ __global__ void __launch_bounds__(128) k_pers(mat m, const int8_t *__restrict__ 
     }
 }
 
+/* A small kernel of the kind that sits between two GEMVs in a decode step (an RMS norm over
+ * 4096 floats: a block reduction, then a scaled copy), blocks x 256 threads. PASS: trigger the
+ * next launch before the wait (HLLM_CUDA_PASS in the engine), else after it. */
+template <bool PASS>
+__global__ void __launch_bounds__(256) k_small(const float *__restrict__ x, float *__restrict__ out, int n) {
+    if (PASS) pdl_trigger();
+    pdl_wait();
+    if (!PASS) pdl_trigger();
+    __shared__ float part[8];
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < n; i += 256) s += x[i] * x[i];
+    s = warp_sum(s);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
+    __syncthreads();
+    float t = 0.0f;
+    for (int w = 0; w < 8; w++) t += part[w];
+    const float rs = rsqrtf(t / n + 1e-5f);
+    for (int i = threadIdx.x; i < n; i += 256) out[blockIdx.x * n + i] = x[i] * rs;
+}
+
 /* plain read of n int4s (the bandwidth reference) */
 __global__ void k_read(const int4 *p, size_t n, int *sink) {
     int acc = 0;
@@ -216,7 +238,28 @@ static void L_pers(cudaStream_t st, mat m, const int8_t *xq, const float2 *xds, 
 struct variant {
     const char *name;
     launch_fn f;
+    int small; /* 0: GEMVs back to back; 1: a small kernel between each two (as a decode step has,
+                * with a 32-block one more after q/k/v, for attention); 2: the same, PASS */
 };
+
+/* the small kernels after GEMV i of the step (layer order q/k/v, o, gate/up, down) */
+static void smalls(cudaStream_t st, int kind, int i, const float *x, float *out) {
+    if (!kind) return;
+    const int n_k = i % 4 == 0 ? 2 : 1;
+    for (int k = 0; k < n_k; k++) {
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = k == 1 ? 32 : 1;
+        cfg.blockDim = 256;
+        cfg.stream = st;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        if (kind == 2) CK(cudaLaunchKernelEx(&cfg, k_small<true>, x, out, 4096));
+        else CK(cudaLaunchKernelEx(&cfg, k_small<false>, x, out, 4096));
+    }
+}
 
 int main(int argc, char **argv) {
     const int n_layers = argc > 1 ? atoi(argv[1]) : 32;
@@ -261,6 +304,8 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&y, 128256 * sizeof(float)));
     CK(cudaMalloc(&yref, 128256 * sizeof(float)));
     CK(cudaMalloc(&sink, 4));
+    float *small_out;
+    CK(cudaMalloc(&small_out, 32 * 4096 * sizeof(float)));
     {
         std::vector<int8_t> hx(14336);
         std::vector<float2> hds(448);
@@ -299,21 +344,25 @@ int main(int argc, char **argv) {
     }
 
     variant vs[] = {
-        {"engine (PF, wpr rule)", L_rule<true, 0, false, 2>},
-        {"no prefetch", L_rule<false, 0, false, 2>},
-        {"PRE2", L_rule<false, 2, false, 2>},
-        {"PRE4", L_rule<false, 4, false, 2>},
-        {"PRE4 + PF", L_rule<true, 4, false, 2>},
-        {"PRE4 + ET", L_rule<false, 4, true, 2>},
-        {"PRE2 + ET", L_rule<false, 2, true, 2>},
-        {"PF + ET", L_rule<true, 0, true, 2>},
-        {"PRE4 down wpr1", L_rule<false, 4, false, 1>},
-        {"PRE4 down wpr4", L_rule<false, 4, false, 4>},
-        {"PRE4 + ET down wpr1", L_rule<false, 4, true, 1>},
-        {"pers 8/SM", L_pers<8, false>},
-        {"pers 12/SM", L_pers<12, false>},
-        {"pers 12/SM + ET", L_pers<12, true>},
-        {"pers 16/SM", L_pers<16, false>},
+        {"engine (PF, wpr rule)", L_rule<true, 0, false, 2>, 0},
+        {"no prefetch", L_rule<false, 0, false, 2>, 0},
+        {"PRE2", L_rule<false, 2, false, 2>, 0},
+        {"PRE4", L_rule<false, 4, false, 2>, 0},
+        {"PRE4 + PF", L_rule<true, 4, false, 2>, 0},
+        {"PRE4 + ET", L_rule<false, 4, true, 2>, 0},
+        {"PRE2 + ET", L_rule<false, 2, true, 2>, 0},
+        {"PF + ET", L_rule<true, 0, true, 2>, 0},
+        {"PRE4 down wpr1", L_rule<false, 4, false, 1>, 0},
+        {"PRE4 down wpr4", L_rule<false, 4, false, 4>, 0},
+        {"PRE2 down wpr4", L_rule<false, 2, false, 4>, 0},
+        {"pers 8/SM", L_pers<8, false>, 0},
+        {"pers 12/SM", L_pers<12, false>, 0},
+        {"pers 16/SM", L_pers<16, false>, 0},
+        {"+small: PF (engine before)", L_rule<true, 0, false, 2>, 1},
+        {"+small: PRE4 (engine now)", L_rule<false, 4, false, 2>, 1},
+        {"+small: PRE4, PASS", L_rule<false, 4, false, 2>, 2},
+        {"+small: PRE2, PASS", L_rule<false, 2, false, 2>, 2},
+        {"+small: PF, PASS", L_rule<true, 0, false, 2>, 2},
     };
     const int nv = (int)(sizeof vs / sizeof vs[0]);
     /* correctness: every variant's head and down outputs equal the engine variant's (same
@@ -348,7 +397,10 @@ int main(int argc, char **argv) {
             cudaGraph_t g;
             cudaGraphExec_t ge;
             CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-            for (const mat &m : mats) vs[v].f(st, m, xq, xds, y);
+            for (size_t i = 0; i < mats.size(); i++) {
+                vs[v].f(st, mats[i], xq, xds, y);
+                if (i + 1 < mats.size()) smalls(st, vs[v].small, (int)i, y, small_out);
+            }
             CK(cudaStreamEndCapture(st, &g));
             CK(cudaGraphInstantiate(&ge, g, 0));
             CK(cudaGraphLaunch(ge, st));
