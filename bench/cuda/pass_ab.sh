@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call for the decode launch experiments of session 13 (run from the repo root):
-# GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger the next launch before their wait) and
+# the GEMV lab (bench/cuda/gemv_lab.cu), GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger the next launch before their wait) and
 # at the defaults, greedy text with and without it, then llama3-8b tg128 alternated: the
 # preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, and PASS=1.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
@@ -18,6 +18,9 @@ fi
 echo "$(el) $($B/hllm --version | head -1) on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 (for t in $TYPES; do [ -s "$W/l8-$t.gguf" ] || $B/hllm synth --preset llama3-8b --type "$t" -o "$W/l8-$t.gguf" -q; done
     echo ok >"$W/synth.done") >"$W/synth.log" 2>&1 &
+# the GEMV lab first (standalone: nvcc here): with small kernels between the GEMVs, PASS or not
+nvcc -O3 -arch=sm_90 -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
+echo "$(el) lab rc=$?"; grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -22; grep -c "^MISMATCH" "$OUT/lab.txt"
 for env in "HLLM_CUDA_PASS=1" "HLLM_CUDA_PASS=0"; do
     for t in test_cuda test_cuda_fuse test_exec_cuda; do
         env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
