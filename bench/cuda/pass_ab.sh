@@ -4,9 +4,10 @@
 # at the defaults, greedy text with and without it, then llama3-8b tg128 alternated: the
 # preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, and PASS=1.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
-# Env: TYPES (q4_0 q8_0), REPS (2), W (/tmp/w), OUT.
+# Env: TYPES (q4_0 q8_0 q4_k), REPS (2), W (/tmp/w), OUT. HLLM_CUDA_PREFETCH=0 last: the K-quants
+# keep the L2 prefetch the lab found costly between GEMVs back to back.
 set -u
-TYPES=${TYPES:-q4_0 q8_0} REPS=${REPS:-2} W=${W:-/tmp/w} OUT=${OUT:-/tmp/out}
+TYPES=${TYPES:-q4_0 q8_0 q4_k} REPS=${REPS:-2} W=${W:-/tmp/w} OUT=${OUT:-/tmp/out}
 B=build-dev
 T0=$(date +%s)
 el() { echo "[$(($(date +%s) - T0))s]"; }
@@ -40,7 +41,7 @@ for t in $TYPES; do
     for p in 0 1; do HLLM_CUDA_PASS=$p timeout 60 $B/hllm run -m "$M" -p "$S" --temp 0 -n 32 --proc cuda >/tmp/t-$p.txt 2>/dev/null; done
     cmp -s /tmp/t-0.txt /tmp/t-1.txt && echo "$t PASS 0 vs 1: SAME text" || echo "$t PASS 0 vs 1: DIFF"
     for rep in $(seq 1 "$REPS"); do
-        for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1"; do
+        for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1" "HLLM_CUDA_PREFETCH=0"; do
             r=$(env $cfg timeout 60 $B/hllm bench -m "$M" --proc cuda -p 0 -n 128 -r 3 2>/dev/null | grep tg128)
             echo "$(el) $t $cfg: $(echo "$r" | awk -F'|' '{print $(NF-1)}')"
         done
