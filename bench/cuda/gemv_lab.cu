@@ -8,7 +8,9 @@
  *
  * Prints, per variant, ms per step and GB/s of weights, beside a plain read of the same bytes.
  * The "+small" variants put a small kernel between each two GEMVs (two after q/k/v), as a
- * decode step does, to see what those boundaries cost and what HLLM_CUDA_PASS's order saves. */
+ * decode step does, to see what those boundaries cost and what HLLM_CUDA_PASS's order saves.
+ * Last, "chain": the whole step as one persistent kernel with a grid barrier where each kernel
+ * boundary was, what a persistent layer kernel would stream at best. */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -181,6 +183,70 @@ __global__ void __launch_bounds__(256) k_small(const float *__restrict__ x, floa
     for (int w = 0; w < 8; w++) t += part[w];
     const float rs = rsqrtf(t / n + 1e-5f);
     for (int i = threadIdx.x; i < n; i += 256) out[blockIdx.x * n + i] = x[i] * rs;
+}
+
+/* The whole step as ONE persistent kernel (what a persistent layer kernel would do): the grid is
+ * what the SMs hold at once, warps walk the rows of each matrix in turn, and a grid-wide barrier
+ * stands where a kernel boundary was (the next matrix's input would be ready only then). Before
+ * each barrier a warp loads its first row of the next matrix into registers, so the weight
+ * stream runs on through it. Rows of at most 32 PRE units a lane are preloaded whole. */
+static __device__ __forceinline__ void grid_barrier(unsigned *bar) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        volatile unsigned *gen = bar + 1;
+        const unsigned g = *gen;
+        __threadfence();
+        if (atomicAdd(bar, 1u) == gridDim.x - 1) {
+            bar[0] = 0;
+            __threadfence();
+            atomicAdd(bar + 1, 1u);
+        } else
+            while (*gen == g) __nanosleep(32);
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+template <int PRE>
+__global__ void __launch_bounds__(128) k_chain(const mat *__restrict__ mats, int n, const int8_t *__restrict__ xq,
+                                               const float2 *__restrict__ xds, float *__restrict__ y, unsigned *bar) {
+    const int lane = threadIdx.x & 31, gw = blockIdx.x * 4 + (threadIdx.x >> 5), nw = gridDim.x * 4;
+    int4 pw[PRE];
+    __half pd[PRE];
+    auto preload = [&](const mat &m) {
+#pragma unroll
+        for (int i = 0; i < PRE; i++) {
+            const int u = lane + 32 * i;
+            if (gw < m.rows && u < m.nb) {
+                pw[i] = ldw(m.q + ((size_t)gw * m.nb + u) * 16);
+                pd[i] = m.d[(size_t)gw * m.nb + u];
+            }
+        }
+    };
+    preload(mats[0]);
+    for (int k = 0; k < n; k++) {
+        const mat m = mats[k];
+        for (int r = gw; r < m.rows; r += nw) {
+            float acc = 0.0f;
+            int u0 = lane;
+            if (r == gw) {
+#pragma unroll
+                for (int i = 0; i < PRE; i++)
+                    if (lane + 32 * i < m.nb) acc += dot_unit(pw[i], pd[i], xq, xds, lane + 32 * i);
+                u0 = lane + 32 * PRE;
+            }
+            const uint8_t *row = m.q + (size_t)r * m.nb * 16;
+            const __half *drow = m.d + (size_t)r * m.nb;
+#pragma unroll 2
+            for (int u = u0; u < m.nb; u += 32) acc += dot_unit(ldw(row + (size_t)u * 16), drow[u], xq, xds, u);
+            acc = warp_sum(acc);
+            if (lane == 0) y[r] = acc;
+        }
+        if (k + 1 < n) {
+            preload(mats[k + 1]);
+            grid_barrier(bar);
+        }
+    }
 }
 
 /* plain read of n int4s (the bandwidth reference) */
@@ -446,5 +512,53 @@ int main(int argc, char **argv) {
             }
             printf("\n");
         }
+
+    /* the persistent chain: one launch a step, all its blocks resident at once */
+    {
+        mat *dm;
+        unsigned *bar;
+        CK(cudaMalloc(&dm, mats.size() * sizeof(mat)));
+        CK(cudaMemcpy(dm, mats.data(), mats.size() * sizeof(mat), cudaMemcpyHostToDevice));
+        CK(cudaMalloc(&bar, 2 * sizeof(unsigned)));
+        CK(cudaMemset(bar, 0, 2 * sizeof(unsigned)));
+        const int nm = (int)mats.size();
+        for (int pre : {2, 4})
+            for (int bps : {4, 6, 8}) {
+                int fit = 0;
+                if (pre == 2) CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, k_chain<2>, 128, 0));
+                else CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, k_chain<4>, 128, 0));
+                if (bps > fit) {
+                    printf("chain PRE%d %2d blocks/SM: only %d fit\n", pre, bps, fit);
+                    continue;
+                }
+                const unsigned grid = (unsigned)(n_sm * bps);
+                float best = 1e30f;
+                for (int rep = 0; rep < 6; rep++) {
+                    CK(cudaEventRecord(e0, st));
+                    if (pre == 2) k_chain<2><<<grid, 128, 0, st>>>(dm, nm, xq, xds, y, bar);
+                    else k_chain<4><<<grid, 128, 0, st>>>(dm, nm, xq, xds, y, bar);
+                    CK(cudaEventRecord(e1, st));
+                    CK(cudaEventSynchronize(e1));
+                    CK(cudaGetLastError());
+                    float ms;
+                    CK(cudaEventElapsedTime(&ms, e0, e1));
+                    if (rep > 0 && ms < best) best = ms;
+                }
+                printf("chain PRE%d %2d blocks/SM (one kernel, %d grid barriers) %9.3f ms %8.0f GB/s\n", pre, bps, nm - 1,
+                       best, total / best / 1e6);
+            }
+        /* its rows against the engine-shaped kernel's (head: the last matrix) */
+        const mat &mh = mats.back();
+        vs[0].f(st, mh, xq, xds, yref);
+        k_chain<4><<<(unsigned)(n_sm * 4), 128, 0, st>>>(dm, nm, xq, xds, y, bar);
+        CK(cudaStreamSynchronize(st));
+        std::vector<float> a(mh.rows), b(mh.rows);
+        CK(cudaMemcpy(a.data(), yref, mh.rows * 4, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(b.data(), y, mh.rows * 4, cudaMemcpyDeviceToHost));
+        int bad = 0;
+        for (int i = 0; i < mh.rows; i++)
+            if (fabsf(a[i] - b[i]) > 1e-3f * (1.0f + fabsf(a[i]))) bad++;
+        printf("chain head rows against the engine-shaped kernel: %d differ\n", bad);
+    }
     return 0;
 }
