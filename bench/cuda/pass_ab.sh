@@ -4,6 +4,7 @@
 # at the defaults, greedy text with and without it, then llama3-8b tg128 alternated: the
 # preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, and PASS=1.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
+# About 8 minutes with a carried build: give it the whole call (timeout_s 600), or TYPES=q4_0.
 # Env: TYPES (q4_0 q8_0 q4_k), REPS (2), W (/tmp/w), OUT. HLLM_CUDA_PREFETCH=0 last: the K-quants
 # keep the L2 prefetch the lab found costly between GEMVs back to back.
 set -u
