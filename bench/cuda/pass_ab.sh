@@ -20,6 +20,9 @@ fi
 echo "$(el) $($B/hllm --version | head -1) on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 (for t in $TYPES; do [ -s "$W/l8-$t.gguf" ] || $B/hllm synth --preset llama3-8b --type "$t" -o "$W/l8-$t.gguf" -q; done
     echo ok >"$W/synth.done") >"$W/synth.log" 2>&1 &
+# the tests read ../shared/models/stories260K.gguf: the device has it only where it was carried
+[ -f ../shared/models/stories260K.gguf ] || { [ -f .carry/stories260K.gguf ] && mkdir -p ../shared/models &&
+    cp .carry/stories260K.gguf ../shared/models/; }
 # the GEMV lab first (standalone: nvcc here): with small kernels between the GEMVs, PASS or not
 nvcc -O3 -arch=sm_90 -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
 echo "$(el) lab rc=$?"; grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -22; grep -c "^MISMATCH" "$OUT/lab.txt"
@@ -33,7 +36,6 @@ done
 for i in $(seq 1 90); do [ -f "$W/synth.done" ] && break; sleep 2; done
 S="Once upon a time"
 M0=../shared/models/stories260K.gguf
-[ -f $M0 ] || M0=.carry/stories260K.gguf
 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cpu >/tmp/s0.txt 2>/dev/null
 HLLM_CUDA_PASS=1 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cuda >/tmp/s1.txt 2>/dev/null
 cmp -s /tmp/s0.txt /tmp/s1.txt && echo "stories260K cpu vs cuda (PASS=1): SAME" || echo "stories260K cpu vs cuda (PASS=1): DIFF"
