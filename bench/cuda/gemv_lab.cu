@@ -249,6 +249,83 @@ __global__ void __launch_bounds__(128) k_chain(const mat *__restrict__ mats, int
     }
 }
 
+/* The RMS norm and the q8_1 quantization folded into the GEMV that reads them (what the engine's
+ * rmsnorm kernel does before q/k/v, gate/up and the head): a persistent grid (BPS blocks an SM),
+ * each block first loads its warps' first rows (before the PDL wait), then normalizes and
+ * quantizes the 4096-float input into shared memory (reading it and the norm weight from L2,
+ * once per block: why the grid is kept small), then walks its rows dotting against shared memory. */
+__global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restrict__ x, const float *__restrict__ gamma,
+                                                   float *__restrict__ y) {
+    __shared__ int8_t sq[4096];
+    __shared__ float2 sds[128];
+    __shared__ float part[4];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = gridDim.x * 4;
+    int r = blockIdx.x * 4 + warp;
+    int4 w[4];
+    __half dd[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        if (r < m.rows) {
+            w[i] = ldw(m.q + ((size_t)r * 128 + lane + 32 * i) * 16);
+            dd[i] = m.d[(size_t)r * 128 + lane + 32 * i];
+        }
+    pdl_wait();
+    pdl_trigger();
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < 1024; i += 128) {
+        const float4 v = __ldg((const float4 *)x + i);
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    ss = warp_sum(ss);
+    if (lane == 0) part[warp] = ss;
+    __syncthreads();
+    const float rs = rsqrtf((part[0] + part[1] + part[2] + part[3]) / 4096.0f + 1e-5f);
+    for (int u = warp; u < 128; u += 4) {
+        const float v = x[u * 32 + lane] * gamma[u * 32 + lane] * rs;
+        float amax = fabsf(v);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        const float d = amax / 127.0f;
+        const int q = amax > 0.0f ? __float2int_rn(v / d) : 0;
+        int sum = q;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        sq[u * 32 + lane] = (int8_t)q;
+        if (lane == 0) sds[u] = make_float2(d, d * (float)sum);
+    }
+    __syncthreads();
+    for (; r < m.rows; r += nw) {
+        int4 cw[4];
+        __half cd[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) cw[i] = w[i], cd[i] = dd[i];
+        const int rn = r + nw;
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            if (rn < m.rows) {
+                w[i] = ldw(m.q + ((size_t)rn * 128 + lane + 32 * i) * 16);
+                dd[i] = m.d[(size_t)rn * 128 + lane + 32 * i];
+            }
+        float acc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int u = lane + 32 * i;
+            const int vi[4] = {cw[i].x, cw[i].y, cw[i].z, cw[i].w};
+            const int4 x0 = *(const int4 *)(sq + u * 32), x1 = *(const int4 *)(sq + u * 32 + 16);
+            const int xa[4] = {x0.x, x0.y, x0.z, x0.w}, xb[4] = {x1.x, x1.y, x1.z, x1.w};
+            int sdot = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) sdot = __dp4a(vi[k] & 0x0F0F0F0F, xa[k], sdot);
+#pragma unroll
+            for (int k = 0; k < 4; k++) sdot = __dp4a((vi[k] >> 4) & 0x0F0F0F0F, xb[k], sdot);
+            const float dw = __half2float(cd[i]);
+            acc += sds[u].x * (dw * (float)sdot) - 8.0f * dw * sds[u].y;
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) y[r] = acc;
+    }
+}
+
 /* plain read of n int4s (the bandwidth reference) */
 __global__ void k_read(const int4 *p, size_t n, int *sink) {
     int acc = 0;
@@ -301,17 +378,37 @@ static void L_pers(cudaStream_t st, mat m, const int8_t *xq, const float2 *xds, 
     else L_row<2, false, 4, ET>(st, m, xq, xds, y); /* long rows: two rows in registers would not fit */
 }
 
+static float *g_xf, *g_gamma; /* the norm's input and weight (fused variants) */
+template <int BPS>
+static void L_fused(cudaStream_t st, mat m, const int8_t *xq, const float2 *xds, float *y) {
+    if (m.nb == 128 && m.rows != 4096) {
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = (unsigned)(n_sm * BPS);
+        cfg.blockDim = 128;
+        cfg.stream = st;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        CK(cudaLaunchKernelEx(&cfg, k_pers_norm, m, (const float *)g_xf, (const float *)g_gamma, y));
+    } else
+        L_rule<false, 4, false, 2>(st, m, xq, xds, y);
+}
+
 struct variant {
     const char *name;
     launch_fn f;
     int small; /* 0: GEMVs back to back; 1: a small kernel between each two (as a decode step has,
-                * with a 32-block one more after q/k/v, for attention); 2: the same, PASS */
+                * with a 32-block one more after q/k/v, for attention); 2: the same, PASS;
+                * 3 / 4: as 1 / 2 without the norms (folded into the GEMVs after them) */
 };
 
 /* the small kernels after GEMV i of the step (layer order q/k/v, o, gate/up, down) */
 static void smalls(cudaStream_t st, int kind, int i, const float *x, float *out) {
     if (!kind) return;
-    const int n_k = i % 4 == 0 ? 2 : 1;
+    int n_k = i % 4 == 0 ? 2 : 1;
+    if (kind >= 3 && (i % 4 == 1 || i % 4 == 3)) n_k = 0; /* the norm is in the GEMV after */
     for (int k = 0; k < n_k; k++) {
         cudaLaunchAttribute at[1];
         at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -322,7 +419,7 @@ static void smalls(cudaStream_t st, int kind, int i, const float *x, float *out)
         cfg.stream = st;
         cfg.attrs = at;
         cfg.numAttrs = 1;
-        if (kind == 2) CK(cudaLaunchKernelEx(&cfg, k_small<true>, x, out, 4096));
+        if (kind == 2 || kind == 4) CK(cudaLaunchKernelEx(&cfg, k_small<true>, x, out, 4096));
         else CK(cudaLaunchKernelEx(&cfg, k_small<false>, x, out, 4096));
     }
 }
@@ -372,6 +469,14 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&sink, 4));
     float *small_out;
     CK(cudaMalloc(&small_out, 32 * 4096 * sizeof(float)));
+    {
+        std::vector<float> hx(4096), hg(4096);
+        for (int i = 0; i < 4096; i++) hx[i] = ((i * 37) % 101 - 50) / 25.0f, hg[i] = 0.5f + (i % 13) / 13.0f;
+        CK(cudaMalloc(&g_xf, 4096 * sizeof(float)));
+        CK(cudaMalloc(&g_gamma, 4096 * sizeof(float)));
+        CK(cudaMemcpy(g_xf, hx.data(), 4096 * sizeof(float), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(g_gamma, hg.data(), 4096 * sizeof(float), cudaMemcpyHostToDevice));
+    }
     {
         std::vector<int8_t> hx(14336);
         std::vector<float2> hds(448);
@@ -429,6 +534,9 @@ int main(int argc, char **argv) {
         {"+small: PRE4, PASS", L_rule<false, 4, false, 2>, 2},
         {"+small: PRE2, PASS", L_rule<false, 2, false, 2>, 2},
         {"+small: PF, PASS", L_rule<true, 0, false, 2>, 2},
+        {"+small: norms folded, 4/SM", L_fused<4>, 3},
+        {"+small: norms folded, 8/SM", L_fused<8>, 3},
+        {"+small: norms folded, 8/SM, PASS", L_fused<8>, 4},
     };
     const int nv = (int)(sizeof vs / sizeof vs[0]);
     /* correctness: every variant's head and down outputs equal the engine variant's (same
