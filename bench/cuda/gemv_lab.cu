@@ -54,12 +54,9 @@ static __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-/* one unit's contribution: weights v (16 bytes), scale d, activation unit u */
-static __device__ __forceinline__ float dot_unit(int4 v, __half dh, const int8_t *__restrict__ xq,
-                                                 const float2 *__restrict__ xds, int u) {
+/* one unit's contribution: weights v (16 bytes), scale dh, activation quants x0 x1, (d, d * sum) ds */
+static __device__ __forceinline__ float dot_q(int4 v, __half dh, int4 x0, int4 x1, float2 ds) {
     const int vi[4] = {v.x, v.y, v.z, v.w};
-    const int4 x0 = ld16(xq + u * 32), x1 = ld16(xq + u * 32 + 16);
-    const float2 ds = __ldg(xds + u);
     const int xa[4] = {x0.x, x0.y, x0.z, x0.w}, xb[4] = {x1.x, x1.y, x1.z, x1.w};
     int s = 0;
 #pragma unroll
@@ -68,6 +65,12 @@ static __device__ __forceinline__ float dot_unit(int4 v, __half dh, const int8_t
     for (int i = 0; i < 4; i++) s = __dp4a((vi[i] >> 4) & 0x0F0F0F0F, xb[i], s);
     const float d = __half2float(dh);
     return ds.x * (d * (float)s) - 8.0f * d * ds.y;
+}
+
+/* the same with activation unit u read from global memory (through L1) */
+static __device__ __forceinline__ float dot_unit(int4 v, __half dh, const int8_t *__restrict__ xq,
+                                                 const float2 *__restrict__ xds, int u) {
+    return dot_q(v, dh, ld16(xq + u * 32), ld16(xq + u * 32 + 16), __ldg(xds + u));
 }
 
 /* Row-per-warp family (the engine's k_gemv_q): 128-thread blocks, 4 / WPR rows a block.
@@ -258,7 +261,7 @@ __global__ void __launch_bounds__(128) k_chain(const mat *__restrict__ mats, int
  * once per block: why the grid is kept small), then walks its rows dotting against shared memory. */
 __global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restrict__ x, const float *__restrict__ gamma,
                                                    float *__restrict__ y) {
-    __shared__ int8_t sq[4096];
+    __shared__ __align__(16) int8_t sq[4096];
     __shared__ float2 sds[128];
     __shared__ float part[4];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = gridDim.x * 4;
@@ -312,16 +315,7 @@ __global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restric
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int u = lane + 32 * i;
-            const int vi[4] = {cw[i].x, cw[i].y, cw[i].z, cw[i].w};
-            const int4 x0 = *(const int4 *)(sq + u * 32), x1 = *(const int4 *)(sq + u * 32 + 16);
-            const int xa[4] = {x0.x, x0.y, x0.z, x0.w}, xb[4] = {x1.x, x1.y, x1.z, x1.w};
-            int sdot = 0;
-#pragma unroll
-            for (int k = 0; k < 4; k++) sdot = __dp4a(vi[k] & 0x0F0F0F0F, xa[k], sdot);
-#pragma unroll
-            for (int k = 0; k < 4; k++) sdot = __dp4a((vi[k] >> 4) & 0x0F0F0F0F, xb[k], sdot);
-            const float dw = __half2float(cd[i]);
-            acc += sds[u].x * (dw * (float)sdot) - 8.0f * dw * sds[u].y;
+            acc += dot_q(cw[i], cd[i], *(const int4 *)(sq + u * 32), *(const int4 *)(sq + u * 32 + 16), sds[u]);
         }
         acc = warp_sum(acc);
         if (lane == 0) y[r] = acc;
