@@ -25,11 +25,14 @@ echo "$(el) $($B/hllm --version | head -1) on $(nvidia-smi --query-gpu=name --fo
     cp .carry/stories260K.gguf ../shared/models/; }
 # the GEMV lab first (standalone: nvcc here): with small kernels between the GEMVs, PASS or not
 nvcc -O3 -arch=sm_90 -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
-echo "$(el) lab rc=$?"; grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -22; grep -c "^MISMATCH" "$OUT/lab.txt"
+rc=$?
+echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
+grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30
 for env in "HLLM_CUDA_PASS=1" "HLLM_CUDA_PASS=0"; do
     for t in test_cuda test_cuda_fuse test_exec_cuda; do
         env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
-        echo "$(el) $env $t rc=$?: $(tail -1 "$OUT/$t.log")"
+        rc=$?
+        echo "$(el) $env $t rc=$rc: $(tail -1 "$OUT/$t.log")"
         grep '^FAIL' "$OUT/$t.log" | head -5
     done
 done
@@ -42,11 +45,12 @@ cmp -s /tmp/s0.txt /tmp/s1.txt && echo "stories260K cpu vs cuda (PASS=1): SAME" 
 for t in $TYPES; do
     M=$W/l8-$t.gguf
     for p in 0 1; do HLLM_CUDA_PASS=$p timeout 60 $B/hllm run -m "$M" -p "$S" --temp 0 -n 32 --proc cuda >/tmp/t-$p.txt 2>/dev/null; done
-    cmp -s /tmp/t-0.txt /tmp/t-1.txt && echo "$t PASS 0 vs 1: SAME text" || echo "$t PASS 0 vs 1: DIFF"
+    if ! [ -s /tmp/t-0.txt ]; then echo "$t: no text (the run failed)"
+    elif cmp -s /tmp/t-0.txt /tmp/t-1.txt; then echo "$t PASS 0 vs 1: SAME text"; else echo "$t PASS 0 vs 1: DIFF"; fi
     for rep in $(seq 1 "$REPS"); do
         for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1" "HLLM_CUDA_PREFETCH=0"; do
             r=$(env $cfg timeout 60 $B/hllm bench -m "$M" --proc cuda -p 0 -n 128 -r 3 2>/dev/null | grep tg128)
-            echo "$(el) $t $cfg: $(echo "$r" | awk -F'|' '{print $(NF-1)}')"
+            echo "$(el) $t $cfg: $(echo "$r" | awk -F'|' 'NF > 1 {print $(NF-1)}')"
         done
     done
 done
