@@ -4,7 +4,7 @@
  * Weights are the processor's q4_0 layout (16 quant bytes a 32-element unit, f16 scales apart),
  * the activation q8_1 (int8 + (d, d * sum) a unit), the arithmetic that of k_gemv_q.
  *
- *   nvcc -O3 -arch=sm_90 -o gemv_lab bench/cuda/gemv_lab.cu && ./gemv_lab
+ *   nvcc -O3 -arch=sm_90 -Isrc -o gemv_lab bench/cuda/gemv_lab.cu && ./gemv_lab
  *
  * Prints, per variant, ms per step and GB/s of weights, beside a plain read of the same bytes.
  * The "+small" variants put a small kernel between each two GEMVs (two after q/k/v), as a
@@ -13,6 +13,7 @@
  * (k_pers_norm), so the two norm kernels of a layer and their boundaries go.
  * Last, "chain": the whole step as one persistent kernel with a grid barrier where each kernel
  * boundary was, what a persistent layer kernel would stream at best. */
+#include "proc/cuda/cuda_common.cuh" /* ld16w, cu_quant_unit: the engine's own */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -36,13 +37,6 @@ struct mat {
     int rows, nb;
 };
 
-static __device__ __forceinline__ int4 ldw(const void *p) {
-    int4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 static __device__ __forceinline__ int4 ld16(const void *p) { return __ldg((const int4 *)p); }
 static __device__ __forceinline__ void pf_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 static __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
@@ -99,7 +93,7 @@ __global__ void __launch_bounds__(128) k_row(mat m, const int8_t *__restrict__ x
     for (int i = 0; i < PRE; i++) {
         const int u = l + i * step;
         if (u < nb) {
-            pw[i] = ldw(row + (size_t)u * 16);
+            pw[i] = ld16w(row + (size_t)u * 16);
             pd[i] = drow[u];
         }
     }
@@ -112,7 +106,7 @@ __global__ void __launch_bounds__(128) k_row(mat m, const int8_t *__restrict__ x
         if (u < nb) acc += dot_unit(pw[i], pd[i], xq, xds, u);
     }
 #pragma unroll 2
-    for (int u = l + PRE * step; u < nb; u += step) acc += dot_unit(ldw(row + (size_t)u * 16), drow[u], xq, xds, u);
+    for (int u = l + PRE * step; u < nb; u += step) acc += dot_unit(ld16w(row + (size_t)u * 16), drow[u], xq, xds, u);
     acc = warp_sum(acc);
     if (WPR > 1) {
         __shared__ float red[4];
@@ -145,7 +139,7 @@ __global__ void __launch_bounds__(128) k_pers(mat m, const int8_t *__restrict__ 
         for (int i = 0; i < U; i++) {
             const int u = lane + 32 * i;
             if (rr < m.rows && u < nb) {
-                w[i] = ldw(m.q + ((size_t)rr * nb + u) * 16);
+                w[i] = ld16w(m.q + ((size_t)rr * nb + u) * 16);
                 dd[i] = m.d[(size_t)rr * nb + u];
             }
         }
@@ -223,7 +217,7 @@ __global__ void __launch_bounds__(128) k_chain(const mat *__restrict__ mats, int
         for (int i = 0; i < PRE; i++) {
             const int u = lane + 32 * i;
             if (gw < m.rows && u < m.nb) {
-                pw[i] = ldw(m.q + ((size_t)gw * m.nb + u) * 16);
+                pw[i] = ld16w(m.q + ((size_t)gw * m.nb + u) * 16);
                 pd[i] = m.d[(size_t)gw * m.nb + u];
             }
         }
@@ -243,7 +237,7 @@ __global__ void __launch_bounds__(128) k_chain(const mat *__restrict__ mats, int
             const uint8_t *row = m.q + (size_t)r * m.nb * 16;
             const __half *drow = m.d + (size_t)r * m.nb;
 #pragma unroll 2
-            for (int u = u0; u < m.nb; u += 32) acc += dot_unit(ldw(row + (size_t)u * 16), drow[u], xq, xds, u);
+            for (int u = u0; u < m.nb; u += 32) acc += dot_unit(ld16w(row + (size_t)u * 16), drow[u], xq, xds, u);
             acc = warp_sum(acc);
             if (lane == 0) y[r] = acc;
         }
@@ -271,7 +265,7 @@ __global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restric
 #pragma unroll
     for (int i = 0; i < 4; i++)
         if (r < m.rows) {
-            w[i] = ldw(m.q + ((size_t)r * 128 + lane + 32 * i) * 16);
+            w[i] = ld16w(m.q + ((size_t)r * 128 + lane + 32 * i) * 16);
             dd[i] = m.d[(size_t)r * 128 + lane + 32 * i];
         }
     pdl_wait();
@@ -286,17 +280,7 @@ __global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restric
     __syncthreads();
     const float rs = rsqrtf((part[0] + part[1] + part[2] + part[3]) / 4096.0f + 1e-5f);
     for (int u = warp; u < 128; u += 4) {
-        const float v = x[u * 32 + lane] * gamma[u * 32 + lane] * rs;
-        float amax = fabsf(v);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-        const float d = amax / 127.0f;
-        const int q = amax > 0.0f ? __float2int_rn(v / d) : 0;
-        int sum = q;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        sq[u * 32 + lane] = (int8_t)q;
-        if (lane == 0) sds[u] = make_float2(d, d * (float)sum);
+        cu_quant_unit(x[u * 32 + lane] * gamma[u * 32 + lane] * rs, sq + u * 32 + lane, sds + u, lane);
     }
     __syncthreads();
     for (; r < m.rows; r += nw) {
@@ -308,7 +292,7 @@ __global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restric
 #pragma unroll
         for (int i = 0; i < 4; i++)
             if (rn < m.rows) {
-                w[i] = ldw(m.q + ((size_t)rn * 128 + lane + 32 * i) * 16);
+                w[i] = ld16w(m.q + ((size_t)rn * 128 + lane + 32 * i) * 16);
                 dd[i] = m.d[(size_t)rn * 128 + lane + 32 * i];
             }
         float acc = 0.0f;
@@ -326,7 +310,7 @@ __global__ void __launch_bounds__(128) k_pers_norm(mat m, const float *__restric
 __global__ void k_read(const int4 *p, size_t n, int *sink) {
     int acc = 0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const int4 v = ldw(p + i);
+        const int4 v = ld16w(p + i);
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
     if (acc == 0x12345678) *sink = acc;

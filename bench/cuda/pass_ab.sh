@@ -24,7 +24,7 @@ echo "$(el) $($B/hllm --version | head -1) on $(nvidia-smi --query-gpu=name --fo
 [ -f ../shared/models/stories260K.gguf ] || { [ -f .carry/stories260K.gguf ] && mkdir -p ../shared/models &&
     cp .carry/stories260K.gguf ../shared/models/; }
 # the GEMV lab first (standalone: nvcc here): with small kernels between the GEMVs, PASS or not
-nvcc -O3 -arch=sm_90 -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
+nvcc -O3 -arch=sm_90 -Isrc -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
 rc=$?
 echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
 grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30

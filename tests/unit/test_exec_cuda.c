@@ -102,8 +102,9 @@ static hllm_plan *gpu_first_plan(const hllm_graph *g, int nl) {
 
 /* The split by heads and FFN columns: the GPU's share from VRAM and from host memory, the CPU's
  * (all_heads: every query head on the GPU, as the solver's attention-in-VRAM fills choose, the
- * CPU's share then only FFN columns); with a prompt plan, prompts run the attention whole on the GPU (reading the CPU's slice of the
- * KV cache from pinned host memory) and the CPU's matmul parts from host memory on the GPU. */
+ * CPU's share then only FFN columns); with a prompt plan, prompts run the attention whole on
+ * the GPU (reading the CPU's slice of the KV cache from pinned host memory) and the CPU's
+ * matmul parts from host memory on the GPU. */
 static hllm_plan *heads_plan(const hllm_graph *g, int64_t n_ff, bool with_prompt_plan, bool all_heads) {
     const int grp = g->n_head / g->n_head_kv, mems[2] = {HLLM_MEM_DEVICE, HLLM_MEM_HOST};
     hllm_plan *p = test_plan_heads(g, all_heads ? g->n_head : g->n_head / 2 / grp * grp, n_ff / 2, 1, 0, 2, mems,

