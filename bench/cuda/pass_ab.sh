@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One device call for the decode launch experiments of session 13 (run from the repo root):
-# the GEMV lab (bench/cuda/gemv_lab.cu), GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger the next launch before their wait) and
-# at the defaults, greedy text with and without it, then llama3-8b tg128 alternated: the
-# preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, and PASS=1.
+# the GEMV lab (bench/cuda/gemv_lab.cu), GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger
+# the next launch before their wait) and HLLM_CUDA_WPR_PRE=1 (session 14: as many warps a row as
+# the preload covers), and at the defaults, greedy text with and without PASS, then llama3-8b
+# tg128 alternated: the preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, PASS=1 and WPR_PRE=1.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
 # About 8 minutes with a carried build: give it the whole call (timeout_s 600), or TYPES=q4_0.
 # Env: TYPES (q4_0 q8_0 q4_k), REPS (2), W (/tmp/w), OUT. HLLM_CUDA_PREFETCH=0 last: the K-quants
-# keep the L2 prefetch the lab found costly between GEMVs back to back.
+# keep the L2 prefetch the lab found costly between GEMVs back to back. Then the GEMVs alone
+# (HLLM_CUDA_SKIP: every other op left out, timing only) against the lab's GEMV-only step.
 set -u
 TYPES=${TYPES:-q4_0 q8_0 q4_k} REPS=${REPS:-2} W=${W:-/tmp/w} OUT=${OUT:-/tmp/out}
 B=build-dev
@@ -28,7 +30,7 @@ nvcc -O3 -arch=sm_90 -Isrc -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 12
 rc=$?
 echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
 grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30
-for env in "HLLM_CUDA_PASS=1" "HLLM_CUDA_PASS=0"; do
+for env in "HLLM_CUDA_PASS=1 HLLM_CUDA_WPR_PRE=1" "HLLM_CUDA_PASS=0"; do
     for t in test_cuda test_cuda_fuse test_exec_cuda; do
         env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
         rc=$?
@@ -48,7 +50,8 @@ for t in $TYPES; do
     if ! [ -s /tmp/t-0.txt ]; then echo "$t: no text (the run failed)"
     elif cmp -s /tmp/t-0.txt /tmp/t-1.txt; then echo "$t PASS 0 vs 1: SAME text"; else echo "$t PASS 0 vs 1: DIFF"; fi
     for rep in $(seq 1 "$REPS"); do
-        for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1" "HLLM_CUDA_PREFETCH=0"; do
+        for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1" "HLLM_CUDA_PREFETCH=0" "HLLM_CUDA_WPR_PRE=1" \
+            "HLLM_CUDA_SKIP=rmsnorm,rope,kv,attention,swiglu,add"; do
             r=$(env $cfg timeout 60 $B/hllm bench -m "$M" --proc cuda -p 0 -n 128 -r 3 2>/dev/null | grep tg128)
             echo "$(el) $t $cfg: $(echo "$r" | awk -F'|' 'NF > 1 {print $(NF-1)}')"
         done

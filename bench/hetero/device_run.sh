@@ -15,7 +15,8 @@
 # Env: BUDGET (s, default 530), PRESET (llama3-8b), TYPES (q4_0 q8_0), NGLS (default: a quarter,
 # half and three quarters of the layers: 8 16 24 for 32), TH (16), PP (512), TG (64), REPS (2),
 # HLLM_CUDA (on), LLAMA_CUDA (ON), LLAMA_ARGS (extra llama-bench flags, e.g. "-fa off"),
-# BUNDLE (.carry/gitRelease.bundle), W (/tmp/hetero), OUT, COMMIT (the commit the results name;
+# BUNDLE (.carry/gitRelease.bundle), LLAMA_BENCH (a llama-bench built elsewhere for this host and
+# carried: no build), W (/tmp/hetero), OUT, COMMIT (the commit the results name;
 # default git rev-parse, which in the device's copy of the tree can name an older commit: pass
 # the hash literally, e.g. COMMIT=07e44a7).
 set -u
@@ -30,7 +31,7 @@ BUNDLE=${BUNDLE:-.carry/gitRelease.bundle}
 B=build-dev
 HLLM=$B/hllm
 LL=$W/llama                     # llama.cpp source + build
-LLB=$LL/build/bin/llama-bench
+LLB=${LLAMA_BENCH:-$LL/build/bin/llama-bench} # LLAMA_BENCH: a carried llama-bench (no build here)
 NCPU=$(nproc)
 T0=$(date +%s)
 el() { echo $(($(date +%s) - T0)); }

@@ -981,6 +981,8 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         cu_prefetch = !(e && e[0] == '0');
         e = getenv("HLLM_CUDA_PRELOAD");
         cu_preload = e && (e[0] == '0' || e[0] == '2') ? e[0] - '0' : 1;
+        e = getenv("HLLM_CUDA_WPR_PRE");
+        cu_wpr_pre = e && e[0] == '1';
         e = getenv("HLLM_CUDA_PROMPT_TILE"); /* elements of a dequantized prompt tile, for experiments */
         if (e && atoll(e) > 0) g_tile_elems = atoll(e);
         e = getenv("HLLM_CUDA_GEMV_WARPS");
