@@ -6,7 +6,8 @@
 # tg128 alternated: the preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, PASS=1 and WPR_PRE=1.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
 # About 8 minutes with a carried build: give it the whole call (timeout_s 600), or TYPES=q4_0.
-# Env: TYPES (q4_0 q8_0 q4_k), REPS (2), W (/tmp/w), OUT. HLLM_CUDA_PREFETCH=0 last: the K-quants
+# Env: TYPES (q4_0 q8_0 q4_k), REPS (2), TEST_ENVS and CFGS (';'-separated environments of the
+# test runs and of the timed runs), W (/tmp/w), OUT. HLLM_CUDA_PREFETCH=0 last: the K-quants
 # keep the L2 prefetch the lab found costly between GEMVs back to back. Then the GEMVs alone
 # (HLLM_CUDA_SKIP: every other op left out, timing only) against the lab's GEMV-only step.
 set -u
@@ -30,7 +31,8 @@ nvcc -O3 -arch=sm_90 -Isrc -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 12
 rc=$?
 echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
 grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30
-for env in "HLLM_CUDA_PASS=1 HLLM_CUDA_WPR_PRE=1" "HLLM_CUDA_PASS=0"; do
+IFS=";" read -r -a tenvs <<<"${TEST_ENVS:-HLLM_CUDA_PASS=1 HLLM_CUDA_WPR_PRE=1;HLLM_CUDA_PASS=0}"
+for env in "${tenvs[@]}"; do
     for t in test_cuda test_cuda_fuse test_exec_cuda; do
         env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
         rc=$?
@@ -44,14 +46,14 @@ M0=../shared/models/stories260K.gguf
 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cpu >/tmp/s0.txt 2>/dev/null
 HLLM_CUDA_PASS=1 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cuda >/tmp/s1.txt 2>/dev/null
 cmp -s /tmp/s0.txt /tmp/s1.txt && echo "stories260K cpu vs cuda (PASS=1): SAME" || echo "stories260K cpu vs cuda (PASS=1): DIFF"
+IFS=";" read -r -a cfgs <<<"${CFGS:-HLLM_CUDA_PRELOAD=0;HLLM_CUDA_PASS=0;HLLM_CUDA_PASS=1;HLLM_CUDA_PREFETCH=0;HLLM_CUDA_WPR_PRE=1;HLLM_CUDA_SKIP=rmsnorm,rope,kv,attention,swiglu,add}"
 for t in $TYPES; do
     M=$W/l8-$t.gguf
     for p in 0 1; do HLLM_CUDA_PASS=$p timeout 60 $B/hllm run -m "$M" -p "$S" --temp 0 -n 32 --proc cuda >/tmp/t-$p.txt 2>/dev/null; done
     if ! [ -s /tmp/t-0.txt ]; then echo "$t: no text (the run failed)"
     elif cmp -s /tmp/t-0.txt /tmp/t-1.txt; then echo "$t PASS 0 vs 1: SAME text"; else echo "$t PASS 0 vs 1: DIFF"; fi
     for rep in $(seq 1 "$REPS"); do
-        for cfg in "HLLM_CUDA_PRELOAD=0" "HLLM_CUDA_PASS=0" "HLLM_CUDA_PASS=1" "HLLM_CUDA_PREFETCH=0" "HLLM_CUDA_WPR_PRE=1" \
-            "HLLM_CUDA_SKIP=rmsnorm,rope,kv,attention,swiglu,add"; do
+        for cfg in "${cfgs[@]}"; do
             r=$(env $cfg timeout 60 $B/hllm bench -m "$M" --proc cuda -p 0 -n 128 -r 3 2>/dev/null | grep tg128)
             echo "$(el) $t $cfg: $(echo "$r" | awk -F'|' 'NF > 1 {print $(NF-1)}')"
         done
