@@ -7,8 +7,9 @@
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
 # About 8 minutes with a carried build: give it the whole call (timeout_s 600), or TYPES=q4_0.
 # Env: TYPES (q4_0 q8_0 q4_k), REPS (2), TEST_ENVS and CFGS (';'-separated environments of the
-# test runs and of the timed runs), W (/tmp/w), OUT. HLLM_CUDA_PREFETCH=0 last: the K-quants
-# keep the L2 prefetch the lab found costly between GEMVs back to back. Then the GEMVs alone
+# test runs and of the timed runs; TEST_ENVS= none), LAB (1; 0: no lab), W (/tmp/w), OUT.
+# HLLM_CUDA_PREFETCH=0: the K-quants keep the L2 prefetch the lab found costly between GEMVs
+# back to back. HLLM_CUDA_SKIP=...: the GEMVs alone
 # (HLLM_CUDA_SKIP: every other op left out, timing only) against the lab's GEMV-only step.
 set -u
 TYPES=${TYPES:-q4_0 q8_0 q4_k} REPS=${REPS:-2} W=${W:-/tmp/w} OUT=${OUT:-/tmp/out}
@@ -27,11 +28,13 @@ echo "$(el) $($B/hllm --version | head -1) on $(nvidia-smi --query-gpu=name --fo
 [ -f ../shared/models/stories260K.gguf ] || { [ -f .carry/stories260K.gguf ] && mkdir -p ../shared/models &&
     cp .carry/stories260K.gguf ../shared/models/; }
 # the GEMV lab first (standalone: nvcc here): with small kernels between the GEMVs, PASS or not
-nvcc -O3 -arch=sm_90 -Isrc -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
-rc=$?
-echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
-grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30
-IFS=";" read -r -a tenvs <<<"${TEST_ENVS:-HLLM_CUDA_PASS=1 HLLM_CUDA_WPR_PRE=1;HLLM_CUDA_PASS=0}"
+if [ "${LAB:-1}" = 1 ]; then
+    nvcc -O3 -arch=sm_90 -Isrc -o /tmp/gemv_lab bench/cuda/gemv_lab.cu && timeout 120 /tmp/gemv_lab 32 >"$OUT/lab.txt" 2>&1
+    rc=$?
+    echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
+    grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30
+fi
+IFS=";" read -r -a tenvs <<<"${TEST_ENVS-HLLM_CUDA_PASS=1 HLLM_CUDA_WPR_PRE=1;HLLM_CUDA_PASS=0}"
 for env in "${tenvs[@]}"; do
     for t in test_cuda test_cuda_fuse test_exec_cuda; do
         env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
