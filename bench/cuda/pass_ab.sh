@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# One device call for the decode launch experiments of session 13 (run from the repo root):
-# the GEMV lab (bench/cuda/gemv_lab.cu), GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger
-# the next launch before their wait) and HLLM_CUDA_WPR_PRE=1 (session 14: as many warps a row as
-# the preload covers), and at the defaults, greedy text with and without PASS, then llama3-8b
-# tg128 alternated: the preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, PASS=1 and WPR_PRE=1.
+# One device call for the decode launch experiments (sessions 13-14; run from the repo root): the
+# GEMV lab (bench/cuda/gemv_lab.cu); GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger the
+# next launch before their wait) and HLLM_CUDA_WPR_PRE=1 (as many warps a row as the preload
+# covers), and at the defaults; greedy text with PASS off and on; then llama3-8b tg128, the
+# timed configurations alternated (CFGS): the preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch
+# instead), the default, PASS=1, HLLM_CUDA_PREFETCH=0 (the K-quants keep the L2 prefetch the lab
+# found costly between GEMVs back to back), WPR_PRE=1, and the GEMVs alone (HLLM_CUDA_SKIP: every
+# other op left out, timing only) against the lab's GEMV-only step.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
 # About 8 minutes with a carried build: give it the whole call (timeout_s 600), or TYPES=q4_0.
 # Env: TYPES (q4_0 q8_0 q4_k), REPS (2), TEST_ENVS and CFGS (';'-separated environments of the
 # test runs and of the timed runs; TEST_ENVS= none), LAB (1; 0: no lab), W (/tmp/w), OUT.
-# HLLM_CUDA_PREFETCH=0: the K-quants keep the L2 prefetch the lab found costly between GEMVs
-# back to back. HLLM_CUDA_SKIP=...: the GEMVs alone
-# (HLLM_CUDA_SKIP: every other op left out, timing only) against the lab's GEMV-only step.
 set -u
 TYPES=${TYPES:-q4_0 q8_0 q4_k} REPS=${REPS:-2} W=${W:-/tmp/w} OUT=${OUT:-/tmp/out}
 B=build-dev
