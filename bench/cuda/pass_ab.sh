@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # One device call for the decode launch experiments (sessions 13-14; run from the repo root): the
 # GEMV lab (bench/cuda/gemv_lab.cu); GPU tests with HLLM_CUDA_PASS=1 (small kernels trigger the
-# next launch before their wait) and HLLM_CUDA_WPR_PRE=1 (as many warps a row as the preload
-# covers), and at the defaults; greedy text with PASS off and on; then llama3-8b tg128, the
-# timed configurations alternated (CFGS): the preload off (HLLM_CUDA_PRELOAD=0, the L2 prefetch
-# instead), the default, PASS=1, HLLM_CUDA_PREFETCH=0 (the K-quants keep the L2 prefetch the lab
-# found costly between GEMVs back to back), WPR_PRE=1, and the GEMVs alone (HLLM_CUDA_SKIP: every
-# other op left out, timing only) against the lab's GEMV-only step.
+# next launch before their wait) and at the defaults; greedy text with PASS off and on; then
+# llama3-8b tg128, the timed configurations alternated (CFGS): the preload off
+# (HLLM_CUDA_PRELOAD=0, the L2 prefetch instead), the default, PASS=1, HLLM_CUDA_PREFETCH=0 (the
+# K-quants keep the L2 prefetch the lab found costly between GEMVs back to back), and the GEMVs
+# alone (HLLM_CUDA_SKIP: every other op left out, timing only) against the lab's GEMV-only step.
 # Uses a carried build-dev (hllm and the test programs), else builds it (~2 min on 16 cores).
 # About 8 minutes with a carried build: give it the whole call (timeout_s 600), or TYPES=q4_0.
 # Env: TYPES (q4_0 q8_0 q4_k), REPS (2), TEST_ENVS and CFGS (';'-separated environments of the
@@ -34,7 +33,7 @@ if [ "${LAB:-1}" = 1 ]; then
     echo "$(el) lab rc=$rc, rows that differ: $(grep -c "^MISMATCH" "$OUT/lab.txt")"
     grep -vE "^MISMATCH" "$OUT/lab.txt" | tail -30
 fi
-IFS=";" read -r -a tenvs <<<"${TEST_ENVS-HLLM_CUDA_PASS=1 HLLM_CUDA_WPR_PRE=1;HLLM_CUDA_PASS=0}"
+IFS=";" read -r -a tenvs <<<"${TEST_ENVS-HLLM_CUDA_PASS=1;HLLM_CUDA_PASS=0}"
 for env in "${tenvs[@]}"; do
     for t in test_cuda test_cuda_fuse test_exec_cuda; do
         env $env timeout 240 ./$B/$t >"$OUT/$t.log" 2>&1
@@ -49,7 +48,7 @@ M0=../shared/models/stories260K.gguf
 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cpu >/tmp/s0.txt 2>/dev/null
 HLLM_CUDA_PASS=1 $B/hllm run -m $M0 -p "$S" --temp 0 -n 48 --proc cuda >/tmp/s1.txt 2>/dev/null
 cmp -s /tmp/s0.txt /tmp/s1.txt && echo "stories260K cpu vs cuda (PASS=1): SAME" || echo "stories260K cpu vs cuda (PASS=1): DIFF"
-IFS=";" read -r -a cfgs <<<"${CFGS:-HLLM_CUDA_PRELOAD=0;HLLM_CUDA_PASS=0;HLLM_CUDA_PASS=1;HLLM_CUDA_PREFETCH=0;HLLM_CUDA_WPR_PRE=1;HLLM_CUDA_SKIP=rmsnorm,rope,kv,attention,swiglu,add}"
+IFS=";" read -r -a cfgs <<<"${CFGS:-HLLM_CUDA_PRELOAD=0;HLLM_CUDA_PASS=0;HLLM_CUDA_PASS=1;HLLM_CUDA_PREFETCH=0;HLLM_CUDA_SKIP=rmsnorm,rope,kv,attention,swiglu,add}"
 for t in $TYPES; do
     M=$W/l8-$t.gguf
     for p in 0 1; do HLLM_CUDA_PASS=$p timeout 60 $B/hllm run -m "$M" -p "$S" --temp 0 -n 32 --proc cuda >/tmp/t-$p.txt 2>/dev/null; done

@@ -198,8 +198,6 @@ extern bool cu_prefetch;
 /* One-token Q4_0 / Q8_0 GEMVs load their first weights before the PDL wait: 1 (default) rows in
  * VRAM, 2 host rows too (experiment), 0 none (their L2 prefetch back on): HLLM_CUDA_PRELOAD. */
 extern int cu_preload;
-/* HLLM_CUDA_WPR_PRE=1 (experiment): preloaded GEMV rows get the warps that make the preload cover them. */
-extern bool cu_wpr_pre;
 /* HLLM_CUDA_PREFETCH_ATTN=0 turns the decode attention's L2 prefetch of the KV cache off. */
 extern bool cu_prefetch_attn;
 /* HLLM_CUDA_PASS=1: the small decode kernels trigger the next launch before their PDL wait

@@ -233,7 +233,6 @@ bool cu_pdl = false;
 bool cu_pdl_op = false;
 bool cu_prefetch = true;
 int cu_preload = 1;
-bool cu_wpr_pre = false;
 bool cu_prefetch_attn = true;
 
 struct gsegs_k {
@@ -686,14 +685,6 @@ int cu_gemv_multi(cudaStream_t st, const cu_gseg *segs, int n_segs, const float 
         S.pre[S.n] = preload && (g.pf || cu_preload == 2);
         S.s[S.n].pf = g.pf && cu_prefetch && !S.pre[S.n];
         S.wpr[S.n] = gemv_wpr(g.lr1 - g.lr0, units);
-        /* HLLM_CUDA_WPR_PRE=1 (experiment): enough warps a row (at most 4) that the preload
-         * covers the whole row, so no lane loads after the wait (the GEMV lab's llama3-8b
-         * down-projection ran 3% faster at 4 warps a row than at 2 with 4 units preloaded) */
-        if (cu_wpr_pre && S.pre[S.n]) {
-            const int64_t per_warp = 32 * (int64_t)(g.m.type == HLLM_TYPE_Q4_0 ? gemv_preload<HLLM_TYPE_Q4_0>()
-                                                                               : gemv_preload<HLLM_TYPE_Q8_0>());
-            while (S.wpr[S.n] < 4 && units > per_warp * S.wpr[S.n]) S.wpr[S.n] *= 2;
-        }
         /* float weights: rows are 2-4x longer in bytes than quantized ones; 4 warps a row keep
          * more loads in flight per row (F16 decode on H100, llama3-8b: 1-2 warps 135.6 tok/s,
          * 4 warps 153.7) */

@@ -981,19 +981,23 @@ extern "C" hllm_proc *hllm_proc_cuda_new(int device) {
         cu_prefetch = !(e && e[0] == '0');
         e = getenv("HLLM_CUDA_PRELOAD");
         cu_preload = e && (e[0] == '0' || e[0] == '2') ? e[0] - '0' : 1;
-        e = getenv("HLLM_CUDA_WPR_PRE");
-        cu_wpr_pre = e && e[0] == '1';
         e = getenv("HLLM_CUDA_PROMPT_TILE"); /* elements of a dequantized prompt tile, for experiments */
         if (e && atoll(e) > 0) g_tile_elems = atoll(e);
         e = getenv("HLLM_CUDA_GEMV_WARPS");
         if (e && atoi(e) > 0) cu_gemv_warps = atoi(e);
         e = getenv("HLLM_CUDA_PREFETCH_ATTN");
         cu_prefetch_attn = !(e && e[0] == '0');
+        /* HLLM_CUDA_PASS=1: every small kernel; or some of them by name (ops: norms, rope/KV,
+         * SwiGLU, adds; attn: decode attention; quant: the activation quantization), to find
+         * which ones gain or lose (all of them lost 3% on llama3-8b q4_0, H100, session 14) */
         e = getenv("HLLM_CUDA_PASS");
-        const bool pass = e && e[0] == '1';
-        if (!(cu_pass_set_ops(pass) && cu_pass_set_attn(pass) && cu_pass_set_matmul(pass))) {
+        const bool all = e && !strcmp(e, "1");
+        const bool p_ops = all || (e && strstr(e, "ops")), p_attn = all || (e && strstr(e, "attn")),
+                   p_quant = all || (e && strstr(e, "quant"));
+        if (!(cu_pass_set_ops(p_ops) && cu_pass_set_attn(p_attn) && cu_pass_set_matmul(p_quant))) {
             cudaGetLastError();
-            if (pass) fprintf(stderr, "hllm: HLLM_CUDA_PASS=1 ignored: its flag could not be set on the device\n");
+            if (p_ops || p_attn || p_quant)
+                fprintf(stderr, "hllm: HLLM_CUDA_PASS=%s ignored: its flags could not be set on the device\n", e);
         }
         cu_steps_configure();
     }
