@@ -310,9 +310,9 @@ static __device__ __forceinline__ void row_store(const cu_gseg &g, int64_t r, co
     if (g.yadd) g.yadd[lane * g.ldadd + gr] += v;
 }
 
-/* acc[t] += the dot of units u0, u0 + step, ... of local row r with token t's q8_1 activation.
- * Every quantized GEMV kernel accumulates through this one function (same order, same
- * arithmetic), so a row computed by any of them is the same bit for bit. */
+/* acc[t] += the dot of one decoded unit u (weights w, scales a0 a1, offset b) with unit u of
+ * token t's q8_1 activation. Every quantized GEMV kernel accumulates through this one function
+ * (same order, same arithmetic), so a row computed by any of them is the same bit for bit. */
 template <int NT>
 static __device__ __forceinline__ void dot_one(const int w[8], float a0, float a1, float b, int64_t u, int64_t nb,
                                                int64_t cols, const int8_t *__restrict__ xq,
